@@ -1,0 +1,3 @@
+"""plantwatch: watch production lines from sensor to dashboard."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""DuckDB: the local sink and query store. Ingest goes through Arrow tables; every query is parameterised."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from plantwatch.contract.batch import ScoredBatch
+from plantwatch.contract.rejection import QuarantineEntry
+from plantwatch.ports import WriteOutcome
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    plant VARCHAR NOT NULL, line VARCHAR NOT NULL, asset VARCHAR NOT NULL,
+    sensor_id VARCHAR NOT NULL, sensor_type VARCHAR NOT NULL, unit VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL, value DOUBLE NOT NULL, score DOUBLE NOT NULL, anomaly BOOLEAN NOT NULL,
+    reasons VARCHAR[] NOT NULL, batch_key VARCHAR NOT NULL, model VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_key VARCHAR PRIMARY KEY, gateway_id VARCHAR NOT NULL, seq BIGINT NOT NULL,
+    plant VARCHAR NOT NULL, readings INTEGER NOT NULL, ingested_at TIMESTAMP NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    received_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+    sensor_id VARCHAR, payload_bytes INTEGER NOT NULL
+);
+"""
+
+_READINGS_SCHEMA = pa.schema(
+    [
+        ("plant", pa.string()),
+        ("line", pa.string()),
+        ("asset", pa.string()),
+        ("sensor_id", pa.string()),
+        ("sensor_type", pa.string()),
+        ("unit", pa.string()),
+        ("ts", pa.timestamp("ms")),
+        ("value", pa.float64()),
+        ("score", pa.float64()),
+        ("anomaly", pa.bool_()),
+        ("reasons", pa.list_(pa.string())),
+        ("batch_key", pa.string()),
+        ("model", pa.string()),
+    ]
+)
+
+
+def readings_table(batches: Sequence[ScoredBatch]) -> pa.Table:
+    """The readings of ``batches`` as one Arrow table (the archive writes the same table as Parquet)."""
+    cols: dict[str, list[Any]] = {name: [] for name in _READINGS_SCHEMA.names}
+    for batch in batches:
+        model = f"{batch.model.name}@{batch.model.version}"
+        for scored in batch.readings:
+            r = scored.reading
+            cols["plant"].append(r.plant)
+            cols["line"].append(r.line)
+            cols["asset"].append(r.asset)
+            cols["sensor_id"].append(r.sensor_id)
+            cols["sensor_type"].append(r.sensor_type)
+            cols["unit"].append(r.unit)
+            cols["ts"].append(r.ts_ms)
+            cols["value"].append(r.value)
+            cols["score"].append(scored.score)
+            cols["anomaly"].append(scored.anomaly)
+            cols["reasons"].append(list(scored.reasons))
+            cols["batch_key"].append(batch.key)
+            cols["model"].append(model)
+    return pa.table(cols, schema=_READINGS_SCHEMA)
+
+
+class DuckDBStore:
+    """Readings, batch ledger and quarantine counts in one DuckDB file; safe to share between threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        if isinstance(path, Path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(path))
+        self._write_lock = threading.Lock()
+        self._con.execute(_SCHEMA)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one thread's queries."""
+        return self._con.cursor()
+
+    def write(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
+        """Store batches not stored before, atomically with their keys in the batch ledger."""
+        unique = {batch.key: batch for batch in batches}
+        with self._write_lock:
+            cur = self._con.cursor()
+            keys = list(unique)
+            seen = {
+                row[0]
+                for row in cur.execute(
+                    "SELECT batch_key FROM batches WHERE batch_key IN (SELECT unnest(?::VARCHAR[]))", [keys]
+                ).fetchall()
+            }
+            fresh = [batch for key, batch in unique.items() if key not in seen]
+            duplicates = len(batches) - len(fresh)
+            if not fresh:
+                return WriteOutcome(written=0, duplicate_batches=duplicates)
+            table = readings_table(fresh)
+            ledger = pa.table(
+                {
+                    "batch_key": [b.key for b in fresh],
+                    "gateway_id": [b.gateway_id for b in fresh],
+                    "seq": pa.array([b.seq for b in fresh], pa.int64()),
+                    "plant": [b.plant for b in fresh],
+                    "readings": pa.array([len(b.readings) for b in fresh], pa.int32()),
+                }
+            )
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.register("incoming_readings", table)
+                cur.register("incoming_batches", ledger)
+                cur.execute("INSERT INTO readings SELECT * FROM incoming_readings")
+                cur.execute(
+                    "INSERT INTO batches (batch_key, gateway_id, seq, plant, readings) SELECT * FROM incoming_batches"
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.unregister("incoming_readings")
+                cur.unregister("incoming_batches")
+        return WriteOutcome(written=table.num_rows, duplicate_batches=duplicates)
+
+    def record_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:
+        """Keep a row per rejection, so the API can count and show them."""
+        if not entries:
+            return
+        table = pa.table(
+            {
+                "received_at": pa.array([e.received_at_ms for e in entries], pa.timestamp("ms")),
+                "source": [e.source for e in entries],
+                "reason": [e.reason for e in entries],
+                "sensor_id": [e.sensor_id for e in entries],
+                "payload_bytes": pa.array([e.payload_bytes for e in entries], pa.int32()),
+            }
+        )
+        with self._write_lock:
+            cur = self._con.cursor()
+            cur.register("incoming_quarantine", table)
+            try:
+                cur.execute("INSERT INTO quarantine SELECT * FROM incoming_quarantine")
+            finally:
+                cur.unregister("incoming_quarantine")
+
+    def close(self) -> None:
+        """Checkpoint and close the database."""
+        with self._write_lock:
+            self._con.execute("CHECKPOINT")
+            self._con.close()

@@ -1,0 +1,19 @@
+"""MQTT topics: one place that spells them, for gateways, bridges, IoT policies and tests."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Gateways publish under their own id (== IoT thing name), so a policy can confine each to its topics.
+BATCH_TOPIC_FILTER: Final = "plantwatch/gateways/+/batches"
+ALERT_TOPIC_FILTER: Final = "plantwatch/gateways/+/alerts"
+
+
+def batch_topic(gateway_id: str) -> str:
+    """Where a gateway publishes its scored batches."""
+    return f"plantwatch/gateways/{gateway_id}/batches"
+
+
+def alert_topic(gateway_id: str) -> str:
+    """Where a gateway publishes its alerts."""
+    return f"plantwatch/gateways/{gateway_id}/alerts"

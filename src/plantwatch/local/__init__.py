@@ -1,0 +1,1 @@
+"""The one-command local platform: embedded broker, simulated plant, gateways, stream, store, archive, API."""

@@ -1,0 +1,293 @@
+"""Composition root of the local platform (``plantwatch up``).
+
+broker (amqtt) <- gateways (simulator source, threshold scoring, SQLite spool, MQTT uplink)
+broker -> bridge (MQTT subscriber) -> durable local stream (SQLite) -> stream processor -> DuckDB + archive
+DuckDB -> HTTP API (FastAPI on uvicorn)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import uvicorn
+
+from plantwatch.adapters.amqtt_broker import EmbeddedBroker
+from plantwatch.adapters.clock import SystemClock
+from plantwatch.adapters.duckdb_queries import DuckDBQueries
+from plantwatch.adapters.duckdb_store import DuckDBStore
+from plantwatch.adapters.fs_archive import FilesystemArchive
+from plantwatch.adapters.mqtt import MqttBridge, MqttEndpoint, MqttUplink
+from plantwatch.adapters.simulator_source import SimulatorSource
+from plantwatch.adapters.sqlite_spool import SqliteSpool
+from plantwatch.adapters.sqlite_stream import SqliteStream
+from plantwatch.api.app import create_app
+from plantwatch.contract.legacy import LEGACY_TOPIC_FILTER, LegacyDefaults
+from plantwatch.contract.topics import BATCH_TOPIC_FILTER
+from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
+from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.services.gateway import Gateway, GatewayConfig
+from plantwatch.services.stream_processing import ProcessReport, StreamProcessor
+
+log = logging.getLogger(__name__)
+CONSUMER = "stream-processor"
+STREAM_RETENTION_MS = 24 * 3600 * 1000
+
+
+class PlatformOptions(msgspec.Struct, kw_only=True):
+    """Everything ``plantwatch up`` takes."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mqtt_port: int = 1883
+    duration_s: float | None = None
+    simulation: SimulationConfig = msgspec.field(default_factory=SimulationConfig)
+    progress_every_s: float = 2.0
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _simulation(options: PlatformOptions, clock: SystemClock) -> SimulationConfig:
+    """The simulation of this data dir: its anchor (start of the fault schedule) is kept across runs."""
+    path = options.data_dir / "simulation.json"
+    if path.exists():
+        saved = msgspec.json.decode(path.read_bytes(), type=SimulationConfig)
+        return msgspec.structs.replace(options.simulation, anchor_ms=saved.anchor_ms)
+    config = msgspec.structs.replace(options.simulation, anchor_ms=clock.now_ms())
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(config)))
+    return config
+
+
+class _Worker:
+    """A named background loop that calls ``step`` until stopped, logging (not dying on) failures."""
+
+    def __init__(self, name: str, step: Callable[[], bool], idle_s: float = 0.2) -> None:
+        self.name = name
+        self.step = step
+        self.idle_s = idle_s
+        self.wake = threading.Event()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self.stop_event.is_set():
+            try:
+                busy = self.step()
+                backoff = 0.5
+            except Exception:
+                log.exception("%s failed; retrying in %.1f s", self.name, backoff)
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if not busy:
+                self.wake.wait(self.idle_s)
+                self.wake.clear()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+        self.thread.join(timeout=10)
+
+
+class LocalPlatform:
+    """Builds and runs every part of the local platform in one process."""
+
+    def __init__(self, options: PlatformOptions, *, out: Callable[[str], None] = print) -> None:
+        self.options = options
+        self.out = out
+        self.clock = SystemClock()
+        data = options.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self.simulation = _simulation(options, self.clock)
+        self.simulator = PlantSimulator(self.simulation)
+        (data / "faults.json").write_text(
+            json.dumps(
+                [
+                    msgspec.to_builtins(f)
+                    for f in self.simulator.faults_between(self.simulation.anchor_ms, self.clock.now_ms() + 86_400_000)
+                ],
+                indent=1,
+            )
+        )
+        self.endpoint = MqttEndpoint(host=options.host, port=options.mqtt_port)
+        self.stream = SqliteStream(data / "stream.sqlite")
+        self.store = DuckDBStore(data / "plantwatch.duckdb")
+        self.archive = FilesystemArchive(data / "archive")
+        self.processor = StreamProcessor(
+            sink=self.store,
+            archive=self.archive,
+            clock=self.clock,
+            legacy_defaults=LegacyDefaults(plant=self.simulation.plant),
+        )
+        self.totals = ProcessReport()
+        self.gateways: list[Gateway] = []
+        self.uplinks: list[MqttUplink] = []
+        self.spools: list[SqliteSpool] = []
+        scorer = ThresholdScorer(limits=SIMULATED_PLANT_LIMITS)
+        for line in self.simulator.lines:
+            gateway_id = f"gw-{line}"
+            spool = SqliteSpool(data / "gateways" / f"{gateway_id}.spool.sqlite")
+            uplink = MqttUplink(spool, self.endpoint, client_id=gateway_id)
+            self.spools.append(spool)
+            self.uplinks.append(uplink)
+            self.gateways.append(
+                Gateway(
+                    config=GatewayConfig(gateway_id=gateway_id, plant=self.simulation.plant),
+                    sources=[SimulatorSource(self.simulator, line)],
+                    scorer=scorer,
+                    model=THRESHOLD_MODEL,
+                    spool=spool,
+                    on_spooled=uplink.nudge,
+                )
+            )
+        self.bridge = MqttBridge(
+            self._deliver,
+            self.endpoint,
+            client_id="plantwatch-bridge",
+            topics=[BATCH_TOPIC_FILTER, LEGACY_TOPIC_FILTER],
+        )
+        self.consumer = _Worker("stream-processor", self._consume)
+        self.gateway_worker = _Worker("gateways", self._gateways_step, idle_s=0.1)
+        self.broker = EmbeddedBroker(host=options.host, port=options.mqtt_port)
+        self.app = create_app(DuckDBQueries(self.store), status=self.status)
+        self._last_trim_ms = 0
+
+    # --- loops -------------------------------------------------------------------------------------------
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        self.stream.append(topic, payload, self.clock.now_ms())
+        self.consumer.wake.set()
+
+    def _consume(self) -> bool:
+        records = self.stream.read(CONSUMER, 200)
+        if not records:
+            return False
+        report = self.processor.process(records)
+        self.stream.commit(CONSUMER, records[-1].record_id)
+        for field in ("records", "readings_in", "written", "duplicate_batches", "quarantined"):
+            setattr(self.totals, field, getattr(self.totals, field) + getattr(report, field))
+        now = self.clock.now_ms()
+        if now - self._last_trim_ms > 60_000:
+            self.stream.trim(CONSUMER, now - STREAM_RETENTION_MS)
+            self._last_trim_ms = now
+        return True
+
+    def _gateways_step(self) -> bool:
+        now = self.clock.now_ms()
+        for gateway in self.gateways:
+            gateway.step(now)
+        return False
+
+    def status(self) -> dict[str, Any]:
+        """Live figures for the health endpoint and the progress line."""
+        return {
+            "stream_backlog": self.stream.backlog(CONSUMER),
+            "spooled_batches": sum(s.depth() for s in self.spools),
+            "gateways_connected": sum(u.connected for u in self.uplinks),
+            "readings_scored": sum(g.counters.readings for g in self.gateways),
+            "readings_written": self.totals.written,
+            "duplicate_batches": self.totals.duplicate_batches,
+            "quarantined": self.totals.quarantined,
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start everything, report progress until ``stop`` is set or the duration ends, then stop cleanly."""
+        opts = self.options
+        for name, port in (("MQTT", opts.mqtt_port), ("HTTP", opts.port)):
+            if not _port_free(opts.host, port):
+                flag = "--mqtt-port" if name == "MQTT" else "--port"
+                raise SystemExit(f"plantwatch: {name} port {port} on {opts.host} is in use; choose another with {flag}")
+        await self.broker.start()
+        server = uvicorn.Server(
+            uvicorn.Config(self.app, host=opts.host, port=opts.port, log_level="warning", lifespan="off")
+        )
+        server_task = asyncio.create_task(server.serve())
+        try:
+            self.bridge.start()
+            await asyncio.to_thread(self.bridge.wait_subscribed, 10)
+            self.consumer.thread.start()
+            for uplink in self.uplinks:
+                uplink.start()
+            self.gateway_worker.thread.start()
+            while not server.started:
+                if server_task.done():
+                    raise SystemExit("plantwatch: the HTTP API failed to start")
+                await asyncio.sleep(0.05)
+            self.out(
+                f"plantwatch is up: API http://{opts.host}:{opts.port} (OpenAPI /openapi.json, docs /docs), "
+                f"MQTT {opts.host}:{opts.mqtt_port}, data in {opts.data_dir}"
+            )
+            await self._report_until(stop)
+        finally:
+            await asyncio.to_thread(self._shutdown)
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await server_task
+            await self.broker.stop()
+            self.store.close()
+            self.stream.close()
+            for spool in self.spools:
+                spool.close()
+            self.out("plantwatch stopped cleanly")
+
+    async def _report_until(self, stop: asyncio.Event) -> None:
+        started = time.monotonic()
+        last_t, last_n = started, 0
+        deadline = started + self.options.duration_s if self.options.duration_s is not None else None
+        while not stop.is_set():
+            timeout = self.options.progress_every_s
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=timeout)
+            now = time.monotonic()
+            s = self.status()
+            rate = (s["readings_written"] - last_n) / max(now - last_t, 1e-6)
+            last_t, last_n = now, s["readings_written"]
+            anomalies = sum(g.counters.anomalies for g in self.gateways)
+            self.out(
+                f"{rate:7.1f} readings/s stored | {s['readings_written']} stored | {anomalies} anomalies | "
+                f"{s['quarantined']} quarantined | backlog {s['stream_backlog']} records, "
+                f"{s['spooled_batches']} spooled batches"
+            )
+            if deadline is not None and now >= deadline:
+                return
+
+    def _shutdown(self) -> None:
+        """Stop in data-flow order, so what was read is spooled, published, streamed and stored if it can be."""
+        self.gateway_worker.stop()
+        for gateway in self.gateways:
+            gateway.flush()
+        for uplink in self.uplinks:
+            uplink.drain(timeout_s=5)
+            uplink.stop()
+        # let the bridge take what the broker still delivers, then drain the stream into the store
+        deadline = time.monotonic() + 5
+        last = -1
+        while time.monotonic() < deadline and self.bridge.received != last:
+            last = self.bridge.received
+            time.sleep(0.3)
+        self.bridge.stop()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.stream.backlog(CONSUMER):
+            time.sleep(0.1)
+        self.consumer.stop()
