@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
+PORT ?= 8080
+MQTT_PORT ?= 1883
 demo: $(STAMP)
-	$(BIN)/plantwatch up --data-dir .plantwatch-demo
+	$(BIN)/plantwatch up --data-dir .plantwatch-demo --port $(PORT) --mqtt-port $(MQTT_PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -30,6 +30,8 @@ def _up(args: argparse.Namespace) -> int:
             fault_after_s=args.fault_after,
             fault_every_s=args.fault_every,
             fault_duration_s=args.fault_duration,
+            fault_stagger_s=args.fault_stagger,
+            fault_ramp_s=args.fault_ramp,
         ),
     )
 
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--fault-after", type=float, default=20.0, help="seconds from first start to the first fault")
     sim.add_argument("--fault-every", type=float, default=300.0, help="seconds between faults on a line")
     sim.add_argument("--fault-duration", type=float, default=60.0, help="seconds each fault lasts")
+    sim.add_argument("--fault-stagger", type=float, default=10.0, help="seconds between the lines' faults")
+    sim.add_argument("--fault-ramp", type=float, default=15.0, help="seconds a fault takes to develop fully")
     up.set_defaults(func=_up)
     return parser
 

@@ -12,7 +12,7 @@ import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from plantwatch.ports import Spool
+from plantwatch.ports import Spool, SpooledBatch
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class MqttUplink:
         self._lock = threading.Condition()
         self._inflight: dict[int, int] = {}  # paho mid -> spool id
         self._pending: set[int] = set()  # spool ids handed to paho, not yet acknowledged
+        self._early_acks: set[int] = set()
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"uplink-{client_id}", daemon=True)
@@ -112,35 +113,46 @@ class MqttUplink:
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         with self._lock:
             spool_id = self._inflight.pop(mid, None)
-            if spool_id is None:
+            if spool_id is None:  # acknowledged before _run registered the mid
+                self._early_acks.add(mid)
                 return
-            self.spool.remove([spool_id])
-            self._pending.discard(spool_id)
-            self.published += 1
-            self._lock.notify_all()
+            self._acknowledged(spool_id)
+
+    def _acknowledged(self, spool_id: int) -> None:
+        self.spool.remove([spool_id])
+        self._pending.discard(spool_id)
+        self.published += 1
+        self._lock.notify_all()
+
+    def _next_to_send(self) -> list[SpooledBatch]:
+        with self._lock:
+            if not self._connected.is_set() or len(self._pending) >= self.inflight_limit:
+                self._lock.wait(timeout=0.5)
+                return []
+            room = self.inflight_limit - len(self._pending)
+            waiting = [b for b in self.spool.peek(room + len(self._pending)) if b.spool_id not in self._pending]
+            if not waiting:
+                self._lock.wait(timeout=0.5)
+            chosen = waiting[:room]
+            self._pending.update(b.spool_id for b in chosen)
+            return chosen
 
     def _run(self) -> None:
+        # paho's network thread holds its own locks while it calls _on_publish, so publish() is never
+        # called while holding self._lock (that would deadlock)
         while not self._stop.is_set():
-            with self._lock:
-                if not self._connected.is_set() or len(self._pending) >= self.inflight_limit:
-                    self._lock.wait(timeout=0.5)
-                    continue
-                waiting = [
-                    b
-                    for b in self.spool.peek(self.inflight_limit + len(self._pending))
-                    if b.spool_id not in self._pending
-                ]
-                if not waiting:
-                    self._lock.wait(timeout=0.5)
-                    continue
-                for batch in waiting[: self.inflight_limit - len(self._pending)]:
-                    info = self._client.publish(batch.topic, batch.payload, qos=1)
+            for batch in self._next_to_send():
+                info = self._client.publish(batch.topic, batch.payload, qos=1)
+                with self._lock:
                     if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                         log.warning("publish of batch %s failed to queue (rc=%s); will retry", batch.seq, info.rc)
-                        break
-                    # paho keeps a QoS 1 message it accepted and resends it after a reconnect
-                    self._inflight[info.mid] = batch.spool_id
-                    self._pending.add(batch.spool_id)
+                        self._pending.discard(batch.spool_id)
+                    elif info.mid in self._early_acks:
+                        self._early_acks.discard(info.mid)
+                        self._acknowledged(batch.spool_id)
+                    else:
+                        # paho keeps a QoS 1 message it accepted and resends it after a reconnect
+                        self._inflight[info.mid] = batch.spool_id
 
 
 class MqttBridge:

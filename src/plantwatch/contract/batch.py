@@ -95,6 +95,8 @@ def _encode_one(header: BatchHeader, seq: int, readings: Sequence[ScoredReading]
     columns = _WireColumns(sensor=[], ts=[], value=[], score=[], anomaly=[], reasons=[])
     for scored in readings:
         reading = scored.reading
+        if reading.plant != header.plant:
+            raise ValueError(f"reading of plant {reading.plant!r} in a batch of plant {header.plant!r}")
         ref = reading.sensor
         columns.sensor.append(index.setdefault(ref, len(index)))
         columns.ts.append(reading.ts_ms)

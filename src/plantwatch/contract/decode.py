@@ -7,6 +7,7 @@ bad header, columns of different lengths); otherwise each bad reading is rejecte
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any, Final, Literal
 
@@ -66,10 +67,9 @@ def decode_payload(
         if isinstance(inflated, str):
             return _rejected(inflated)
         payload = inflated
-    try:
-        document = msgspec.json.decode(payload)
-    except msgspec.DecodeError as exc:
-        return _rejected(f"payload is neither gzip nor JSON ({exc}): expected a scored batch or raw reading")
+    document = _parse_json(payload)
+    if isinstance(document, _Invalid):
+        return _rejected(f"payload is neither gzip nor JSON ({document.error}): expected a scored batch or raw reading")
     if not isinstance(document, dict):
         return _rejected(f"payload is a JSON {type(document).__name__}, expected an object")
     if looks_legacy(document):
@@ -83,6 +83,22 @@ def decode_payload(
         "unrecognised payload: expected a scored batch (schema_version, gateway_id, seq, ...) or a raw reading "
         "(sensor_id, production_line, type, value, timestamp)"
     )
+
+
+class _Invalid(msgspec.Struct, frozen=True):
+    error: str
+
+
+def _parse_json(payload: bytes) -> Any:
+    """Parse JSON fast; fall back to the lenient stdlib parser so that one NaN, Infinity or 1e999 cell
+    becomes a per-reading rejection instead of making the whole batch unreadable."""
+    try:
+        return msgspec.json.decode(payload)
+    except msgspec.DecodeError as exc:
+        try:
+            return json.loads(payload)
+        except (ValueError, RecursionError):
+            return _Invalid(str(exc))
 
 
 def _gunzip(payload: bytes) -> bytes | str:

@@ -1,0 +1,73 @@
+"""Shared test helpers: real dependencies are required under CI, free ports, readiness waits."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _missing(what: str) -> None:
+    message = f"{what} is required for this test but is not installed"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: .ci/run must install it)")
+    pytest.skip(message)
+
+
+def require_binary(name: str) -> str:
+    """Path of an executable; under CI=true a missing one fails the test instead of skipping it."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if path is None:
+        _missing(f"the program {name!r}")
+    assert path is not None
+    return path
+
+
+def require_module(name: str) -> None:
+    """Import check; under CI=true a missing module fails the test instead of skipping it."""
+    if importlib.util.find_spec(name) is None:
+        _missing(f"the Python module {name!r}")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (never 1883 or 8080)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in (1883, 8080):
+            return port
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # the thing may not be up yet
+            last_error = exc
+        time.sleep(interval)
+    pytest.fail(
+        f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
+    )
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
