@@ -2,10 +2,15 @@
 
 data "aws_availability_zones" "available" {
   state = "available"
+
+  filter {
+    name   = "zone-name"
+    values = [for s in var.availability_zone_suffixes : "${var.aws_region}${s}"]
+  }
 }
 
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, 2)
+  azs = data.aws_availability_zones.available.names
 }
 
 resource "aws_vpc" "this" {

@@ -55,6 +55,17 @@ variable "kinesis_shard_count" {
   }
 }
 
+variable "availability_zone_suffixes" {
+  type        = list(string)
+  description = "Availability zones (suffixes of aws_region) of the private subnets; two for resilience."
+  default     = ["a", "b"]
+
+  validation {
+    condition     = length(var.availability_zone_suffixes) >= 1 && length(var.availability_zone_suffixes) <= 6 && alltrue([for s in var.availability_zone_suffixes : can(regex("^[a-z]$", s))])
+    error_message = "availability_zone_suffixes must be 1-6 single letters such as a and b."
+  }
+}
+
 # --- Stream ----------------------------------------------------------------------------------------
 
 variable "kinesis_stream_mode" {
