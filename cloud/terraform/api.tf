@@ -126,7 +126,7 @@ resource "aws_apigatewayv2_integration" "analytics" {
 }
 
 resource "aws_apigatewayv2_route" "analytics" {
-  for_each           = toset(["GET /analytics", "GET /analytics/{proxy+}"])
+  for_each           = toset(["GET /analytics", "GET /v1/{proxy+}"]) # the FastAPI app's routes (src/plantwatch/api/app.py)
   api_id             = aws_apigatewayv2_api.this.id
   route_key          = each.key
   target             = "integrations/${aws_apigatewayv2_integration.analytics.id}"
@@ -171,5 +171,5 @@ resource "aws_lambda_permission" "api" {
   action        = "lambda:InvokeFunction"
   function_name = module.analytics_api.function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/*/*/analytics*"
+  source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/GET/*"
 }
