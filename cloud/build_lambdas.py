@@ -66,7 +66,9 @@ def functions(lambdas_dir: Path = LAMBDAS_DIR) -> list[str]:
     return sorted(p.parent.name for p in lambdas_dir.glob("*/app.py"))
 
 
-def requirements(function: str, lambdas_dir: Path = LAMBDAS_DIR, pyproject: Path = REPO / "pyproject.toml") -> list[str]:
+def requirements(
+    function: str, lambdas_dir: Path = LAMBDAS_DIR, pyproject: Path = REPO / "pyproject.toml"
+) -> list[str]:
     """Distributions a function needs: plantwatch's core dependencies plus its own requirements.txt."""
     core: list[str] = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     extra_file = lambdas_dir / function / REQUIREMENTS_FILE
@@ -154,7 +156,9 @@ def build(
     with tempfile.TemporaryDirectory(prefix=f"lambda-{function}-") as tmp:
         staging = Path(tmp)
         if deps:
-            install_wheels(requirements(function, lambdas_dir), staging, arch=arch, python=python, constraints=constraints)
+            install_wheels(
+                requirements(function, lambdas_dir), staging, arch=arch, python=python, constraints=constraints
+            )
         stage(function, staging, lambdas_dir=lambdas_dir, package_dir=package_dir)
         target = out / f"{function}.zip"
         unzipped = write_zip(staging, target)

@@ -115,6 +115,10 @@ def _const_str(node: ast.expr | None) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
+def _kw(call: ast.Call, name: str) -> str | None:
+    return next((_const_str(k.value) for k in call.keywords if k.arg == name), None)
+
+
 @functools.cache
 def _operations(service: str) -> dict[str, str]:
     """snake_case method name -> OperationName for a boto3 client of `service`."""
@@ -144,12 +148,10 @@ def scan(entry: Path) -> CodeFacts:
             func = node.func
             first = _const_str(node.args[0]) if node.args else None
             if isinstance(func, ast.Attribute):
-                if func.attr == "get" and _is_environ(func.value) and first:
+                if first and (func.attr == "getenv" or (func.attr == "get" and _is_environ(func.value))):
                     facts.env_optional.add(first)
-                elif func.attr == "getenv" and first:
-                    facts.env_optional.add(first)
-                elif func.attr == "client" and first:
-                    facts.services.add(first)
+                elif func.attr == "client" and (first or _kw(node, "service_name")):
+                    facts.services.add(first or _kw(node, "service_name") or "")
                 elif func.attr == "resource" and first and isinstance(func.value, ast.Name):
                     facts.unanalyzable.append(f"{path.name}: boto3 resource({first!r}); use a client")
                 elif func.attr == "get_paginator" and first:

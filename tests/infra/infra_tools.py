@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -40,3 +43,14 @@ def checkov() -> Path:
 def tool_env(**extra: str) -> dict[str, str]:
     """Environment for terraform runs: no telemetry, no prompts."""
     return {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", **extra}
+
+
+def load_build_script() -> ModuleType:
+    """cloud/build_lambdas.py as a module (it is a script, not part of the plantwatch package)."""
+    spec = importlib.util.spec_from_file_location("build_lambdas", REPO / "cloud" / "build_lambdas.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_lambdas"] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module

@@ -1,4 +1,4 @@
-"""Analytics API Lambda (placeholder): reads its Terraform configuration; the FastAPI + Mangum wiring is not here yet."""
+"""Analytics API Lambda (placeholder): reads its Terraform configuration; FastAPI + Mangum wiring comes later."""
 
 from __future__ import annotations
 
