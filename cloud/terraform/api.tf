@@ -2,6 +2,7 @@
 
 resource "aws_cognito_user_pool" "this" {
   name                     = "${var.project_name}-users"
+  user_pool_tier           = "PLUS" # threat protection (advanced security) needs the Plus tier
   mfa_configuration        = "OPTIONAL"
   deletion_protection      = "ACTIVE"
   auto_verified_attributes = ["email"]

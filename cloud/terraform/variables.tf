@@ -127,8 +127,8 @@ variable "stream_batch_size" {
 
 variable "stream_batching_window_seconds" {
   type        = number
-  description = "How long Lambda gathers records before invoking (0-300 s)."
-  default     = 1
+  description = "How long Lambda gathers records before invoking (0-300 s); longer means fewer invocations and archive objects."
+  default     = 5
 
   validation {
     condition     = var.stream_batching_window_seconds >= 0 && var.stream_batching_window_seconds <= 300
@@ -173,8 +173,8 @@ variable "stream_max_record_age_seconds" {
 
 variable "timestream_memory_retention_hours" {
   type        = number
-  description = "Hours a reading stays in Timestream's memory store (fast writes and queries), 1-8766."
-  default     = 24
+  description = "Hours a reading stays in Timestream's memory store (fast writes and queries, the costliest storage), 1-8766."
+  default     = 6
 
   validation {
     condition     = var.timestream_memory_retention_hours >= 1 && var.timestream_memory_retention_hours <= 8766
