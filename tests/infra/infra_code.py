@@ -132,6 +132,25 @@ def signing_name(service: str) -> str:
     return str(botocore.session.get_session().get_service_model(service).signing_name)
 
 
+def _settings_env(node: ast.ClassDef) -> tuple[set[str], set[str]]:
+    """(required, optional) env names of a pydantic-settings class with an env_prefix, else empty sets."""
+    prefix = None
+    for statement in node.body:
+        value = statement.value if isinstance(statement, ast.Assign | ast.AnnAssign) else None
+        if isinstance(value, ast.Call):
+            prefix = _kw(value, "env_prefix") or prefix
+    if prefix is None:
+        return set(), set()
+    required, optional = set(), set()
+    for statement in node.body:
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            name = statement.target.id
+            if name == "model_config" or name.startswith("_"):
+                continue
+            (required if statement.value is None else optional).add(f"{prefix}{name}".upper())
+    return required, optional
+
+
 def scan(entry: Path) -> CodeFacts:
     """Env vars read and AWS operations called by entry and the plantwatch modules it imports."""
     facts = CodeFacts(modules=import_closure(entry))
@@ -139,6 +158,10 @@ def scan(entry: Path) -> CodeFacts:
     paginators: set[str] = set()
     for path in facts.modules:
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ClassDef):
+                required, optional = _settings_env(node)
+                facts.env_required |= required
+                facts.env_optional |= optional
             if isinstance(node, ast.Subscript) and _is_environ(node.value):
                 name = _const_str(node.slice)  # type: ignore[arg-type]
                 if name:
@@ -152,6 +175,8 @@ def scan(entry: Path) -> CodeFacts:
                     facts.env_optional.add(first)
                 elif func.attr == "client" and (first or _kw(node, "service_name")):
                     facts.services.add(first or _kw(node, "service_name") or "")
+                elif func.attr == "client" and isinstance(func.value, ast.Name) and func.value.id == "boto3":
+                    facts.unanalyzable.append(f"{path.name}: boto3.client() with a service name that is not a literal")
                 elif func.attr == "resource" and first and isinstance(func.value, ast.Name):
                     facts.unanalyzable.append(f"{path.name}: boto3 resource({first!r}); use a client")
                 elif func.attr == "get_paginator" and first:

@@ -155,6 +155,11 @@ def test_scanner_sees_the_calls_it_must_see(tmp_path: Path) -> None:
         "        self._c = client\n"
         "    def write(self, records):\n"
         "        self._c.write_records(DatabaseName='d', TableName=TABLE, Records=records)\n"
+        "from pydantic_settings import BaseSettings, SettingsConfigDict\n"
+        "class Settings(BaseSettings):\n"
+        "    model_config = SettingsConfigDict(env_prefix='plantwatch_')\n"
+        "    sink: str\n"
+        "    batch_size: int = 100\n"
         "s3 = boto3.client('s3')\n"
         "sink = Sink(boto3.client(service_name='timestream-write'))\n"
         "def handler(event, context):\n"
@@ -164,8 +169,8 @@ def test_scanner_sees_the_calls_it_must_see(tmp_path: Path) -> None:
     # WHEN it is scanned
     facts = scan(handler)
     # THEN env reads, services, operations and the IAM actions they need are all found
-    assert facts.env_required == {"TIMESTREAM_TABLE"}
-    assert facts.env_optional == {"PLANTWATCH_ARCHIVE_URL"}
+    assert facts.env_required == {"TIMESTREAM_TABLE", "PLANTWATCH_SINK"}
+    assert facts.env_optional == {"PLANTWATCH_ARCHIVE_URL", "PLANTWATCH_BATCH_SIZE"}
     assert facts.services == {"s3", "timestream-write"}
     assert facts.operations == {("s3", "ListObjectsV2"), ("s3", "PutObject"), ("timestream-write", "WriteRecords")}
     assert actions_needed(facts.operations) == {
