@@ -266,6 +266,15 @@ def test_topic_rules_match_the_contract(root: Config) -> None:
     kinesis = rule["kinesis"][0]
     assert kinesis["partition_key"] == "$${topic()}", "the partition key carries the topic, hence the gateway"
     assert rule["error_action"], "a failed put must land somewhere"
+    # Gateways may publish exactly the contract's topics, under their own thing name.
+    assert locals_["thing"] == "$${iot:Connection.Thing.ThingName}"
+    policy = root.data("aws_iam_policy_document")[("aws_iam_policy_document", "gateway_iot")]
+    publish = next(s for s in statements(policy) if s["actions"] == ["iot:Publish"])["resources"]
+    for topic in (topics.batch_topic("${local.thing}"), topics.alert_topic("${local.thing}")):
+        expected = topic.replace(locals_["gateway_topic_root"], "${local.gateway_topic_root}")
+        assert f"${{local.iot_arn}}:topic/{expected}" in publish
+    connect = next(s for s in statements(policy) if s["actions"] == ["iot:Connect"])["resources"]
+    assert connect == ["${local.iot_arn}:client/${local.thing}"]
     alerts = root.resources("aws_iot_topic_rule")[("aws_iot_topic_rule", "alerts")]
     assert alerts["sql"] == "SELECT * FROM '${local.alert_topic_filter}'"
     assert alerts["error_action"]
