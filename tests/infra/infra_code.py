@@ -120,6 +120,12 @@ def _kw(call: ast.Call, name: str) -> str | None:
 
 
 @functools.cache
+def aws_services() -> frozenset[str]:
+    """Every service name boto3.client() accepts."""
+    return frozenset(botocore.session.get_session().get_available_services())
+
+
+@functools.cache
 def _operations(service: str) -> dict[str, str]:
     """snake_case method name -> OperationName for a boto3 client of `service`."""
     model = botocore.session.get_session().get_service_model(service)
@@ -163,7 +169,7 @@ def scan(entry: Path) -> CodeFacts:
                 facts.env_required |= required
                 facts.env_optional |= optional
             if isinstance(node, ast.Subscript) and _is_environ(node.value):
-                name = _const_str(node.slice)  # type: ignore[arg-type]
+                name = _const_str(node.slice)
                 if name:
                     facts.env_required.add(name)
             if not isinstance(node, ast.Call):
@@ -173,11 +179,11 @@ def scan(entry: Path) -> CodeFacts:
             if isinstance(func, ast.Attribute):
                 if first and (func.attr == "getenv" or (func.attr == "get" and _is_environ(func.value))):
                     facts.env_optional.add(first)
-                elif func.attr == "client" and (first or _kw(node, "service_name")):
+                elif func.attr == "client" and (first or _kw(node, "service_name")) in aws_services():
                     facts.services.add(first or _kw(node, "service_name") or "")
                 elif func.attr == "client" and isinstance(func.value, ast.Name) and func.value.id == "boto3":
                     facts.unanalyzable.append(f"{path.name}: boto3.client() with a service name that is not a literal")
-                elif func.attr == "resource" and first and isinstance(func.value, ast.Name):
+                elif func.attr == "resource" and first in aws_services():
                     facts.unanalyzable.append(f"{path.name}: boto3 resource({first!r}); use a client")
                 elif func.attr == "get_paginator" and first:
                     paginators.add(first)
