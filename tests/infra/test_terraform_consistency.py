@@ -248,7 +248,7 @@ def test_every_variable_has_type_description_and_validation_where_needed() -> No
         for name, body in Config.read(directory).named("variable").items():
             assert "type" in body, f"{directory.name}: variable {name} has no type"
             assert len(body.get("description", "")) > 10, f"{directory.name}: variable {name} has no description"
-            if body["type"] in ("${number}", "number") and directory == TERRAFORM:
+            if body["type"] == "number":
                 assert body.get("validation"), f"variable {name}: a number can always be wrong, validate it"
 
 

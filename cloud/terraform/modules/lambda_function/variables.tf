@@ -50,17 +50,32 @@ variable "memory_mb" {
   type        = number
   description = "Memory in MB."
   default     = 256
+
+  validation {
+    condition     = var.memory_mb >= 128 && var.memory_mb <= 10240
+    error_message = "memory_mb must be from 128 to 10240."
+  }
 }
 
 variable "timeout_seconds" {
   type        = number
   description = "Timeout in seconds."
   default     = 30
+
+  validation {
+    condition     = var.timeout_seconds >= 1 && var.timeout_seconds <= 900
+    error_message = "timeout_seconds must be from 1 to 900."
+  }
 }
 
 variable "reserved_concurrency" {
   type        = number
   description = "Reserved concurrent executions (a ceiling that also protects the rest of the account)."
+
+  validation {
+    condition     = var.reserved_concurrency >= 1
+    error_message = "reserved_concurrency must be at least 1 (0 would stop the function)."
+  }
 }
 
 variable "environment" {
@@ -82,6 +97,11 @@ variable "kms_key_arn" {
 variable "log_retention_days" {
   type        = number
   description = "Log group retention in days."
+
+  validation {
+    condition     = var.log_retention_days >= 365
+    error_message = "log_retention_days must be at least 365."
+  }
 }
 
 variable "subnet_ids" {

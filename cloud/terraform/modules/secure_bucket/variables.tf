@@ -35,18 +35,33 @@ variable "glacier_transition_days" {
   type        = number
   description = "Days after which current objects move to Glacier Flexible Retrieval; null to keep them in Standard."
   default     = null
+
+  validation {
+    condition     = var.glacier_transition_days == null ? true : var.glacier_transition_days >= 30
+    error_message = "glacier_transition_days must be at least 30."
+  }
 }
 
 variable "expiration_days" {
   type        = number
   description = "Days after which current objects expire; null to keep them."
   default     = null
+
+  validation {
+    condition     = var.expiration_days == null ? true : var.expiration_days >= 1
+    error_message = "expiration_days must be at least 1."
+  }
 }
 
 variable "noncurrent_expiration_days" {
   type        = number
   description = "Days after which noncurrent versions expire."
   default     = 90
+
+  validation {
+    condition     = var.noncurrent_expiration_days >= 1
+    error_message = "noncurrent_expiration_days must be at least 1."
+  }
 }
 
 variable "extra_policy_statements" {
