@@ -70,8 +70,10 @@ def _allowed(document: dict[str, Any]) -> dict[str, list[str]]:
     allowed: dict[str, list[str]] = {}
     for statement in statements(document):
         if statement.get("effect", "Allow") == "Allow":
+            resources = statement.get("resources", [])
             for action in statement.get("actions", []):
-                allowed.setdefault(action, []).extend(statement.get("resources", []))
+                # A list of ARNs, or one expression (concat(...)) that yields them.
+                allowed.setdefault(action, []).extend(resources if isinstance(resources, list) else [resources])
     return allowed
 
 
@@ -197,6 +199,11 @@ def test_no_policy_allows_a_wildcard_action(where: str, document: dict[str, Any]
         if statement.get("effect", "Allow") == "Allow":
             wild = [a for a in statement.get("actions", []) if "*" in a]
             assert not wild, f"{where}: {wild} (name each action)"
+            # In identity policies Resource "*" means everything; in a key policy (with principals) the key.
+            resources = statement.get("resources", [])
+            if isinstance(resources, list) and "*" in resources and "principals" not in statement:
+                broad = set(statement["actions"]) - STAR_RESOURCE_OK
+                assert not broad, f"{where}: {sorted(broad)} allowed on every resource"
 
 
 def test_every_policy_comes_from_a_checked_document() -> None:
