@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := local,edge,cloud,dev
 
-.PHONY: demo test lint unit lock clean
+CHECKOV := .venv-checkov
+
+.PHONY: demo test lint unit lock clean checkov
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -23,8 +25,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint checkov
 	$(BIN)/pytest
+
+# checkov pins boto3 and a fork of python-hcl2, so it lives in its own venv (pins: constraints-checkov.txt).
+$(CHECKOV)/.installed: constraints-checkov.txt
+	$(PY) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install -q -c constraints-checkov.txt checkov
+	touch $@
+
+checkov: $(CHECKOV)/.installed
+	$(CHECKOV)/bin/checkov -d cloud/terraform --framework terraform --skip-download --compact --quiet
 
 # Re-resolve every dependency and pin the result (run after changing pyproject.toml's dependencies).
 lock:
@@ -36,4 +47,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .venv-lock .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV) .venv-lock .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,108 @@
+# Retraining: weekly (by default) job that reads the archive, writes a model artifact and deploys it to the lines.
+
+resource "aws_sqs_queue" "retrain_failures" {
+  name                      = "${var.project_name}-retrain-failures"
+  kms_master_key_id         = aws_kms_key.this.arn
+  message_retention_seconds = 1209600
+}
+
+data "aws_iam_policy_document" "retrain" {
+  statement {
+    sid       = "ReadArchive"
+    actions   = ["s3:GetObject"]
+    resources = ["${module.archive_bucket.arn}/*"]
+  }
+
+  statement {
+    sid       = "ListArchive"
+    actions   = ["s3:ListBucket"]
+    resources = [module.archive_bucket.arn]
+  }
+
+  statement {
+    sid       = "WriteModels"
+    actions   = ["s3:PutObject", "s3:GetObject"]
+    resources = ["${module.artifacts_bucket.arn}/models/*"]
+  }
+
+  statement {
+    sid       = "UsePlatformKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+
+  statement {
+    sid       = "PublishModelComponent"
+    actions   = ["greengrass:CreateComponentVersion"]
+    resources = ["arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:components:*"]
+  }
+
+  statement {
+    sid       = "DeployToLines"
+    actions   = ["greengrass:CreateDeployment"]
+    resources = ["*"] # CreateDeployment has no resource-level permissions; its IoT side is scoped below.
+  }
+
+  statement {
+    sid     = "DeploymentTargets"
+    actions = ["iot:DescribeThingGroup", "iot:CreateJob", "iot:UpdateJob", "iot:DescribeJob", "iot:CancelJob"]
+    resources = concat(
+      [for g in aws_iot_thing_group.line : g.arn],
+      ["${local.iot_arn}:job/*"],
+    )
+  }
+
+  statement {
+    sid       = "DeploymentShadows"
+    actions   = ["iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow", "iot:DescribeThing"]
+    resources = ["${local.iot_arn}:thing/*"]
+  }
+}
+
+module "retrain" {
+  source = "./modules/lambda_function"
+
+  function_name          = local.retrain_name
+  description            = "Retrains the line models from the archive and deploys them to the gateways"
+  package_file           = "${local.lambda_package_dir}/retrain.zip"
+  handler                = "app.handler"
+  architecture           = var.lambda_architecture
+  memory_mb              = 2048
+  timeout_seconds        = 900
+  reserved_concurrency   = 1
+  kms_key_arn            = aws_kms_key.this.arn
+  log_retention_days     = var.log_retention_days
+  dead_letter_target_arn = aws_sqs_queue.retrain_failures.arn
+  policy_json            = data.aws_iam_policy_document.retrain.json
+
+  environment = {
+    PLANTWATCH_ARCHIVE_URL  = "s3://${module.archive_bucket.id}/batches/"
+    PLANTWATCH_MODEL_URL    = "s3://${module.artifacts_bucket.id}/models/"
+    PLANTWATCH_THING_GROUPS = join(",", [for g in aws_iot_thing_group.line : g.name])
+    POWERTOOLS_SERVICE_NAME = "retrain"
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "retrain" {
+  name                = local.retrain_name
+  description         = "Schedule of model retraining"
+  schedule_expression = var.retrain_schedule_expression
+}
+
+resource "aws_cloudwatch_event_target" "retrain" {
+  rule = aws_cloudwatch_event_rule.retrain.name
+  arn  = module.retrain.arn
+
+  retry_policy {
+    maximum_retry_attempts       = 2
+    maximum_event_age_in_seconds = 3600
+  }
+}
+
+resource "aws_lambda_permission" "retrain_schedule" {
+  statement_id  = "AllowEventBridgeSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = module.retrain.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.retrain.arn
+}
