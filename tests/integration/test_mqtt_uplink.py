@@ -38,17 +38,17 @@ def test_every_spooled_batch_reaches_the_stream_across_a_broker_outage(tmp_path:
         return {r.data for r in stream.read("test", 10_000)}
 
     try:
-        with mosquitto(tmp_path, port):
+        with mosquitto(tmp_path, port, persistent=True):
             bridge.start()
             assert bridge.wait_subscribed(10)
             uplink.start()
             wait_for(lambda: spool.depth() == 0, timeout=20, what="spool to drain")
-        # broker down: new batches wait in the spool, nothing is lost
+        # broker down: new batches wait in the spool, nothing is lost; the broker keeps the bridge's session
         produced += spool_batches(spool, 25)
         uplink.nudge()
         wait_for(lambda: not uplink.connected, timeout=10, what="uplink to notice the outage")
         assert spool.depth() == 25
-        with mosquitto(tmp_path, port):
+        with mosquitto(tmp_path, port, persistent=True):
             wait_for(lambda: spool.depth() == 0, timeout=30, what="spool to drain after the outage")
             wait_for(lambda: len(arrived()) == len(produced), timeout=30, what="bridge to deliver everything")
     finally:
