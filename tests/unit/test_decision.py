@@ -1,0 +1,135 @@
+"""The anomaly decision: thresholds, configured limits and the forest, each flag with its reasons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plantwatch.contract.reading import Reading
+from plantwatch.domain.decision import MODEL_REASON, AnomalyDetector, ModelMismatchError, check_model, load_model_for
+from plantwatch.domain.features import FeatureSpec, bulk_features
+from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
+from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.models import ForestModel
+from plantwatch.models.training import simulator_features, train_forest
+
+from .ml_support import require_sklearn
+
+START_MS = 1_790_000_000_000
+SPEC = FeatureSpec(window=20)
+CONFIG = SimulationConfig(lines=1, assets_per_line=3, anchor_ms=START_MS, fault_every_s=120, fault_duration_s=50)
+
+
+@pytest.fixture(scope="module")
+def model() -> ForestModel:
+    require_sklearn()
+    simulator = PlantSimulator(CONFIG)
+    data = simulator_features(simulator, SPEC, start_ms=START_MS, end_ms=START_MS + 3_600_000)
+    return train_forest(data.rows[~data.faulty], SPEC, n_estimators=50, seed=1, version="3")
+
+
+def _reading(sensor_type: str, value: float) -> Reading:
+    return Reading(
+        plant="plant-1",
+        line="line-1",
+        asset="line-1-asset-1",
+        sensor_id=f"line-1-asset-1-{sensor_type[:4]}",
+        sensor_type=sensor_type,
+        unit="u",
+        ts_ms=START_MS,
+        value=value,
+    )
+
+
+def test_without_a_model_the_decision_is_the_threshold_scorer() -> None:
+    scorer = ThresholdScorer(limits=SIMULATED_PLANT_LIMITS)
+    detector = AnomalyDetector(spec=SPEC, thresholds=scorer)
+    readings = PlantSimulator(CONFIG).readings("line-1", START_MS + 40_000)
+    assert detector.score_many(readings) == scorer.score_many(readings)
+    assert detector.model_ref == THRESHOLD_MODEL
+
+
+@pytest.mark.parametrize(
+    ("sensor_type", "value", "reasons"),
+    [
+        ("temperature", 90.0, ("threshold.high", "limit.high")),
+        ("temperature", 30.0, ("limit.low",)),
+        ("temperature", 5.0, ("threshold.low", "limit.low")),
+        ("pressure", 190.0, ("limit.high",)),
+        ("vibration", 50.0, ()),
+    ],
+)
+def test_threshold_and_limit_reasons(sensor_type: str, value: float, reasons: tuple[str, ...]) -> None:
+    detector = AnomalyDetector(spec=SPEC, thresholds=ThresholdScorer(limits=SIMULATED_PLANT_LIMITS))
+    scored = detector.score(_reading(sensor_type, value))
+    assert scored.reasons == reasons
+    assert scored.anomaly == bool(reasons)
+
+
+def test_model_reason_is_given_exactly_when_the_assets_window_scores_above_the_threshold(model: ForestModel) -> None:
+    """GIVEN a line through fault episodes, WHEN each poll is scored, THEN model.iforest follows the forest."""
+    simulator = PlantSimulator(CONFIG)
+    detector = AnomalyDetector(spec=SPEC, thresholds=ThresholdScorer(limits=SIMULATED_PLANT_LIMITS), model=model)
+    start = START_MS + 7_200_000  # a period the model did not train on
+    stamps = [start + k * 1000 for k in range(600)]
+    flagged: dict[str, list[bool]] = {}
+    values: dict[str, dict[str, list[float]]] = {}
+    for stamp in stamps:
+        for scored in detector.score_many(simulator.readings("line-1", stamp)):
+            r = scored.reading
+            values.setdefault(r.asset, {}).setdefault(r.sensor_type, []).append(r.value)
+            flagged.setdefault(r.sensor_id, []).append(MODEL_REASON in scored.reasons)
+            assert scored.anomaly == bool(scored.reasons)
+            assert 0.0 <= scored.score <= 1.0
+    faults = simulator.faults_between(start, stamps[-1] + 1)
+    ts = np.array(stamps, dtype=np.int64)
+    in_fault_flags, normal_flags = [], []
+    for asset, series in values.items():
+        rows = bulk_features(SPEC, ts, {t: np.array(v) for t, v in series.items()})
+        expected = model.anomaly_score(rows) > model.info.threshold
+        for sensor_type in SPEC.sensor_types:
+            got = flagged[f"{asset}-{sensor_type[:4]}"]
+            assert not any(got[: SPEC.window - 1])  # no verdict before the windows are full
+            assert got[SPEC.window - 1 :] == expected.tolist()
+        during = np.zeros(len(ts), dtype=bool)
+        for fault in faults:
+            if fault.asset == asset:
+                during |= (ts >= fault.start_ms + 20_000) & (ts < fault.end_ms)  # once the fault has developed
+        in_fault_flags += np.asarray(flagged[f"{asset}-vibr"])[during].tolist()
+        normal_flags += np.asarray(flagged[f"{asset}-vibr"])[~during].tolist()
+    assert in_fault_flags
+    assert np.mean(in_fault_flags) > 0.8
+    assert np.mean(normal_flags) < 0.2
+    assert detector.model_ref.version == "3"
+
+
+def test_a_model_for_other_features_is_refused_and_the_old_one_kept(model: ForestModel, tmp_path: Path) -> None:
+    detector = AnomalyDetector(spec=SPEC, model=model)
+    other_spec = FeatureSpec(window=30)
+    other = ForestModel(model.trees, model.info.__class__(**{**_fields(model), "feature_spec": other_spec}))
+    with pytest.raises(ModelMismatchError, match="retrain the model or change the gateway's feature configuration"):
+        detector.swap_model(other)
+    assert detector.model is model
+    with pytest.raises(ModelMismatchError):
+        AnomalyDetector(spec=other_spec, model=model)
+    path = tmp_path / "m.pwf"
+    model.save(path)
+    assert load_model_for(path, SPEC).info == model.info
+    with pytest.raises(ModelMismatchError, match="window 20"):
+        load_model_for(path, other_spec)
+    unspecified = ForestModel(model.trees, model.info.__class__(**{**_fields(model), "feature_spec": None}))
+    with pytest.raises(ModelMismatchError, match="no feature specification"):
+        check_model(unspecified, SPEC)
+
+
+def test_swapping_in_a_matching_model_changes_what_batches_record(model: ForestModel) -> None:
+    detector = AnomalyDetector(spec=SPEC)
+    detector.swap_model(model)
+    assert detector.model is model
+    assert detector.model_ref == model.ref
+
+
+def _fields(model: ForestModel) -> dict:
+    return {name: getattr(model.info, name) for name in model.info.__struct_fields__}
