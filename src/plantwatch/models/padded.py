@@ -124,15 +124,17 @@ class PaddedForest:
         return out
 
     def _chunk(self, x32: npt.NDArray[np.float32], nan_aware: bool) -> FloatArray:
+        # Arrays are (tree, row): neighbouring entries walk the same tree, so table lookups stay local, and
+        # the final sum over trees adds one tree after another, in scikit-learn's order.
         n, n_features = x32.shape
-        pos = np.empty((n, self.n_trees), dtype=np.intp)
-        pos[:] = self._trees
+        pos = np.empty((self.n_trees, n), dtype=np.intp)
+        pos[:] = self._trees[:, None]
         row_base = np.empty_like(pos)
-        row_base[:] = (np.arange(n, dtype=np.intp) * n_features)[:, None]
+        row_base[:] = np.arange(n, dtype=np.intp) * n_features
         at = np.empty_like(pos)
-        go = np.empty(pos.shape, dtype=bool)
         if nan_aware:
             flat_x = np.ascontiguousarray(x32).ravel()
+            go = np.empty(pos.shape, dtype=bool)
             for _, feature, threshold, missing_left in self._levels:
                 np.add(feature[pos], row_base, out=at)
                 x = flat_x[at]
@@ -146,13 +148,16 @@ class PaddedForest:
             x_keys = order_key(np.ascontiguousarray(x32)).ravel() << 31
             for level, (packed, _, _, _) in enumerate(self._levels):
                 # fancy indexing beats np.take at these sizes; every row starts at its tree's root
-                node = packed[pos] if level else np.broadcast_to(packed, pos.shape)
+                node = packed[pos] if level else np.repeat(packed[:, None], n, axis=1)
                 np.bitwise_and(node, _FEATURE_MASK, out=at)
                 at += row_base
-                np.greater(x_keys[at], node, out=go)  # key(x) > key(threshold), i.e. not x <= threshold
+                # key(x) > key(threshold), i.e. "not x <= threshold", is the sign of packed - key(x) << 31:
+                # -1 to go right, 0 to go left (|keys| < 2**62, so the difference cannot overflow).
+                np.subtract(node, x_keys[at], out=node)
+                node >>= 63
                 pos <<= 1
-                pos += go
-        values: FloatArray = self._leaf_flat[pos].sum(axis=1)
+                pos -= node
+        values: FloatArray = self._leaf_flat[pos].sum(axis=0)
         return values
 
 
