@@ -145,7 +145,7 @@ def test_batches_of_every_size_give_the_same_scores() -> None:
     estimator = ensemble.IsolationForest(random_state=8).fit(train)
     model = ForestModel.from_sklearn(estimator)
     whole = model.score_samples(probe)
-    for size in (1, 2, 100):
+    for size in (1, 2, 3, 7, 100, 333):
         parts = np.concatenate([model.score_samples(probe[i : i + size]) for i in range(0, len(probe), size)])
         assert np.array_equal(parts, whole)
     assert model.score_samples(np.empty((0, 6))).shape == (0,)

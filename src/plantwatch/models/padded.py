@@ -124,8 +124,7 @@ class PaddedForest:
         return out
 
     def _chunk(self, x32: npt.NDArray[np.float32], nan_aware: bool) -> FloatArray:
-        # Arrays are (tree, row): neighbouring entries walk the same tree, so table lookups stay local, and
-        # the final sum over trees adds one tree after another, in scikit-learn's order.
+        # Arrays are (tree, row): neighbouring entries walk the same tree, so table lookups stay local.
         n, n_features = x32.shape
         pos = np.empty((self.n_trees, n), dtype=np.intp)
         pos[:] = self._trees[:, None]
@@ -157,7 +156,10 @@ class PaddedForest:
                 node >>= 63
                 pos <<= 1
                 pos -= node
-        values: FloatArray = self._leaf_flat[pos].sum(axis=0)
+        # Sum over trees one tree after another (scikit-learn's order): reducing the outer axis does that,
+        # except for a single row, where numpy would sum the contiguous column pairwise.
+        leaves = self._leaf_flat[pos]
+        values: FloatArray = leaves.sum(axis=0) if n > 1 else np.cumsum(leaves[:, 0])[-1:]
         return values
 
 
