@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
 from plantwatch.contract.reading import Reading
-from plantwatch.domain.decision import MODEL_REASON, AnomalyDetector, ModelMismatchError, check_model, load_model_for
+from plantwatch.domain.decision import (
+    MODEL_REASON,
+    SCORE_DECIMALS,
+    AnomalyDetector,
+    ModelMismatchError,
+    check_model,
+    load_model_for,
+)
 from plantwatch.domain.features import FeatureSpec, bulk_features
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
@@ -47,7 +55,8 @@ def test_without_a_model_the_decision_is_the_threshold_scorer() -> None:
     scorer = ThresholdScorer(limits=SIMULATED_PLANT_LIMITS)
     detector = AnomalyDetector(spec=SPEC, thresholds=scorer)
     readings = PlantSimulator(CONFIG).readings("line-1", START_MS + 40_000)
-    assert detector.score_many(readings) == scorer.score_many(readings)
+    expected = [msgspec.structs.replace(s, score=round(s.score, SCORE_DECIMALS)) for s in scorer.score_many(readings)]
+    assert detector.score_many(readings) == expected
     assert detector.model_ref == THRESHOLD_MODEL
 
 
@@ -83,6 +92,7 @@ def test_model_reason_is_given_exactly_when_the_assets_window_scores_above_the_t
             flagged.setdefault(r.sensor_id, []).append(MODEL_REASON in scored.reasons)
             assert scored.anomaly == bool(scored.reasons)
             assert 0.0 <= scored.score <= 1.0
+            assert scored.score == round(scored.score, SCORE_DECIMALS)
     faults = simulator.faults_between(start, stamps[-1] + 1)
     ts = np.array(stamps, dtype=np.int64)
     in_fault_flags, normal_flags = [], []
