@@ -162,3 +162,14 @@ def test_loading_and_scoring_need_no_scikit_learn(model: ForestModel, tmp_path: 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert np.array_equal(np.array(json.loads(out.stdout)), expected)
+
+
+def test_the_documented_example_runs() -> None:
+    import doctest
+
+    import plantwatch.models.forest
+
+    require_sklearn()
+    result = doctest.testmod(plantwatch.models.forest, raise_on_error=False)
+    assert result.attempted > 0
+    assert result.failed == 0

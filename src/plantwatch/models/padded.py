@@ -143,22 +143,26 @@ class PaddedForest:
                 np.logical_not(go, out=go)
                 pos <<= 1
                 pos += go
-        else:
+        elif self._levels:
             x_keys = order_key(np.ascontiguousarray(x32)).ravel() << 31
+            node = np.repeat(self._levels[0][0][:, None], n, axis=1)  # every row starts at its tree's root
+            x = np.empty_like(node)
             for level, (packed, _, _, _) in enumerate(self._levels):
-                # fancy indexing beats np.take at these sizes; every row starts at its tree's root
-                node = packed[pos] if level else np.repeat(packed[:, None], n, axis=1)
+                # mode="clip" skips numpy's error buffering (indices are in range by construction)
+                if level:
+                    np.take(packed, pos, out=node, mode="clip")
                 np.bitwise_and(node, _FEATURE_MASK, out=at)
                 at += row_base
+                np.take(x_keys, at, out=x, mode="clip")
                 # key(x) > key(threshold), i.e. "not x <= threshold", is the sign of packed - key(x) << 31:
                 # -1 to go right, 0 to go left (|keys| < 2**62, so the difference cannot overflow).
-                np.subtract(node, x_keys[at], out=node)
+                np.subtract(node, x, out=node)
                 node >>= 63
                 pos <<= 1
                 pos -= node
         # Sum over trees one tree after another (scikit-learn's order): reducing the outer axis does that,
         # except for a single row, where numpy would sum the contiguous column pairwise.
-        leaves = self._leaf_flat[pos]
+        leaves = np.take(self._leaf_flat, pos, mode="clip")
         values: FloatArray = leaves.sum(axis=0) if n > 1 else np.cumsum(leaves[:, 0])[-1:]
         return values
 
