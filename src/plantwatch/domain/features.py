@@ -200,14 +200,20 @@ class FeatureWindows:
         out = np.empty((len(ready), len(self.spec.names)), dtype=np.float64)
         if not ready:
             return ready, out
+        # One statistics call for every window of every type (rows are independent, so the values are the
+        # same as type by type); types without waveform statistics just drop those columns.
+        windows = [self._rings[key][t].window() for t in self.spec.sensor_types for key in ready]
+        stats = window_statistics(
+            np.stack([w[0] for w in windows]),
+            np.stack([w[1] for w in windows]),
+            waveform=bool(self.spec.waveform_types),
+        )
         col = 0
-        for sensor_type in self.spec.sensor_types:
-            windows = [self._rings[key][sensor_type].window() for key in ready]
-            ts = np.stack([w[0] for w in windows])
-            values = np.stack([w[1] for w in windows])
-            stats = window_statistics(ts, values, waveform=sensor_type in self.spec.waveform_types)
-            out[:, col : col + stats.shape[1]] = stats
-            col += stats.shape[1]
+        m = len(ready)
+        for i, sensor_type in enumerate(self.spec.sensor_types):
+            width = len(self.spec.statistics(sensor_type))
+            out[:, col : col + width] = stats[i * m : (i + 1) * m, :width]
+            col += width
         return ready, out
 
     def forget(self, key: AssetKey) -> None:
