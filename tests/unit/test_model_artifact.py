@@ -136,11 +136,16 @@ def test_malformed_trees_with_a_valid_digest_are_refused_before_scoring(model: F
     """Someone who recomputes the digest still can't make the scorer loop or read out of bounds."""
     path = tmp_path / "model.pwf"
     model.save(path)
-    for array, problem in (("children_left", "backwards"), ("feature", "outside the model's inputs")):
+    for array, problem in (
+        ("children_left", "backwards"),
+        ("feature", "outside the model's inputs"),
+        ("children_right", "two parents"),
+    ):
         manifest, arrays = _arrays(path)
         inner = np.flatnonzero(arrays["children_left"] >= 0)
         arrays[array] = arrays[array].copy()
-        arrays[array][inner[1]] = 0 if array == "children_left" else 99
+        bad_value = {"children_left": 0, "feature": 99, "children_right": arrays["children_left"][inner[1]]}
+        arrays[array][inner[1]] = bad_value[array]
         manifest["sha256"] = _digest(manifest, arrays)
         bad = tmp_path / f"bad-{array}.pwf"
         bad.write_bytes(path.read_bytes())

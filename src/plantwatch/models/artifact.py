@@ -152,6 +152,10 @@ def _trees_problem(trees: ForestTrees, info: ModelInfo) -> str | None:
         return "a child link points backwards (trees must be stored parent before child)"
     if np.any((left[inner] >= size[inner]) | (right[inner] >= size[inner])):
         return "a child link points outside its tree"
+    base = offsets[tree_of[inner]]
+    children = np.concatenate([base + left[inner], base + right[inner]])
+    if len(np.unique(children)) != len(children):
+        return "a node has two parents (trees must be trees)"
     if np.any((trees.feature[inner] < 0) | (trees.feature[inner] >= info.n_features)):
         return "a split uses a feature outside the model's inputs"
     if np.any(np.isnan(trees.threshold[inner])) or np.any(trees.n_node_samples < 1):

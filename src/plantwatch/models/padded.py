@@ -19,8 +19,10 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-#: Deepest padded tree accepted (2**D leaf slots per tree).
-MAX_DEPTH: Final = 20
+#: Deepest padded tree accepted (2**D leaf slots per tree), and most leaf slots in all (~25 bytes each): a
+#: forest of max_samples m is at most ceil(log2 m) deep, so this admits 100 trees of max_samples 262144.
+MAX_DEPTH: Final = 24
+MAX_LEAF_SLOTS: Final = 1 << 25
 #: Row-tree pairs per traversal chunk: keeps the working arrays in cache.
 _CHUNK_PAIRS: Final = 1 << 16
 _FEATURE_MASK: Final = (1 << 31) - 1
@@ -62,54 +64,55 @@ class PaddedForest:
         leaf_value: FloatArray,
     ) -> None:
         n_trees = len(offsets) - 1
-        depths = [_tree_depth(children_left[a:b], children_right[a:b]) for a, b in itertools.pairwise(offsets)]
-        depth = max(depths, default=0)
-        if depth > MAX_DEPTH:
-            raise ValueError(f"a tree is {depth} levels deep; at most {MAX_DEPTH} are supported")
+        depth = max(
+            (_tree_depth(children_left[a:b], children_right[a:b]) for a, b in itertools.pairwise(offsets)), default=0
+        )
+        if depth > MAX_DEPTH or n_trees << depth > MAX_LEAF_SLOTS:
+            raise ValueError(
+                f"{n_trees} trees {depth} levels deep need {n_trees << depth} padded leaf slots; "
+                f"at most {MAX_LEAF_SLOTS} (depth {MAX_DEPTH}) are supported"
+            )
         self.n_trees = n_trees
         self.depth = depth
-        inner = (1 << depth) - 1
-        leaves = 1 << depth
-        self.feature = np.zeros((n_trees, max(inner, 1)), dtype=np.int64)
-        threshold64 = np.full((n_trees, max(inner, 1)), np.inf)
-        self.missing_left = np.zeros((n_trees, max(inner, 1)), dtype=bool)
-        self.leaf_value = np.zeros((n_trees, leaves), dtype=np.float64)
+        width = max((1 << depth) - 1, 1)
+        feature2d = np.zeros((n_trees, width), dtype=np.int64)
+        threshold2d = np.full((n_trees, width), np.inf)
+        missing2d = np.zeros((n_trees, width), dtype=bool)
+        leaf2d = np.zeros((n_trees, 1 << depth), dtype=np.float64)
         for t, (a, b) in enumerate(itertools.pairwise(offsets)):
             left, right = children_left[a:b], children_right[a:b]
             nodes = np.zeros(1, dtype=np.int64)  # original node at each padded position of this level
             for level in range(depth):
-                start = (1 << level) - 1
-                is_leaf = left[nodes] < 0
-                span = slice(start, start + len(nodes))
-                split = nodes[~is_leaf]
-                self.feature[t, span][~is_leaf] = feature[a + split]
-                threshold64[t, span][~is_leaf] = threshold[a + split]
-                self.missing_left[t, span][~is_leaf] = missing_go_to_left[a + split].astype(bool)
+                span = slice((1 << level) - 1, (1 << (level + 1)) - 1)
+                split = left[nodes] >= 0
+                feature2d[t, span][split] = feature[a + nodes[split]]
+                threshold2d[t, span][split] = threshold[a + nodes[split]]
+                missing2d[t, span][split] = missing_go_to_left[a + nodes[split]].astype(bool)
                 nxt = np.empty(2 * len(nodes), dtype=np.int64)
-                nxt[0::2] = np.where(is_leaf, nodes, left[nodes])
-                nxt[1::2] = np.where(is_leaf, nodes, right[nodes])
+                nxt[0::2] = np.where(split, left[nodes], nodes)  # a leaf fills both slots below it
+                nxt[1::2] = np.where(split, right[nodes], nodes)
                 nodes = nxt
-            self.leaf_value[t] = leaf_value[a + nodes]
-        self.threshold = float32_at_most(threshold64)
-        self.any_missing_left = bool(self.missing_left.any())
+            leaf2d[t] = leaf_value[a + nodes]
+        threshold32 = float32_at_most(threshold2d)
         # One table per level, tree-major: node p of level L of tree t is entry t * 2**L + p, so a child's
         # entry is 2 * entry + (0 left | 1 right) and after D levels the entry indexes the leaf table directly.
         # Each entry packs the split's float32 threshold as an order-preserving integer key (high bits) with
         # its feature (low 31 bits): with x stored as ``key(x) << 31``, "x > threshold" is one integer compare
-        # of x against the packed entry, and the feature is the entry's low bits.
+        # of x against the packed entry, and the feature is the entry's low bits. The NaN path (rare) reads
+        # feature, threshold and missing-value direction from tables of their own.
+        packed = (order_key(threshold32) << 31) | feature2d
         self._levels: list[tuple[IntArray, IntArray, npt.NDArray[np.float32], npt.NDArray[np.bool_]]] = []
-        packed = (order_key(self.threshold) << 31) | self.feature.astype(np.int64)
         for level in range(depth):
             span = slice((1 << level) - 1, (1 << (level + 1)) - 1)
             self._levels.append(
                 (
                     np.ascontiguousarray(packed[:, span]).ravel(),
-                    np.ascontiguousarray(self.feature[:, span]).ravel(),
-                    np.ascontiguousarray(self.threshold[:, span]).ravel(),
-                    np.ascontiguousarray(self.missing_left[:, span]).ravel(),
+                    np.ascontiguousarray(feature2d[:, span]).ravel(),
+                    np.ascontiguousarray(threshold32[:, span]).ravel(),
+                    np.ascontiguousarray(missing2d[:, span]).ravel(),
                 )
             )
-        self._leaf_flat = self.leaf_value.ravel()
+        self._leaf_flat = leaf2d.ravel()
         self._trees = np.arange(n_trees, dtype=np.intp)
 
     def path_lengths(self, x32: npt.NDArray[np.float32]) -> FloatArray:
@@ -178,9 +181,10 @@ def _tree_depth(left: IntArray, right: IntArray) -> int:
     """Depth of the deepest leaf (root alone is depth 0), walking level by level."""
     depth = 0
     level = np.zeros(1, dtype=np.int64)
-    while True:
+    while depth <= MAX_DEPTH:  # stop early: a malformed tree must not grow the frontier without bound
         inner = level[left[level] >= 0]
         if not len(inner):
             return depth
         level = np.concatenate([left[inner], right[inner]])
         depth += 1
+    return depth
