@@ -20,7 +20,7 @@ from plantwatch.domain.decision import (
 from plantwatch.domain.features import FeatureSpec, bulk_features
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
-from plantwatch.models import ForestModel
+from plantwatch.models import ForestModel, ModelIntegrityError
 from plantwatch.models.training import simulator_features, train_forest
 
 from .ml_support import require_sklearn
@@ -139,6 +139,22 @@ def test_swapping_in_a_matching_model_changes_what_batches_record(model: ForestM
     detector.swap_model(model)
     assert detector.model is model
     assert detector.model_ref == model.ref
+
+
+def test_loading_a_bad_artifact_keeps_the_current_model(model: ForestModel, tmp_path: Path) -> None:
+    """GIVEN a gateway scoring with a model, WHEN a corrupt or foreign artifact arrives, THEN it keeps scoring."""
+    detector = AnomalyDetector(spec=SPEC, model=model)
+    good, corrupt = tmp_path / "good.pwf", tmp_path / "corrupt.pwf"
+    digest = model.save(good)
+    corrupt.write_bytes(good.read_bytes()[:-100])
+    with pytest.raises(ModelIntegrityError):
+        detector.load_model(corrupt)
+    with pytest.raises(ModelIntegrityError, match="expects"):
+        detector.load_model(good, sha256="f" * 64)
+    assert detector.model is model
+    loaded = detector.load_model(good, sha256=digest)
+    assert detector.model is loaded
+    assert loaded.info == model.info
 
 
 def _fields(model: ForestModel) -> dict:

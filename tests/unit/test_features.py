@@ -8,6 +8,8 @@ import sys
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plantwatch.contract.reading import Reading
 from plantwatch.domain.features import FeatureSpec, FeatureWindows, bulk_features, window_statistics
@@ -52,6 +54,30 @@ def test_streaming_features_equal_bulk_features_over_simulated_faults(window: in
         bulk = bulk_features(spec, ts, values[asset])
         assert bulk.shape == (len(ts) - window + 1, len(spec.names))
         assert np.array_equal(np.array(streamed[asset]), bulk)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    window=st.integers(2, 40),
+    extra=st.integers(0, 60),
+    scale=st.sampled_from([1e-6, 1.0, 1e3, 1e9]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_streaming_equals_bulk_for_any_series(window: int, extra: int, scale: float, seed: int) -> None:
+    spec = FeatureSpec(sensor_types=("vibration", "pressure"), window=window)
+    rng = np.random.default_rng(seed)
+    n = window + extra
+    ts = START_MS + np.cumsum(rng.integers(0, 5000, n)).astype(np.int64)
+    values = {t: rng.normal(size=n) * scale for t in spec.sensor_types}
+    windows = FeatureWindows(spec)
+    rows = []
+    for k in range(n):
+        for sensor_type in spec.sensor_types:
+            windows.push(_reading("a", sensor_type, int(ts[k]), float(values[sensor_type][k])))
+        row = windows.features(("line-1", "a"))
+        if row is not None:
+            rows.append(row)
+    assert np.array_equal(np.array(rows), bulk_features(spec, ts, values))
 
 
 def test_matrix_of_many_assets_equals_each_asset_alone() -> None:

@@ -93,6 +93,16 @@ class AnomalyDetector:
         self.model = model
         log.info("model swapped", extra={"previous": previous.version, "model": model.info.version})
 
+    def load_model(self, path: str | Path, *, sha256: str | None = None) -> ForestModel:
+        """Load, verify and check an artifact, then score with it; on any error the current model stays.
+
+        Raises :class:`~plantwatch.models.ModelIntegrityError` (altered, malformed, or not the expected
+        SHA-256) or :class:`ModelMismatchError` (trained on other features than this gateway computes).
+        """
+        model = load_model_for(path, self.spec, sha256=sha256)
+        self.swap_model(model)
+        return model
+
     def score(self, reading: Reading) -> ScoredReading:
         """Score one reading (a call of its own: the forest sees the window including this reading)."""
         return self.score_many([reading])[0]
