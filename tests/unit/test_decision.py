@@ -21,7 +21,7 @@ from plantwatch.domain.features import FeatureSpec, bulk_features
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
 from plantwatch.models import ForestModel, ModelIntegrityError
-from plantwatch.models.training import simulator_features, train_forest
+from plantwatch.models.training import simulator_features, train_forest, train_simulated_plant
 
 from .ml_support import require_sklearn
 
@@ -159,3 +159,16 @@ def test_loading_a_bad_artifact_keeps_the_current_model(model: ForestModel, tmp_
 
 def _fields(model: ForestModel) -> dict:
     return {name: getattr(model.info, name) for name in model.info.__struct_fields__}
+
+
+def test_a_simulated_plant_model_round_trips_and_fits_the_gateway(tmp_path: Path) -> None:
+    require_sklearn()
+    simulator = PlantSimulator(CONFIG)
+    model = train_simulated_plant(simulator, SPEC, hours=0.25, n_estimators=10, seed=2, version="9")
+    path = tmp_path / "sim.pwf"
+    model.save(path)
+    loaded = load_model_for(path, SPEC)
+    assert loaded.info.training["source"] == "plantwatch simulator"
+    assert loaded.info.training["end_ms"] - loaded.info.training["start_ms"] == 900_000
+    assert loaded.info.training["rows"] > 0
+    assert loaded.info.version == "9"
