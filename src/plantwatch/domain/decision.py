@@ -109,9 +109,10 @@ class AnomalyDetector:
 
     def score_many(self, readings: Sequence[Reading]) -> list[ScoredReading]:
         """Score readings in order; see the class docstring for when the forest looks at a window."""
+        model = self.model  # one model for the whole call, even if another thread swaps it meanwhile
         keys = [self.windows.push(reading) for reading in readings]
-        model_scores = self._asset_scores(keys)
-        threshold = self.model.info.threshold if self.model is not None else 1.0
+        model_scores = self._asset_scores(model, keys) if model is not None else {}
+        threshold = model.info.threshold if model is not None else 1.0
         out: list[ScoredReading] = []
         for reading, key in zip(readings, keys, strict=True):
             scored = self.thresholds.score(reading)
@@ -127,11 +128,9 @@ class AnomalyDetector:
             )
         return out
 
-    def _asset_scores(self, keys: Sequence[AssetKey | None]) -> dict[AssetKey, float]:
-        if self.model is None:
-            return {}
+    def _asset_scores(self, model: ForestModel, keys: Sequence[AssetKey | None]) -> dict[AssetKey, float]:
         touched = list(dict.fromkeys(key for key in keys if key is not None))
         ready, rows = self.windows.matrix(touched)
         if not ready:
             return {}
-        return dict(zip(ready, self.model.anomaly_score(rows).tolist(), strict=True))
+        return dict(zip(ready, model.anomaly_score(rows).tolist(), strict=True))
