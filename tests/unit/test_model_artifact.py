@@ -178,3 +178,15 @@ def test_the_documented_example_runs() -> None:
     result = doctest.testmod(plantwatch.models.forest, raise_on_error=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_an_array_of_the_wrong_type_is_refused_even_with_a_valid_digest(model: ForestModel, tmp_path: Path) -> None:
+    path = tmp_path / "model.pwf"
+    model.save(path)
+    manifest, arrays = _arrays(path)
+    arrays["children_left"] = arrays["children_left"].astype(np.float64)
+    manifest["arrays"]["children_left"]["dtype"] = arrays["children_left"].dtype.str
+    manifest["sha256"] = _digest(manifest, arrays)
+    _rewrite(path, {MANIFEST: json.dumps(manifest).encode(), "children_left.npy": _npy(arrays["children_left"])})
+    with pytest.raises(ModelIntegrityError, match="expected int64"):
+        ForestModel.load(path)

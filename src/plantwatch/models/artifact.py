@@ -24,7 +24,7 @@ from plantwatch.models.forest import _DTYPES, ForestModel, ForestTrees, ModelInf
 FORMAT: Final = "plantwatch.forest"
 FORMAT_VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
-#: Largest artifact accepted (a 1000-tree forest of max_samples 4096 is about 250 MB).
+#: Largest artifact accepted, on disk and inflated (a 1000-tree forest of max_samples 4096 is about 250 MB).
 MAX_ARTIFACT_BYTES: Final = 512 * 1024 * 1024
 
 
@@ -113,6 +113,8 @@ def _read_verified(path: Path) -> tuple[dict[str, Any], dict[str, npt.NDArray[An
             expected = {f"{name}.npy" for name in _array_fields()}
             if names != expected:
                 raise ModelIntegrityError(f"{path}: holds {sorted(names)}, expected {sorted(expected)}")
+            if sum(member.file_size for member in zf.infolist()) > MAX_ARTIFACT_BYTES:
+                raise ModelIntegrityError(f"{path}: inflates beyond {MAX_ARTIFACT_BYTES} bytes")
             arrays = {
                 name: np.lib.format.read_array(io.BytesIO(zf.read(f"{name}.npy")), allow_pickle=False)
                 for name in _array_fields()
@@ -125,6 +127,9 @@ def _read_verified(path: Path) -> tuple[dict[str, Any], dict[str, npt.NDArray[An
     for name, array in arrays.items():
         if described.get(name) != {"dtype": array.dtype.str, "shape": list(array.shape)}:
             raise ModelIntegrityError(f"{path}: array {name} differs from its description in the manifest")
+        wanted = np.dtype(_DTYPES.get(name, np.int64))
+        if (array.dtype.kind, array.dtype.itemsize) != (wanted.kind, wanted.itemsize):
+            raise ModelIntegrityError(f"{path}: array {name} is {array.dtype}, expected {wanted}")
     if _digest(manifest, arrays) != manifest.get("sha256"):
         raise ModelIntegrityError(f"{path}: SHA-256 mismatch: the artifact was altered or corrupted")
     return manifest, arrays
