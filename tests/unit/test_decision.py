@@ -172,3 +172,12 @@ def test_a_simulated_plant_model_round_trips_and_fits_the_gateway(tmp_path: Path
     assert loaded.info.training["end_ms"] - loaded.info.training["start_ms"] == 900_000
     assert loaded.info.training["rows"] > 0
     assert loaded.info.version == "9"
+
+
+@pytest.mark.parametrize("value", [-1e9, 9.999, 10.0, 34.999, 35.0, 55.0, 75.0, 75.001, 80.0, 80.5, float("nan")])
+def test_the_in_band_fast_path_agrees_with_the_band_arithmetic(value: float) -> None:
+    scorer = ThresholdScorer(limits=SIMULATED_PLANT_LIMITS)
+    scored = scorer.score(_reading("temperature", value))
+    bands = [scorer.thresholds["temperature"], scorer.limits["temperature"]]
+    assert scored.anomaly == any(band.excess(value) > 0 for band in bands)
+    assert scored.anomaly == (not all(band.contains(value) for band in bands) and value == value)
