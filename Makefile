@@ -3,7 +3,7 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := local,edge,cloud,dev
+EXTRAS := local,edge,cloud,ml,dev
 
 CHECKOV := .venv-checkov
 

@@ -17,6 +17,10 @@ class Band(msgspec.Struct, frozen=True, kw_only=True):
     low: float | None = None
     high: float | None = None
 
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies inside the band (bounds included)."""
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
     def excess(self, value: float) -> float:
         """How far ``value`` lies outside the band (0 inside)."""
         if self.low is not None and value < self.low:
@@ -61,6 +65,10 @@ class ThresholdScorer:
 
     def score(self, reading: Reading) -> ScoredReading:
         """Score one reading."""
+        value, sensor_type = reading.value, reading.sensor_type
+        threshold, limit = self.thresholds.get(sensor_type), self.limits.get(sensor_type)
+        if (threshold is None or threshold.contains(value)) and (limit is None or limit.contains(value)):
+            return ScoredReading(reading=reading, score=0.0, anomaly=False)  # the usual case, kept cheap
         reasons: list[str] = []
         score = 0.0
         for prefix, bands in (("threshold", self.thresholds), ("limit", self.limits)):
