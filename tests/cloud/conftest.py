@@ -1,0 +1,147 @@
+"""Fixtures for the stream processor, sinks and archive tests: clocks, batches, stores, a moto server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from plantwatch.adapters.duckdb_store import DuckDBStore
+from plantwatch.adapters.fs_archive import FilesystemArchive
+from plantwatch.cloud.stream_handler import StreamHandler
+from plantwatch.contract.batch import BatchHeader, encode_batches
+from plantwatch.contract.reading import Reading, ScoredReading
+from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.ports import Sink, StreamRecord
+from plantwatch.services.stream_processing import StreamProcessor
+
+EVENTS = Path(__file__).parent.parent / "events"
+#: 2026-01-01T12:00:00Z: the time of the canned events' readings
+T0 = 1_767_268_800_000
+BATCH_TOPIC = "plantwatch/gateways/{}/batches"
+
+
+class FixedClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now_ms: int = T0 + 3_600_000) -> None:
+        self.now = now_ms
+
+    def now_ms(self) -> int:
+        """The set time."""
+        return self.now
+
+
+def require(ok: bool, what: str) -> None:
+    """Fail under CI when a real dependency is missing, skip elsewhere."""
+    if ok:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required in CI")
+    pytest.skip(f"{what} is not available")
+
+
+def scored_readings(
+    line: str, n: int, start_ms: int, *, plant: str = "plant-1", sensors: int = 6
+) -> list[ScoredReading]:
+    """``n`` deterministic readings of ``sensors`` sensors on ``line``, one per sensor per second, scored."""
+    scorer = ThresholdScorer()
+    out = []
+    for i in range(n):
+        value = 40.0 + (i % 11) * 4.5  # some beyond 80 degC: anomalies
+        reading = Reading(
+            plant=plant,
+            line=line,
+            asset=f"{line}-asset-{i % sensors // 2}",
+            sensor_id=f"{line}-temp-{i % sensors}",
+            sensor_type="temperature",
+            unit="degC",
+            ts_ms=start_ms + (i // sensors) * 1000,
+            value=value,
+        )
+        out.append(scorer.score(reading))
+    return out
+
+
+def batch_records(
+    gateway: str, line: str, *, batches: int, per_batch: int, start_ms: int = T0, first_seq: int = 1
+) -> list[StreamRecord]:
+    """Stream records each carrying one encoded scored batch of ``per_batch`` readings."""
+    readings = scored_readings(line, batches * per_batch, start_ms)
+    encoded = encode_batches(
+        BatchHeader(gateway_id=gateway, plant="plant-1", model=THRESHOLD_MODEL),
+        readings,
+        first_seq=first_seq,
+        max_readings=per_batch,
+    )
+    return [
+        StreamRecord(
+            record_id=f"{first_seq + i:020d}", data=e.payload, arrival_ms=start_ms, topic=BATCH_TOPIC.format(gateway)
+        )
+        for i, e in enumerate(encoded)
+    ]
+
+
+def local_handler(tmp: Path, clock: FixedClock, sink: Sink | None = None) -> tuple[StreamHandler, DuckDBStore]:
+    """A handler over a DuckDB sink (unless ``sink`` is given) and a filesystem archive under ``tmp``."""
+    store = DuckDBStore(tmp / "store.duckdb")
+    processor = StreamProcessor(
+        sink=sink or store, archive=FilesystemArchive(tmp / "archive", clock=clock), clock=clock
+    )
+    return StreamHandler(processor), store
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """A clock one hour after the canned readings."""
+    return FixedClock()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server on a free port, for the whole session; boto3 is pointed at it through AWS_ENDPOINT_URL."""
+    binary = shutil.which("moto_server") or str(Path(os.sys.executable).parent / "moto_server")
+    require(Path(binary).exists(), "moto_server (pip install 'moto[server]')")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("moto_server did not start")
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Environment that sends every boto3 client to the moto server."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_endpoint

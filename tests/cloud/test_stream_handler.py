@@ -1,0 +1,109 @@
+"""The stream-processor Lambda handler over canned, real-shaped Kinesis events (DuckDB sink, local archive)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import duckdb
+import pytest
+from conftest import EVENTS
+
+from plantwatch.adapters.archive_manifest import verify
+from plantwatch.adapters.fs_archive import FilesystemObjectStore
+from plantwatch.cloud.settings import StreamSettings
+
+APP = Path(__file__).parents[2] / "cloud" / "lambdas" / "stream_processor" / "app.py"
+EVENT = EVENTS / "kinesis-batches-and-raw-readings.json"
+
+
+def load_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    """Import app.py as Lambda would, configured for DuckDB and a local archive (no AWS at all)."""
+    monkeypatch.setenv("PLANTWATCH_SINK", "duckdb")
+    monkeypatch.setenv("PLANTWATCH_DUCKDB_PATH", str(tmp_path / "lambda.duckdb"))
+    monkeypatch.setenv("PLANTWATCH_ARCHIVE_URL", str(tmp_path / "archive"))
+    monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    spec = importlib.util.spec_from_file_location("stream_processor_app", APP)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "stream_processor_app", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def context() -> SimpleNamespace:
+    """The attributes of a Lambda context that powertools reads."""
+    return SimpleNamespace(
+        function_name="plantwatch-stream-processor",
+        memory_limit_in_mb=512,
+        invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:plantwatch-stream-processor",
+        aws_request_id="c6af9ac6-7b61-11e6-9a41-93e812345678",
+    )
+
+
+def rows(tmp_path: Path, app: ModuleType, sql: str) -> list[tuple[object, ...]]:
+    """Query the Lambda's DuckDB sink through its own connection."""
+    store = app.stream.processor.sink
+    return list(store.cursor().execute(sql).fetchall())
+
+
+def test_canned_event_stores_batches_scores_raw_readings_and_quarantines_poison(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a Kinesis event with 4 scored batches (120 readings), 2 raw readings and 2 poison records
+    event = json.loads(EVENT.read_text())
+    app = load_app(monkeypatch, tmp_path)
+    # WHEN the handler runs
+    response = app.handler(event, context())
+    # THEN nothing is handed back, every valid reading is stored once and the poison is quarantined
+    assert response == {"batchItemFailures": []}
+    assert rows(tmp_path, app, "SELECT count(*) FROM readings") == [(122,)]
+    assert rows(tmp_path, app, "SELECT count(*) FROM quarantine") == [(2,)]
+    # raw readings keep their own event time and are scored with the original thresholds (80 degC)
+    raw = rows(
+        tmp_path, app, "SELECT epoch_ms(ts), value, anomaly FROM readings WHERE sensor_id = 'temp-001' ORDER BY ts"
+    )
+    assert raw == [(1_767_268_830_000, 85.5, True), (1_767_268_831_000, 75.5, False)]
+    # and the archive holds exactly what was accepted, intact
+    result = verify(FilesystemObjectStore(tmp_path / "archive"))
+    assert result.ok and result.objects == 4  # line-1, line-2, the raw line, quarantine
+    archived = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{tmp_path}/archive/batches/**/*.parquet', hive_partitioning=true)"
+    ).fetchall()
+    assert archived == [(122,)]
+    # metrics go out as CloudWatch EMF on stdout
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf and emf[-1]["ReadingsWritten"] == [122.0] and emf[-1]["Quarantined"] == [2.0]
+
+
+def test_the_same_event_delivered_twice_has_one_effect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    event = json.loads(EVENT.read_text())
+    app = load_app(monkeypatch, tmp_path)
+    app.handler(event, context())
+    listing_before = sorted(FilesystemObjectStore(tmp_path / "archive").list())
+    # WHEN Kinesis delivers the whole event again
+    response = app.handler(event, context())
+    # THEN one row per (sensor, timestamp) and no new archive object or manifest entry
+    assert response == {"batchItemFailures": []}
+    assert rows(tmp_path, app, "SELECT count(*), count(DISTINCT (sensor_id, ts)) FROM readings") == [(122, 122)]
+    assert rows(tmp_path, app, "SELECT count(*) FROM quarantine") == [(2,)]
+    assert sorted(FilesystemObjectStore(tmp_path / "archive").list()) == listing_before
+
+
+def test_settings_come_from_the_environment_and_name_what_is_wrong() -> None:
+    settings = StreamSettings.from_env(
+        {
+            "PLANTWATCH_SINK": "timestream",
+            "TIMESTREAM_DATABASE": "db",
+            "TIMESTREAM_TABLE": "t",
+            "PLANTWATCH_ARCHIVE_URL": "s3://bucket/archive",
+        }
+    )
+    assert (settings.sink, settings.timestream_database, settings.timestream_table) == ("timestream", "db", "t")
+    with pytest.raises(ValueError, match="sink"):
+        StreamSettings.from_env({"PLANTWATCH_SINK": "influx", "PLANTWATCH_ARCHIVE_URL": "/tmp/a"})
+    with pytest.raises(ValueError, match="PLANTWATCH_ARCHIVE_URL"):
+        StreamSettings.from_env({"PLANTWATCH_SINK": "duckdb"})
