@@ -27,7 +27,8 @@ def load_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
     monkeypatch.setenv("PLANTWATCH_ARCHIVE_URL", str(tmp_path / "archive"))
     monkeypatch.setenv("POWERTOOLS_DEV", "false")
     spec = importlib.util.spec_from_file_location("stream_processor_app", APP)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "stream_processor_app", module)
     spec.loader.exec_module(module)
@@ -69,14 +70,17 @@ def test_canned_event_stores_batches_scores_raw_readings_and_quarantines_poison(
     assert raw == [(1_767_268_830_000, 85.5, True), (1_767_268_831_000, 75.5, False)]
     # and the archive holds exactly what was accepted, intact
     result = verify(FilesystemObjectStore(tmp_path / "archive"))
-    assert result.ok and result.objects == 4  # line-1, line-2, the raw line, quarantine
+    assert result.ok
+    assert result.objects == 4
     archived = duckdb.sql(
         f"SELECT count(*) FROM read_parquet('{tmp_path}/archive/batches/**/*.parquet', hive_partitioning=true)"
     ).fetchall()
     assert archived == [(122,)]
     # metrics go out as CloudWatch EMF on stdout
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert emf and emf[-1]["ReadingsWritten"] == [122.0] and emf[-1]["Quarantined"] == [2.0]
+    assert emf
+    assert emf[-1]["ReadingsWritten"] == [122.0]
+    assert emf[-1]["Quarantined"] == [2.0]
 
 
 def test_the_same_event_delivered_twice_has_one_effect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
