@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -25,6 +28,7 @@ from plantwatch.services.stream_processing import StreamProcessor
 EVENTS = Path(__file__).parent.parent / "events"
 #: 2026-01-01T12:00:00Z: the time of the canned events' readings
 T0 = 1_767_268_800_000
+APP = Path(__file__).parents[2] / "cloud" / "lambdas" / "stream_processor" / "app.py"
 BATCH_TOPIC = "plantwatch/gateways/{}/batches"
 
 
@@ -98,6 +102,31 @@ def local_handler(tmp: Path, clock: FixedClock, sink: Sink | None = None) -> tup
     return StreamHandler(processor), store
 
 
+def load_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, archive_url: str | None = None) -> ModuleType:
+    """Import app.py as Lambda would, with a DuckDB sink and a local archive unless ``archive_url`` says."""
+    monkeypatch.setenv("PLANTWATCH_SINK", "duckdb")
+    monkeypatch.setenv("PLANTWATCH_DUCKDB_PATH", str(tmp_path / "lambda.duckdb"))
+    monkeypatch.setenv("PLANTWATCH_ARCHIVE_URL", archive_url or str(tmp_path / "archive"))
+    monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    spec = importlib.util.spec_from_file_location("stream_processor_app", APP)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "stream_processor_app", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def context() -> SimpleNamespace:
+    """The attributes of a Lambda context that powertools reads."""
+    return SimpleNamespace(
+        function_name="plantwatch-stream-processor",
+        memory_limit_in_mb=512,
+        invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:plantwatch-stream-processor",
+        aws_request_id="c6af9ac6-7b61-11e6-9a41-93e812345678",
+    )
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     """A clock one hour after the canned readings."""
@@ -113,7 +142,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A moto server on a free port, for the whole session; boto3 is pointed at it through AWS_ENDPOINT_URL."""
-    binary = shutil.which("moto_server") or str(Path(os.sys.executable).parent / "moto_server")
+    binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
     require(Path(binary).exists(), "moto_server (pip install 'moto[server]')")
     port = _free_port()
     proc = subprocess.Popen(

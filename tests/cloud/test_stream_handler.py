@@ -2,47 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 
 import duckdb
 import pytest
-from conftest import EVENTS
+from conftest import EVENTS, context, load_app
 
 from plantwatch.adapters.archive_manifest import verify
 from plantwatch.adapters.fs_archive import FilesystemObjectStore
 from plantwatch.cloud.settings import StreamSettings
 
-APP = Path(__file__).parents[2] / "cloud" / "lambdas" / "stream_processor" / "app.py"
 EVENT = EVENTS / "kinesis-batches-and-raw-readings.json"
-
-
-def load_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
-    """Import app.py as Lambda would, configured for DuckDB and a local archive (no AWS at all)."""
-    monkeypatch.setenv("PLANTWATCH_SINK", "duckdb")
-    monkeypatch.setenv("PLANTWATCH_DUCKDB_PATH", str(tmp_path / "lambda.duckdb"))
-    monkeypatch.setenv("PLANTWATCH_ARCHIVE_URL", str(tmp_path / "archive"))
-    monkeypatch.setenv("POWERTOOLS_DEV", "false")
-    spec = importlib.util.spec_from_file_location("stream_processor_app", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "stream_processor_app", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def context() -> SimpleNamespace:
-    """The attributes of a Lambda context that powertools reads."""
-    return SimpleNamespace(
-        function_name="plantwatch-stream-processor",
-        memory_limit_in_mb=512,
-        invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:plantwatch-stream-processor",
-        aws_request_id="c6af9ac6-7b61-11e6-9a41-93e812345678",
-    )
 
 
 def rows(tmp_path: Path, app: ModuleType, sql: str) -> list[tuple[object, ...]]:

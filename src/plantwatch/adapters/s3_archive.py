@@ -1,14 +1,12 @@
 """The compliance archive in S3: objects created with If-None-Match, so nothing is ever overwritten.
 
 The bucket is expected to have versioning, Object Lock in COMPLIANCE mode with a default retention and SSE-KMS
-default encryption (see cloud/terraform); every PUT sends its SHA-256 so S3 checks the bytes it stores.
+default encryption (see cloud/terraform); every PUT carries a SHA-256 checksum (computed by botocore) that S3 checks.
 boto3 calls made here: PutObject, GetObject, ListObjectsV2.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,13 +40,12 @@ class S3ObjectStore:
 
     def put_new(self, key: str, data: bytes) -> bool:
         """PutObject with If-None-Match: *; False when the key exists."""
-        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
         try:
             self.client.put_object(
                 Bucket=self.bucket,
                 Key=self.prefix + key,
                 Body=data,
-                ChecksumSHA256=checksum,
+                ChecksumAlgorithm="SHA256",  # S3 checks the bytes; Object Lock buckets require a checksum
                 IfNoneMatch="*",
             )
         except ClientError as exc:
