@@ -67,10 +67,14 @@ def _add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _report(args: argparse.Namespace) -> int:
-    from plantwatch.services.compliance_report import ReportRequest
     from plantwatch.adapters.compliance_report import write_report
+    from plantwatch.services.compliance_report import ReportRequest
 
-    request = ReportRequest.of(plant=args.plant, start=args.start, end=args.end)
+    try:
+        request = ReportRequest.of(plant=args.plant, start=args.start, end=args.end)
+    except ValueError as exc:
+        print(f"plantwatch report: {exc}", file=sys.stderr)
+        return 2
     paths = write_report(request, archive=args.archive, out_dir=Path(args.out))
     for path in paths:
         print(path)

@@ -157,3 +157,17 @@ def test_verify_against_s3_names_overwritten_hidden_and_added_objects(
     assert sorted(line.split(" (")[0] for line in out[:-1]) == sorted(
         [f"truncated: {line1[2:]}", f"missing: {line2[2:]}", "extra: batches/extra.parquet"]
     )
+
+
+def test_report_reads_the_s3_archive(aws: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    locked_bucket("plantwatch-archive-report")
+    event = kinesis_roundtrip("stream-report", batch_records("gw-1", "line-1", batches=3, per_batch=60))
+    app = load_app(monkeypatch, tmp_path, archive_url="s3://plantwatch-archive-report/r")
+    assert app.handler(event, context()) == {"batchItemFailures": []}
+    out = tmp_path / "report"
+    argv = ["report", "--plant", "plant-1", "--from", "2026-01-01", "--to", "2026-01-01"]
+    assert main([*argv, "--archive", "s3://plantwatch-archive-report/r", "--out", str(out)]) == 0
+    completeness = (out / "completeness.csv").read_text().splitlines()
+    assert len(completeness) == 1 + 6
+    assert all(",30," in line for line in completeness[1:])  # 180 readings over 6 sensors
+    assert "<span class='ok'>intact</span>" in (out / "report.html").read_text()
