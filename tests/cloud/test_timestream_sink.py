@@ -17,7 +17,8 @@ from botocore.exceptions import ClientError
 from conftest import T0, FixedClock, batch_records, scored_readings
 
 from plantwatch.adapters.fs_archive import FilesystemArchive
-from plantwatch.adapters.timestream import ALERT_MEASURE, READING_MEASURE, TimestreamSink
+from plantwatch.adapters.timestream import TimestreamSink
+from plantwatch.adapters.timestream_records import ALERT_MEASURE, READING_MEASURE
 from plantwatch.cloud.stream_handler import StreamHandler, kinesis_event
 from plantwatch.contract.batch import SCHEMA_VERSION, ScoredBatch
 from plantwatch.domain.thresholds import THRESHOLD_MODEL
@@ -126,7 +127,7 @@ def test_sink_packs_100_multi_measure_records_per_call_with_alerts(
     alerts = sum(r.anomaly for b in batches for r in b.readings)
     assert alerts > 0
     assert (outcome.written, outcome.incomplete, outcome.rejected) == (readings, (), ())
-    assert fake.calls == math.ceil((readings + alerts) / 100)
+    assert fake.calls == math.ceil(readings / 100) + math.ceil(alerts / 100)
     stored = fake.measures(READING_MEASURE)
     assert len(stored) == readings
     dims, _, _ = next(iter(stored))
@@ -191,7 +192,7 @@ def test_persistent_throttling_hands_records_back_to_kinesis(clock: FixedClock) 
         processor = StreamProcessor(sink=sink, archive=FilesystemArchive(Path(tmp), clock=clock), clock=clock)
         response = StreamHandler(processor).handle(kinesis_event(records))
     assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [r.record_id for r in records]
-    assert fake.calls == 3 * 2  # 2 chunks (120 readings + alerts), 3 attempts each
+    assert fake.calls == 3 * 3  # 120 readings in 2 requests, their alerts in 1; 3 attempts each
 
 
 def test_sink_rejections_are_quarantined_with_counts_and_do_not_fail_the_batch(clock: FixedClock) -> None:

@@ -21,8 +21,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from plantwatch.adapters.archive_manifest import (
@@ -37,7 +39,7 @@ from plantwatch.adapters.archive_manifest import (
     seal,
     sha256_hex,
 )
-from plantwatch.adapters.arrow_tables import Carried, carried_table, quarantine_table
+from plantwatch.adapters.arrow_tables import quarantine_table, readings_table
 from plantwatch.contract.batch import ScoredBatch
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import Clock
@@ -62,6 +64,10 @@ def _parquet(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
+
+
+def _partition(combo: dict[str, Any]) -> tuple[int, str, str]:
+    return combo["day"], combo["plant"], combo["line"]
 
 
 def _digest(members: Sequence[str]) -> str:
@@ -127,18 +133,20 @@ class ComplianceArchive:
             fresh = {b.key: b for b in batches if b.key not in self._archived}
             if not fresh:
                 return
-            partitions: dict[tuple[str, str, str], list[Carried]] = defaultdict(list)
-            days: dict[int, str] = {}
-            for batch in fresh.values():
-                for scored in batch.readings:
-                    d = scored.reading.ts_ms // _DAY_MS
-                    day = days.get(d) or days.setdefault(d, day_of(scored.reading.ts_ms))
-                    partitions[(day, batch.plant, scored.reading.line)].append((batch, scored))
+            table = readings_table(list(fresh.values()))
+            days = pc.divide(table["ts"].cast(pa.int64()), _DAY_MS)
+            keys = pa.table({"day": days, "plant": table["plant"], "line": table["line"]})
             objects = []
-            for (day, plant, line), rows in sorted(partitions.items()):
-                members = sorted({b.key for b, _ in rows})
-                key = f"batches/date={day}/plant={plant}/line={line}/part-{_digest(members)}.parquet"
-                objects.append(self._put_object(key, _parquet(carried_table(rows)), len(rows), members))
+            for combo in sorted(keys.group_by(["day", "plant", "line"]).aggregate([]).to_pylist(), key=_partition):
+                mask = pc.and_(
+                    pc.and_(pc.equal(days, combo["day"]), pc.equal(table["plant"], combo["plant"])),
+                    pc.equal(table["line"], combo["line"]),
+                )
+                part = table.filter(mask)
+                members = sorted(pc.unique(part["batch_key"]).to_pylist())
+                day = day_of(combo["day"] * _DAY_MS)
+                key = f"batches/date={day}/plant={combo['plant']}/line={combo['line']}/part-{_digest(members)}.parquet"
+                objects.append(self._put_object(key, _parquet(part), part.num_rows, members))
             self._append(objects)
 
     def put_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:

@@ -8,7 +8,6 @@ from typing import Final
 import pyarrow as pa
 
 from plantwatch.contract.batch import ScoredBatch
-from plantwatch.contract.reading import ScoredReading
 from plantwatch.contract.rejection import QuarantineEntry
 
 READINGS_SCHEMA: Final = pa.schema(
@@ -41,16 +40,16 @@ QUARANTINE_SCHEMA: Final = pa.schema(
     ]
 )
 
-#: A reading together with the batch that carried it.
-Carried = tuple[ScoredBatch, ScoredReading]
 
-
-def carried_table(rows: Sequence[Carried]) -> pa.Table:
-    """Readings with their batch key and model, as one Arrow table."""
-    readings = [s.reading for _, s in rows]
-    models: dict[int, str] = {}
-    for batch, _ in rows:
-        models.setdefault(id(batch), f"{batch.model.name}@{batch.model.version}")
+def readings_table(batches: Sequence[ScoredBatch]) -> pa.Table:
+    """The readings of ``batches`` with their batch key and model, as one Arrow table."""
+    readings = [s.reading for b in batches for s in b.readings]
+    scored = [s for b in batches for s in b.readings]
+    keys: list[str] = []
+    models: list[str] = []
+    for b in batches:
+        keys.extend([b.key] * len(b.readings))
+        models.extend([f"{b.model.name}@{b.model.version}"] * len(b.readings))
     columns = [
         [r.plant for r in readings],
         [r.line for r in readings],
@@ -60,21 +59,16 @@ def carried_table(rows: Sequence[Carried]) -> pa.Table:
         [r.unit for r in readings],
         [r.ts_ms for r in readings],
         [r.value for r in readings],
-        [s.score for _, s in rows],
-        [s.anomaly for _, s in rows],
-        [list(s.reasons) for _, s in rows],
-        [b.key for b, _ in rows],
-        [models[id(b)] for b, _ in rows],
+        [s.score for s in scored],
+        [s.anomaly for s in scored],
+        [list(s.reasons) for s in scored],
+        keys,
+        models,
     ]
     return pa.Table.from_arrays(
         [pa.array(col, type=field.type) for col, field in zip(columns, READINGS_SCHEMA, strict=True)],
         schema=READINGS_SCHEMA,
     )
-
-
-def readings_table(batches: Sequence[ScoredBatch]) -> pa.Table:
-    """The readings of ``batches`` as one Arrow table."""
-    return carried_table([(batch, scored) for batch in batches for scored in batch.readings])
 
 
 def quarantine_table(entries: Sequence[QuarantineEntry]) -> pa.Table:

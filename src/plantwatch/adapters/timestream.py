@@ -15,14 +15,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
-import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
+from plantwatch.adapters.timestream_records import Call, Row, calls, dimensions_bytes, rows_of
 from plantwatch.contract.batch import ScoredBatch
 from plantwatch.contract.reading import MAX_FUTURE_MS
 from plantwatch.contract.rejection import QuarantineEntry
@@ -30,11 +29,9 @@ from plantwatch.ports import Clock, SinkRejection, WriteOutcome
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDS_PER_CALL: Final = 100
 MAX_RECORD_BYTES: Final = 2048
-READING_MEASURE: Final = "reading"
-ALERT_MEASURE: Final = "anomaly_alert"
-DIMENSIONS: Final = ("plant", "line", "asset", "sensor_id", "sensor_type")
+#: bytes of a record beyond its dimensions: time, version, measure names and values, alert type (bounded)
+_RECORD_OVERHEAD: Final = 700
 RETRYABLE_CODES: Final = frozenset(
     {
         "ThrottlingException",
@@ -44,18 +41,6 @@ RETRYABLE_CODES: Final = frozenset(
         "RequestTimeoutException",
     }
 )
-
-Record = dict[str, Any]
-
-
-class _Item(msgspec.Struct, kw_only=True):
-    """One record to write and what it stands for."""
-
-    batch_key: str
-    sensor_id: str
-    ts_ms: int
-    reading: bool
-    record: Record
 
 
 class TimestreamSink:
@@ -91,121 +76,71 @@ class TimestreamSink:
         self.rng = rng or random.Random()
         self.calls = 0
 
-    # --- building records -------------------------------------------------------------------------------
-    def items(self, batches: Sequence[ScoredBatch]) -> list[_Item]:
-        """Every record the batches become, sorted so records of one sensor sit together."""
-        out: list[_Item] = []
-        for batch in batches:
-            version = batch.seq
-            for scored in batch.readings:
-                r = scored.reading
-                dims = [
-                    {"Name": "plant", "Value": r.plant},
-                    {"Name": "line", "Value": r.line},
-                    {"Name": "asset", "Value": r.asset},
-                    {"Name": "sensor_id", "Value": r.sensor_id},
-                    {"Name": "sensor_type", "Value": r.sensor_type},
-                ]
-                time_ = str(r.ts_ms)
-                out.append(
-                    _Item(
-                        batch_key=batch.key,
-                        sensor_id=r.sensor_id,
-                        ts_ms=r.ts_ms,
-                        reading=True,
-                        record={
-                            "Dimensions": dims,
-                            "MeasureName": READING_MEASURE,
-                            "MeasureValueType": "MULTI",
-                            "MeasureValues": [
-                                {"Name": "value", "Value": repr(r.value), "Type": "DOUBLE"},
-                                {"Name": "score", "Value": repr(scored.score), "Type": "DOUBLE"},
-                                {"Name": "anomaly", "Value": "true" if scored.anomaly else "false", "Type": "BOOLEAN"},
-                            ],
-                            "Time": time_,
-                            "Version": version,
-                        },
-                    )
-                )
-                if scored.anomaly:
-                    alert_type = ",".join(scored.reasons) or "anomaly"
-                    out.append(
-                        _Item(
-                            batch_key=batch.key,
-                            sensor_id=r.sensor_id,
-                            ts_ms=r.ts_ms,
-                            reading=False,
-                            record={
-                                "Dimensions": [*dims, {"Name": "alert_type", "Value": alert_type[:256]}],
-                                "MeasureName": ALERT_MEASURE,
-                                "MeasureValueType": "BIGINT",
-                                "MeasureValue": "1",
-                                "Time": time_,
-                                "Version": version,
-                            },
-                        )
-                    )
-        out.sort(key=lambda item: (item.record["MeasureName"], item.sensor_id, item.ts_ms))
-        return out
-
-    def _admissible(self, item: _Item, now_ms: int) -> str | None:
-        """Why Timestream would refuse this record for good, or None."""
-        if item.ts_ms > now_ms + MAX_FUTURE_MS:
-            return "time is more than 15 minutes in the future"
-        if not self.magnetic_writes and item.ts_ms < now_ms - self.memory_retention_ms:
-            return "time is older than the memory store retention and magnetic store writes are off"
-        if len(msgspec.json.encode(item.record)) > MAX_RECORD_BYTES:
-            return f"record is over {MAX_RECORD_BYTES} bytes"
-        return None
-
-    # --- writing ----------------------------------------------------------------------------------------
     def write(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
         """Write every reading (and alert); retryable failures become ``incomplete``, refusals ``rejected``."""
         now = self.clock.now_ms()
+        readings, alerts = rows_of(batches)
         rejected: list[SinkRejection] = []
-        writable: list[_Item] = []
-        for item in self.items(batches):
-            reason = self._admissible(item, now)
-            if reason is None:
-                writable.append(item)
-            else:
-                rejected.append(self._rejection(item, reason))
-        chunks = [writable[i : i + MAX_RECORDS_PER_CALL] for i in range(0, len(writable), MAX_RECORDS_PER_CALL)]
-        if self.workers > 1 and len(chunks) > 1:
+        readings = self._admissible(readings, now, rejected)
+        alerts = self._admissible(alerts, now, rejected)
+        requests = [*calls(readings), *calls(alerts)]
+        if self.workers > 1 and len(requests) > 1:
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                results = list(pool.map(self._write_chunk, chunks))
+                results = list(pool.map(self._send, requests))
         else:
-            results = [self._write_chunk(chunk) for chunk in chunks]
+            results = [self._send(request) for request in requests]
         written = 0
         incomplete: set[str] = set()
-        for ok, chunk_rejected, chunk in results:
+        for request, (ok, refused) in zip(requests, results, strict=True):
             if not ok:
-                incomplete.update(item.batch_key for item in chunk)
+                incomplete.update(row.batch_key for row in request.rows)
                 continue
-            refused = {index for index, _ in chunk_rejected}
-            written += sum(1 for i, item in enumerate(chunk) if item.reading and i not in refused)
-            rejected.extend(self._rejection(chunk[i], reason) for i, reason in chunk_rejected)
+            if request.rows[0].alert_type is None:
+                written += len(request.rows) - len(refused)
+            rejected.extend(self._rejection(request.rows[i], reason) for i, reason in refused)
         return WriteOutcome(
             written=written, duplicate_batches=0, incomplete=tuple(sorted(incomplete)), rejected=tuple(rejected)
         )
 
-    def _write_chunk(self, chunk: list[_Item]) -> tuple[bool, list[tuple[int, str]], list[_Item]]:
-        """Write one call's worth: (written?, [(index, reason) refused], chunk)."""
-        common, records = common_attributes([item.record for item in chunk])
+    def _admissible(self, rows: list[Row], now_ms: int, rejected: list[SinkRejection]) -> list[Row]:
+        """The rows Timestream can accept; the others are added to ``rejected`` with the reason."""
+        future = now_ms + MAX_FUTURE_MS
+        oldest = -1 if self.magnetic_writes else now_ms - self.memory_retention_ms
+        too_big = {s for s in {row.sensor for row in rows} if dimensions_bytes(s) + _RECORD_OVERHEAD > MAX_RECORD_BYTES}
+        if not too_big and all(oldest <= row.ts_ms <= future for row in rows):
+            return rows
+        keep = []
+        for row in rows:
+            if row.ts_ms > future:
+                rejected.append(self._rejection(row, "time is more than 15 minutes in the future"))
+            elif row.ts_ms < oldest:
+                reason = "time is older than the memory store retention and magnetic store writes are off"
+                rejected.append(self._rejection(row, reason))
+            elif row.sensor in too_big:
+                rejected.append(self._rejection(row, f"record is over {MAX_RECORD_BYTES} bytes"))
+            else:
+                keep.append(row)
+        return keep
+
+    def _send(self, request: Call) -> tuple[bool, list[tuple[int, str]]]:
+        """Send one request with retries: (written?, [(index, reason) refused for good])."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 self.calls += 1
                 self.client.write_records(
-                    DatabaseName=self.database, TableName=self.table, CommonAttributes=common, Records=records
+                    DatabaseName=self.database,
+                    TableName=self.table,
+                    CommonAttributes=request.common,
+                    Records=request.records,
                 )
-                return True, [], chunk
+                return True, []
             except ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code"))
                 if code == "RejectedRecordsException":
-                    return True, _refusals(exc.response), chunk
+                    return True, _refusals(exc.response)
                 if code not in RETRYABLE_CODES:
                     log.error("Timestream refused a write with %s: %s", code, exc)
-                    return False, [], chunk
+                    return False, []
                 problem = code
             except BotoCoreError as exc:  # timeouts, connection resets
                 problem = type(exc).__name__
@@ -214,13 +149,13 @@ class TimestreamSink:
                 log.info("Timestream %s (attempt %d); retrying in %.3f s", problem, attempt, delay)
                 self.sleep(delay)
         log.warning(
-            "Timestream still failing after %d attempts; handing %d records back", self.max_attempts, len(chunk)
+            "Timestream failing after %d attempts; handing %d records back", self.max_attempts, len(request.rows)
         )
-        return False, [], chunk
+        return False, []
 
-    def _rejection(self, item: _Item, reason: str) -> SinkRejection:
+    def _rejection(self, row: Row, reason: str) -> SinkRejection:
         return SinkRejection(
-            batch_key=item.batch_key, sensor_id=item.sensor_id, ts_ms=item.ts_ms, reason=f"Timestream: {reason}"
+            batch_key=row.batch_key, sensor_id=row.sensor[3], ts_ms=row.ts_ms, reason=f"Timestream: {reason}"
         )
 
     def record_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:
@@ -235,28 +170,3 @@ def _refusals(response: dict[str, Any]) -> list[tuple[int, str]]:
             reason = f"{reason} (ExistingVersion {rejected['ExistingVersion']}: a different value is stored)"
         out.append((int(rejected["RecordIndex"]), reason))
     return out
-
-
-def common_attributes(records: Sequence[Record]) -> tuple[Record, list[Record]]:
-    """Factor out what every record shares (dimensions, measure name and type, version) into CommonAttributes."""
-    common: Record = {"TimeUnit": "MILLISECONDS"}
-    first = records[0]
-    for field in ("MeasureName", "MeasureValueType", "Version"):
-        if all(r.get(field) == first.get(field) for r in records):
-            common[field] = first[field]
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for r in records:
-        for d in r["Dimensions"]:
-            counts[(d["Name"], d["Value"])] += 1
-    shared = [d for d in first["Dimensions"] if counts[(d["Name"], d["Value"])] == len(records)]
-    if shared:
-        common["Dimensions"] = shared
-    shared_names = {d["Name"] for d in shared}
-    out = []
-    for r in records:
-        slim = {k: v for k, v in r.items() if k not in common}
-        slim["Dimensions"] = [d for d in r["Dimensions"] if d["Name"] not in shared_names]
-        if not slim["Dimensions"]:
-            del slim["Dimensions"]
-        out.append(slim)
-    return common, out

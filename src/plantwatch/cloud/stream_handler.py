@@ -9,8 +9,10 @@ Kinesis-shaped events built from its local stream (:func:`kinesis_event`).
 from __future__ import annotations
 
 import base64
+import contextlib
+import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -25,6 +27,23 @@ from plantwatch.services.stream_processing import ProcessReport, StreamProcessor
 
 log = logging.getLogger(__name__)
 LOCAL_STREAM_ARN = "arn:aws:kinesis:local:000000000000:stream/plantwatch-local"
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch is processed.
+
+    Processing allocates a few container objects per reading and frees them by reference counting; with
+    the collector running, its generation scans cost 3-4 times the processing itself. Cycles made meanwhile
+    are collected when it resumes.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class RetryLater(Exception):  # noqa: N818 - reads as what it tells Lambda
@@ -79,7 +98,8 @@ class StreamHandler:
     def handle(self, event: dict[str, Any], context: Any = None) -> PartialItemFailureResponse:
         """Process every record of ``event``; the response lists the first record not fully written onwards."""
         records = [stream_record(r) for r in KinesisStreamEvent(event).records]
-        report = self.processor.process(records)
+        with gc_paused():
+            report = self.processor.process(records)
         retry: set[str] = set()
         if report.failed_from is not None:
             ids = [r.record_id for r in records]
