@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
-from conftest import T0, FixedClock, batch_records, local_handler
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stream_support import T0, FixedClock, batch_records, local_handler
 
 from plantwatch.adapters.archive_manifest import verify
 from plantwatch.adapters.duckdb_store import DuckDBStore

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import batch_records, context, load_app
+from stream_support import batch_records, context, load_app
 
 from plantwatch.cli import main
 from plantwatch.ports import StreamRecord

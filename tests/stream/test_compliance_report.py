@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import T0, FixedClock, batch_records, local_handler
+from stream_support import T0, FixedClock, batch_records, local_handler
 
 from plantwatch.cli import main
 from plantwatch.cloud.stream_handler import kinesis_event

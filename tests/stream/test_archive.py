@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import T0, FixedClock, batch_records, local_handler
+from stream_support import T0, FixedClock, batch_records, local_handler
 
 from plantwatch.adapters.archive_manifest import MANIFEST_PREFIX, verify
 from plantwatch.adapters.archive_staging import RollingArchive

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import duckdb
 import pytest
-from conftest import EVENTS, context, load_app
+from stream_support import EVENTS, context, load_app
 
 from plantwatch.adapters.archive_manifest import verify
 from plantwatch.adapters.fs_archive import FilesystemObjectStore

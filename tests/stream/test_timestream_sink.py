@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from botocore.exceptions import ClientError
-from conftest import T0, FixedClock, batch_records, scored_readings
+from stream_support import T0, FixedClock, batch_records, scored_readings
 
 from plantwatch.adapters.fs_archive import FilesystemArchive
 from plantwatch.adapters.timestream import TimestreamSink
