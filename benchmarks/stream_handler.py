@@ -245,7 +245,7 @@ def main() -> None:
     )
     print(
         f"  WriteRecords calls: {fake.calls:,} ({fake.records_received:,} records, {alerts:,} of them anomaly_alert), "
-        f"archive objects: {objects}"
+        f"archive objects incl. manifest entries: {objects}"
     )
     print(
         f"  per 1M readings: {len(records) * scale:,.0f} Kinesis records, {fake.calls * scale:,.0f} WriteRecords "
