@@ -62,10 +62,11 @@ class FilesystemObjectStore:
 
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[tuple[str, int]]:
         """(key, size) of every file under ``prefix`` after ``start_after``, in key order."""
-        if not self.root.exists():
+        top = self.root / prefix.rpartition("/")[0]  # walk only the prefix's directory
+        if not top.is_dir():
             return
         keys = []
-        for dirpath, _, files in os.walk(self.root):
+        for dirpath, _, files in os.walk(top):
             for name in files:
                 full = Path(dirpath) / name
                 key = full.relative_to(self.root).as_posix()
