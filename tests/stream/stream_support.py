@@ -96,9 +96,11 @@ def local_handler(tmp: Path, clock: FixedClock, sink: Sink | None = None) -> tup
     return StreamHandler(processor), store
 
 
-def load_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, archive_url: str | None = None) -> ModuleType:
+def load_app(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, archive_url: str | None = None, sink: str = "duckdb"
+) -> ModuleType:
     """Import app.py as Lambda would, with a DuckDB sink and a local archive unless ``archive_url`` says."""
-    monkeypatch.setenv("PLANTWATCH_SINK", "duckdb")
+    monkeypatch.setenv("PLANTWATCH_SINK", sink)
     monkeypatch.setenv("PLANTWATCH_DUCKDB_PATH", str(tmp_path / "lambda.duckdb"))
     monkeypatch.setenv("PLANTWATCH_ARCHIVE_URL", archive_url or str(tmp_path / "archive"))
     monkeypatch.setenv("POWERTOOLS_DEV", "false")

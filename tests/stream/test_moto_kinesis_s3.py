@@ -171,3 +171,19 @@ def test_report_reads_the_s3_archive(aws: str, monkeypatch: pytest.MonkeyPatch, 
     assert len(completeness) == 1 + 6
     assert all(",30," in line for line in completeness[1:])  # 180 readings over 6 sensors
     assert "<span class='ok'>intact</span>" in (out / "report.html").read_text()
+
+
+def test_timestream_requests_pass_botocore_validation_against_moto(
+    aws: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # moto's Timestream stores nothing (field facts), but botocore validates every request against the
+    # service model before sending it: this checks the shape of the requests the sink builds.
+    write = boto3.client("timestream-write", endpoint_url=aws)  # explicit: no endpoint discovery
+    write.create_database(DatabaseName="smart_manufacturing_iot_analytics_platform_sensor_database")
+    write.create_table(
+        DatabaseName="smart_manufacturing_iot_analytics_platform_sensor_database", TableName="sensor_readings"
+    )
+    event = kinesis_roundtrip("stream-timestream", batch_records("gw-1", "line-1", batches=3, per_batch=120))
+    app = load_app(monkeypatch, tmp_path, sink="timestream")
+    assert app.handler(event, context()) == {"batchItemFailures": []}
+    assert app.stream.processor.sink.calls >= 4  # 360 readings in 4 requests, plus their alerts

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -151,7 +152,11 @@ def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> 
 
         from plantwatch.adapters.timestream import TimestreamSink
 
-        client = boto3.client("timestream-write", config=Config(retries={"total_max_attempts": 1}))
+        # an explicit endpoint (moto, LocalStack, a VPC endpoint) turns boto3's endpoint discovery off
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_TIMESTREAM_WRITE") or os.environ.get("AWS_ENDPOINT_URL")
+        client = boto3.client(
+            "timestream-write", endpoint_url=endpoint, config=Config(retries={"total_max_attempts": 1})
+        )
         sink = TimestreamSink(
             client,
             database=settings.timestream_database,
