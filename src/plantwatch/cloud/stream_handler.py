@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import msgspec
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamEvent, KinesisStreamRecord
@@ -121,6 +122,7 @@ class StreamHandler:
             report.duplicate_batches,
             report.quarantined,
             report.retried,
+            extra={"report": msgspec.to_builtins(report)},
         )
         if self.on_report is not None:
             self.on_report(report)

@@ -13,6 +13,7 @@ idempotent by batch key, so the retry reaches the same final state as a clean ru
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 
 import msgspec
@@ -147,8 +148,8 @@ class StreamProcessor:
 
     def _quarantine(self, entries: Sequence[QuarantineEntry]) -> bool:
         """Archive and count quarantine entries; False when a store failed (the input must come again)."""
-        for entry in entries:
-            log.warning("quarantined input from %s: %s", entry.source, entry.reason)
+        for (source, reason), count in Counter((e.source, e.reason) for e in entries).items():
+            log.warning("quarantined %d input(s) from %s: %s", count, source, reason)
         try:
             self.archive.put_quarantine(entries)
             self.sink.record_quarantine(entries)
