@@ -48,6 +48,9 @@ def _archive_verify(args: argparse.Namespace) -> int:
     from plantwatch.adapters.archive_manifest import verify
     from plantwatch.adapters.archive_url import open_store
 
+    if "://" not in args.location and not Path(args.location).is_dir():
+        print(f"plantwatch archive verify: no archive directory at {args.location}", file=sys.stderr)
+        return 2
     result = verify(open_store(args.location))
     for finding in result.findings:
         print(f"{finding.problem}: {finding.key} ({finding.detail})")

@@ -172,3 +172,8 @@ def test_day_partitions_follow_each_reading(tmp_path: Path, clock: FixedClock) -
     )
     days = sorted({p.parent.parent.parent.name for p in data_objects(tmp_path / "archive")})
     assert days == ["date=2026-01-01", "date=2026-01-02"]
+
+
+def test_verify_refuses_a_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["archive", "verify", str(tmp_path / "nowhere")]) == 2
+    assert "no archive directory" in capsys.readouterr().err
