@@ -141,7 +141,9 @@ def gateway_records(data: list[Reading]) -> list[StreamRecord]:
 def run_handler(records: list[StreamRecord]) -> tuple[float, TimedFake, int]:
     """CPU seconds to handle every record in Lambda-sized events; the fake and the number of archive objects."""
     clock = Clock()
-    fake = TimedFake(clock=clock, database="db", table="t")
+    # retain=False: the fake validates every request but keeps no rows; 200,000 retained rows made the garbage
+    # collector's pass over the fake's own storage the largest cost attributed to the handler
+    fake = TimedFake(clock=clock, database="db", table="t", retain=False)
     sink = TimestreamSink(fake, database="db", table="t", clock=clock, workers=1)
     store = MemoryStore()
     handler = StreamHandler(StreamProcessor(sink=sink, archive=ComplianceArchive(store, clock=clock), clock=clock))
@@ -198,7 +200,7 @@ def original_handler(event: dict[str, Any], client: FakeTimestreamWrite, databas
 
 def run_original(data: list[Reading]) -> tuple[int, int, int]:
     """(Kinesis records, WriteRecords calls, failed writes) of the original design: one raw reading per record."""
-    fake = FakeTimestreamWrite(clock=TickingClock(), database="db", table="t")
+    fake = FakeTimestreamWrite(clock=TickingClock(), database="db", table="t", retain=False)
     raw = [
         StreamRecord(
             record_id=str(i),
@@ -236,7 +238,7 @@ def main() -> None:
         if seconds - fake.seconds < best:
             best, best_fake = seconds - fake.seconds, fake.seconds
     scale = 1_000_000 / args.readings
-    alerts = sum(1 for k in fake.rows if k[1] == "anomaly_alert")
+    alerts = fake.records_received - args.readings
     print(f"{os.cpu_count()} cores visible; single-threaded CPU time (time.process_time), best of {args.repeat}")
     print(
         f"plantwatch handler: {args.readings:,} readings in {len(records)} Kinesis records (events of "

@@ -72,13 +72,13 @@ def dimensions_bytes(sensor: Sensor) -> int:
     return sum(len(name) + len(value) for name, value in zip(DIMENSIONS, sensor, strict=True))
 
 
-def calls(rows: Sequence[Row]) -> Iterator[Call]:
+def calls(rows: list[Row]) -> Iterator[Call]:
     """WriteRecords requests of at most 100 records for ``rows`` (all readings or all alerts)."""
     for start in range(0, len(rows), MAX_RECORDS_PER_CALL):
         yield _call(rows[start : start + MAX_RECORDS_PER_CALL])
 
 
-def _call(rows: Sequence[Row]) -> Call:
+def _call(rows: list[Row]) -> Call:
     sensors = list(dict.fromkeys(row.sensor for row in rows))
     first = sensors[0]
     shared = [i for i in range(len(DIMENSIONS)) if all(s[i] == first[i] for s in sensors)]
@@ -107,8 +107,8 @@ def _call(rows: Sequence[Row]) -> Call:
             }
             for row in rows
         ]
-        for record, row in zip(records, rows, strict=True):
-            if own[row.sensor]:
+        if len(shared) < len(DIMENSIONS):  # some dimensions differ between the call's sensors
+            for record, row in zip(records, rows, strict=True):
                 record["Dimensions"] = own[row.sensor]
     else:
         common["MeasureName"] = ALERT_MEASURE
@@ -124,4 +124,4 @@ def _call(rows: Sequence[Row]) -> Call:
     if not same_version:
         for record, row in zip(records, rows, strict=True):
             record["Version"] = row.version
-    return Call(common, records, list(rows))
+    return Call(common, records, rows)

@@ -45,6 +45,7 @@ class FakeTimestreamWrite:
         magnetic_retention_ms: int = 365 * 86_400_000,
         magnetic_writes: bool = True,
         throttle: Callable[[int], bool] | None = None,
+        retain: bool = True,
     ) -> None:
         self.clock = clock
         self.database = database
@@ -53,6 +54,8 @@ class FakeTimestreamWrite:
         self.magnetic_retention_ms = magnetic_retention_ms
         self.magnetic_writes = magnetic_writes
         self.throttle = throttle
+        #: keep written rows (needed for ExistingVersion); a benchmark may turn it off to measure only the client
+        self.retain = retain
         self.calls = 0
         self.records_received = 0
         self.rows: dict[Key, tuple[int, tuple[tuple[str, str, str], ...]]] = {}
@@ -92,6 +95,8 @@ class FakeTimestreamWrite:
                     rejected.append({"RecordIndex": index, "Reason": problem})
                     continue
                 in_request[key] = values
+                if not self.retain:
+                    continue
                 version = int(merged.get("Version", 1))
                 stored = self.rows.get(key)
                 if stored is not None and stored[1] != values and version <= stored[0]:
