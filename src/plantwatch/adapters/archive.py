@@ -27,7 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from plantwatch.adapters.archive_index import ArchivedIndex
 from plantwatch.adapters.archive_manifest import (
+    CHECKPOINT_EVERY,
     GENESIS,
     MANIFEST_PREFIX,
     ManifestEntry,
@@ -35,7 +37,9 @@ from plantwatch.adapters.archive_manifest import (
     ObjectStore,
     decode_entry,
     encode_entry,
+    last_seq,
     manifest_key,
+    manifest_seq,
     seal,
     sha256_hex,
 )
@@ -83,32 +87,67 @@ class ComplianceArchive:
         self._lock = threading.Lock()
         self._last_seq = 0
         self._last_hash = GENESIS
-        self._archived: set[str] = set()
+        self._archived = ArchivedIndex()
+        self._loaded = False
+
+    def _entry(self, seq: int) -> ManifestEntry | None:
+        data = self.store.get(manifest_key(seq))
+        return None if data is None else decode_entry(data)
+
+    def _load(self) -> None:
+        """Cold start: the newest manifest entry, and the index from the newest checkpoint on (not the whole chain)."""
+        last = last_seq(self.store)
+        tail: list[ManifestEntry] = []
+        for seq in range(last, 0, -1):
+            entry = self._entry(seq)
+            if entry is None:  # a gap: the chain is damaged (verify names it); rebuild from everything there is
+                tail = [e for s in range(1, last + 1) if (e := self._entry(s)) is not None]
+                break
+            tail.append(entry)
+            if entry.checkpoint is not None:
+                break
+        tail.sort(key=lambda e: e.seq)
+        start = next((i for i in range(len(tail) - 1, -1, -1) if tail[i].checkpoint is not None), None)
+        if start is not None:
+            self._archived = ArchivedIndex(tail[start].checkpoint)
+            tail = tail[start + 1 :]
+        for entry in tail:
+            self._archived.update(m for obj in entry.objects for m in obj.members)
+        if last:
+            newest = tail[-1] if tail else self._entry(last)
+            if newest is not None:
+                self._last_seq, self._last_hash = newest.seq, newest.hash
+        self._loaded = True
 
     def _refresh(self) -> None:
         """Read manifest entries written since we last looked (by us or another writer)."""
+        if not self._loaded:
+            self._load()
         start = manifest_key(self._last_seq) if self._last_seq else None
         for key, _ in self.store.list(MANIFEST_PREFIX, start_after=start):
             data = self.store.get(key)
-            if data is None:
+            if data is None or manifest_seq(key) is None:
                 continue
             entry = decode_entry(data)
             self._archived.update(m for obj in entry.objects for m in obj.members)
             self._last_seq, self._last_hash = entry.seq, entry.hash
 
     def _append(self, objects: list[ManifestObject]) -> None:
+        members = [m for obj in objects for m in obj.members]
         for _ in range(_MAX_APPEND_ATTEMPTS):
+            seq = self._last_seq + 1
             entry = seal(
                 ManifestEntry(
-                    seq=self._last_seq + 1,
+                    seq=seq,
                     prev=self._last_hash,
                     written_at_ms=self.clock.now_ms(),
                     objects=tuple(objects),
+                    checkpoint=self._archived.checkpoint(members) if seq % CHECKPOINT_EVERY == 0 else None,
                 )
             )
             if self.store.put_new(manifest_key(entry.seq), encode_entry(entry)):
                 self._last_seq, self._last_hash = entry.seq, entry.hash
-                self._archived.update(m for obj in objects for m in obj.members)
+                self._archived.update(members)
                 return
             self._refresh()  # another writer took this sequence number
         raise RuntimeError(f"could not append to the manifest of {self.store.describe()}: too much contention")

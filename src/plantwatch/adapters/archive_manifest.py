@@ -14,7 +14,11 @@ from typing import Final, Literal, Protocol
 
 import msgspec
 
+from plantwatch.adapters.archive_index import IndexCheckpoint
+
 MANIFEST_PREFIX: Final = "_manifest/"
+#: every this many entries, one carries the whole index, so a writer starting cold reads at most this many
+CHECKPOINT_EVERY: Final = 100
 GENESIS: Final = "0" * 64
 
 
@@ -49,12 +53,13 @@ class ManifestObject(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ManifestEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One link of the chain: the objects one write added."""
+    """One link of the chain: the objects one write added (every ``CHECKPOINT_EVERY``-th also the whole index)."""
 
     seq: int
     prev: str
     written_at_ms: int
     objects: tuple[ManifestObject, ...]
+    checkpoint: IndexCheckpoint | None = None
     hash: str = ""
 
 
@@ -64,6 +69,33 @@ _encoder = msgspec.json.Encoder()
 def manifest_key(seq: int) -> str:
     """The key of manifest entry ``seq``."""
     return f"{MANIFEST_PREFIX}{seq:012d}.json"
+
+
+def manifest_seq(key: str) -> int | None:
+    """The sequence number a manifest key names, or None if it names none."""
+    digits = key[len(MANIFEST_PREFIX) :].removesuffix(".json")
+    return int(digits) if key.startswith(MANIFEST_PREFIX) and key.endswith(".json") and digits.isdigit() else None
+
+
+def last_seq(store: ObjectStore) -> int:
+    """The highest manifest sequence number in ``store`` (0 if none), in about 2 log2(n) listings."""
+
+    def beyond(seq: int) -> bool:
+        first = next(iter(store.list(MANIFEST_PREFIX, start_after=manifest_key(seq))), None)
+        return first is not None and manifest_seq(first[0]) is not None
+
+    if not beyond(0):
+        return 0
+    low, high = 0, 1  # beyond(low) holds, beyond(high) is to be found false
+    while beyond(high):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if beyond(middle):
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 def entry_hash(entry: ManifestEntry) -> str:
@@ -121,9 +153,8 @@ def _check_entries(store: ObjectStore, keys: list[str], findings: list[Finding])
     expected_seq = 1
     prev_hash: str | None = GENESIS
     for key in keys:
-        try:
-            seq = int(key[len(MANIFEST_PREFIX) :].removesuffix(".json"))
-        except ValueError:
+        seq = manifest_seq(key)
+        if seq is None:
             findings.append(Finding(key=key, problem="extra", detail="not a manifest entry name"))
             continue
         for gap in range(expected_seq, seq):
