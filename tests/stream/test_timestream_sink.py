@@ -209,3 +209,16 @@ def test_sink_rejections_are_quarantined_with_counts_and_do_not_fail_the_batch(c
     report = reports[0]
     assert report.written == 60
     assert report.sink_rejected == report.quarantined >= 30
+
+
+def test_a_time_rejection_the_sink_did_not_expect_is_handed_back_not_quarantined(clock: FixedClock) -> None:
+    # GIVEN a table whose memory store was just shortened to 1 h while the sink still believes 6 h
+    fake = FakeTimestreamWrite(clock=clock, database="db", table="t", memory_retention_ms=HOUR, magnetic_writes=False)
+    sink = sink_for(fake, clock, memory_retention_ms=6 * HOUR)
+    late = batch(4, 10, start=clock.now_ms() - 2 * HOUR)
+    fresh = batch(5, 10, start=clock.now_ms() - 60_000)
+    outcome = sink.write([late, fresh])
+    # THEN the late batch is retried later (it can succeed once the window settles) and the rest is written
+    assert outcome.incomplete == ("gw-1:4",)
+    assert outcome.rejected == ()
+    assert outcome.written == 10

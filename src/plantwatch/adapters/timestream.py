@@ -97,7 +97,14 @@ class TimestreamSink:
                 continue
             if request.rows[0].alert_type is None:
                 written += len(request.rows) - len(refused)
-            rejected.extend(self._rejection(request.rows[i], reason) for i, reason in refused)
+            for i, reason in refused:
+                if _about_time(reason):
+                    # our own checks found its time acceptable: the service's window moved (a retention change,
+                    # clock skew), so it can succeed later: hand it back rather than quarantine it
+                    log.warning("Timestream refused a record for its time (%s); handing it back", reason)
+                    incomplete.add(request.rows[i].batch_key)
+                else:
+                    rejected.append(self._rejection(request.rows[i], reason))
         return WriteOutcome(
             written=written, duplicate_batches=0, incomplete=tuple(sorted(incomplete)), rejected=tuple(rejected)
         )
@@ -160,6 +167,12 @@ class TimestreamSink:
 
     def record_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:
         """Nothing to do: quarantine entries are archived and counted in metrics, not stored in Timestream."""
+
+
+def _about_time(reason: str) -> bool:
+    """Whether a rejection is about the record's time being outside the window the table accepts."""
+    text = reason.lower()
+    return "ExistingVersion" not in reason and ("retention" in text or "time range" in text or "future" in text)
 
 
 def _refusals(response: dict[str, Any]) -> list[tuple[int, str]]:
