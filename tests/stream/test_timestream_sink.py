@@ -222,3 +222,13 @@ def test_a_time_rejection_the_sink_did_not_expect_is_handed_back_not_quarantined
     assert outcome.incomplete == ("gw-1:4",)
     assert outcome.rejected == ()
     assert outcome.written == 10
+
+
+def test_data_beyond_the_magnetic_store_is_quarantined(clock: FixedClock) -> None:
+    clock.now = T0 + 400 * 86_400_000
+    fake = FakeTimestreamWrite(clock=clock, database="db", table="t", magnetic_writes=True)
+    sink = sink_for(fake, clock, magnetic_writes=True, magnetic_retention_ms=365 * 86_400_000)
+    outcome = sink.write([batch(2, 6)])
+    assert {r.reason for r in outcome.rejected} == {"Timestream: time is older than the magnetic store retention"}
+    assert outcome.incomplete == ()
+    assert fake.calls == 0

@@ -55,6 +55,7 @@ class TimestreamSink:
         clock: Clock,
         memory_retention_ms: int = 6 * 3600 * 1000,
         magnetic_writes: bool = True,
+        magnetic_retention_ms: int = 73_000 * 86_400_000,
         max_attempts: int = 6,
         base_delay_s: float = 0.05,
         max_delay_s: float = 2.0,
@@ -68,6 +69,7 @@ class TimestreamSink:
         self.clock = clock
         self.memory_retention_ms = memory_retention_ms
         self.magnetic_writes = magnetic_writes
+        self.magnetic_retention_ms = magnetic_retention_ms
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
@@ -112,7 +114,7 @@ class TimestreamSink:
     def _admissible(self, rows: list[Row], now_ms: int, rejected: list[SinkRejection]) -> list[Row]:
         """The rows Timestream can accept; the others are added to ``rejected`` with the reason."""
         future = now_ms + MAX_FUTURE_MS
-        oldest = -1 if self.magnetic_writes else now_ms - self.memory_retention_ms
+        oldest = now_ms - (self.magnetic_retention_ms if self.magnetic_writes else self.memory_retention_ms)
         too_big = {s for s in {row.sensor for row in rows} if dimensions_bytes(s) + _RECORD_OVERHEAD > MAX_RECORD_BYTES}
         if not too_big and all(oldest <= row.ts_ms <= future for row in rows):
             return rows
@@ -121,7 +123,11 @@ class TimestreamSink:
             if row.ts_ms > future:
                 rejected.append(self._rejection(row, "time is more than 15 minutes in the future"))
             elif row.ts_ms < oldest:
-                reason = "time is older than the memory store retention and magnetic store writes are off"
+                reason = (
+                    "time is older than the magnetic store retention"
+                    if self.magnetic_writes
+                    else "time is older than the memory store retention and magnetic store writes are off"
+                )
                 rejected.append(self._rejection(row, reason))
             elif row.sensor in too_big:
                 rejected.append(self._rejection(row, f"record is over {MAX_RECORD_BYTES} bytes"))

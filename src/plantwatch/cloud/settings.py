@@ -24,6 +24,7 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     legacy_plant: str = "default"
     memory_retention_hours: int = 6
     magnetic_writes: bool = True
+    magnetic_retention_days: int = 73_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
@@ -38,12 +39,13 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
             "legacy_plant": "PLANTWATCH_LEGACY_PLANT",
             "memory_retention_hours": "TIMESTREAM_MEMORY_RETENTION_HOURS",
             "magnetic_writes": "TIMESTREAM_MAGNETIC_WRITES",
+            "magnetic_retention_days": "TIMESTREAM_MAGNETIC_RETENTION_DAYS",
         }
         raw: dict[str, object] = {}
         for field, var in names.items():
             if var in env and env[var] != "":
                 value: object = env[var]
-                if field == "memory_retention_hours":
+                if field in ("memory_retention_hours", "magnetic_retention_days"):
                     value = int(env[var]) if env[var].isdigit() else env[var]
                 if field == "magnetic_writes":
                     value = env[var].lower() in {"1", "true", "yes"}

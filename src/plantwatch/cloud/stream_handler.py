@@ -166,6 +166,7 @@ def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> 
             clock=clock,
             memory_retention_ms=settings.memory_retention_hours * 3600 * 1000,
             magnetic_writes=settings.magnetic_writes,
+            magnetic_retention_ms=settings.magnetic_retention_days * 86_400_000,
         )
     return StreamProcessor(
         sink=sink, archive=archive, clock=clock, legacy_defaults=LegacyDefaults(plant=settings.legacy_plant)
