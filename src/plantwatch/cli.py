@@ -46,6 +46,61 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _archive_verify(args: argparse.Namespace) -> int:
+    from plantwatch.adapters.archive_manifest import verify
+    from plantwatch.adapters.archive_url import open_store
+
+    if "://" not in args.location and not Path(args.location).is_dir():
+        print(f"plantwatch archive verify: no archive directory at {args.location}", file=sys.stderr)
+        return 2
+    result = verify(open_store(args.location))
+    for finding in result.findings:
+        print(f"{finding.problem}: {finding.key} ({finding.detail})")
+    verdict = "intact" if result.ok else f"NOT intact: {len(result.findings)} problem(s)"
+    print(f"{result.location}: {result.entries} manifest entries, {result.objects} objects: {verdict}")
+    return 0 if result.ok else 1
+
+
+def _add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    archive = sub.add_parser("archive", help="work with the compliance archive")
+    actions = archive.add_subparsers(dest="archive_command", required=True)
+    check = actions.add_parser(
+        "verify", help="check every object against the hash-chained manifest; exit 1 naming each difference"
+    )
+    check.add_argument("location", metavar="PATH_OR_S3_URL", help="archive directory or s3://bucket/prefix")
+    check.set_defaults(func=_archive_verify)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from plantwatch.adapters.compliance_report import write_report
+    from plantwatch.services.compliance_report import ReportRequest
+
+    try:
+        request = ReportRequest.of(plant=args.plant, start=args.start, end=args.end)
+    except ValueError as exc:
+        print(f"plantwatch report: {exc}", file=sys.stderr)
+        return 2
+    paths = write_report(request, archive=args.archive, out_dir=Path(args.out))
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser("report", help="write a compliance report (HTML and CSV) for a plant and date range")
+    report.add_argument("--plant", required=True)
+    report.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
+    report.add_argument("--to", dest="end", required=True, metavar="DATE", help="last day, YYYY-MM-DD (UTC), inclusive")
+    report.add_argument(
+        "--archive",
+        default=".plantwatch/archive",
+        metavar="PATH_OR_S3_URL",
+        help="archive directory or s3://bucket/prefix (default: the local platform's)",
+    )
+    report.add_argument("--out", default="report", help="directory to write report.html and the CSV tables to")
+    report.set_defaults(func=_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="plantwatch", description="Watch production lines.")
@@ -69,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--fault-stagger", type=float, default=10.0, help="seconds between the lines' faults")
     sim.add_argument("--fault-ramp", type=float, default=15.0, help="seconds a fault takes to develop fully")
     up.set_defaults(func=_up)
+    _add_archive_parser(sub)
+    _add_report_parser(sub)
     return parser
 
 

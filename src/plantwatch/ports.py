@@ -70,11 +70,26 @@ class StreamRecord(msgspec.Struct, frozen=True, kw_only=True):
     topic: str | None = None
 
 
+class SinkRejection(msgspec.Struct, frozen=True, kw_only=True):
+    """A reading a sink refused for good (retrying cannot help): it is quarantined with this reason."""
+
+    batch_key: str
+    sensor_id: str
+    ts_ms: int
+    reason: str
+
+
 class WriteOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """What a sink did with a write: readings written and batches it had already seen."""
+    """What a sink did with a write: readings written, batches it had already seen, and what it could not write.
+
+    ``incomplete`` names batches not fully written because of a transient failure (throttling, timeouts):
+    the caller retries them. ``rejected`` lists readings refused for good: the caller quarantines them.
+    """
 
     written: int
     duplicate_batches: int
+    incomplete: tuple[str, ...] = ()
+    rejected: tuple[SinkRejection, ...] = ()
 
 
 class Sink(Protocol):

@@ -1,21 +1,41 @@
-"""Stream processor Lambda (placeholder): reads its Terraform configuration; the Kinesis wiring is not here yet."""
+"""Stream-processor Lambda: Kinesis records of gateways' batches and raw readings -> archive + sink.
 
-from __future__ import annotations
+All logic lives in the plantwatch package; this file wires powertools' Logger and Metrics around it.
+Configuration: environment variables only (docs/cloud.md).
+"""
 
-import os
 from typing import Any
 
-import plantwatch
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-SINK = os.environ["PLANTWATCH_SINK"]
-TIMESTREAM_DATABASE = os.environ["TIMESTREAM_DATABASE"]
-TIMESTREAM_TABLE = os.environ["TIMESTREAM_TABLE"]
-ARCHIVE_URL = os.environ["PLANTWATCH_ARCHIVE_URL"]
+from plantwatch.cloud.settings import StreamSettings
+from plantwatch.cloud.stream_handler import StreamHandler, build_processor
+from plantwatch.services.stream_processing import ProcessReport
+
+logger = Logger(service="stream-processor")
+metrics = Metrics(namespace="plantwatch", service="stream-processor")
+copy_config_to_registered_loggers(source_logger=logger, include={"plantwatch"})
 
 
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    """Not implemented yet: the stream-processing handler (Kinesis -> StreamProcessor) replaces this placeholder."""
-    raise NotImplementedError(
-        f"plantwatch {plantwatch.__version__}: the stream processor Lambda is a placeholder "
-        f"(would write {SINK} {TIMESTREAM_DATABASE}.{TIMESTREAM_TABLE} and archive to {ARCHIVE_URL})"
-    )
+def _record(report: ProcessReport) -> None:
+    for name, value in (
+        ("ReadingsIn", report.readings_in),
+        ("ReadingsWritten", report.written),
+        ("Quarantined", report.quarantined),
+        ("RecordsRetried", report.retried),
+        ("DuplicateBatches", report.duplicate_batches),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+stream = StreamHandler(build_processor(StreamSettings.from_env()), on_report=_record)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point (``app.handler``)."""
+    return dict(stream.handle(event, context))

@@ -5,14 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from plantwatch.adapters.archive import quarantine_id
+from plantwatch.adapters.arrow_tables import readings_table
 from plantwatch.contract.batch import ScoredBatch
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import WriteOutcome
+
+__all__ = ["DuckDBStore", "readings_table"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -29,48 +32,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     received_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL, reason VARCHAR NOT NULL,
     sensor_id VARCHAR, payload_bytes INTEGER NOT NULL
 );
+ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS entry_id VARCHAR;
 """
-
-_READINGS_SCHEMA = pa.schema(
-    [
-        ("plant", pa.string()),
-        ("line", pa.string()),
-        ("asset", pa.string()),
-        ("sensor_id", pa.string()),
-        ("sensor_type", pa.string()),
-        ("unit", pa.string()),
-        ("ts", pa.timestamp("ms")),
-        ("value", pa.float64()),
-        ("score", pa.float64()),
-        ("anomaly", pa.bool_()),
-        ("reasons", pa.list_(pa.string())),
-        ("batch_key", pa.string()),
-        ("model", pa.string()),
-    ]
-)
-
-
-def readings_table(batches: Sequence[ScoredBatch]) -> pa.Table:
-    """The readings of ``batches`` as one Arrow table (the archive writes the same table as Parquet)."""
-    cols: dict[str, list[Any]] = {name: [] for name in _READINGS_SCHEMA.names}
-    for batch in batches:
-        model = f"{batch.model.name}@{batch.model.version}"
-        for scored in batch.readings:
-            r = scored.reading
-            cols["plant"].append(r.plant)
-            cols["line"].append(r.line)
-            cols["asset"].append(r.asset)
-            cols["sensor_id"].append(r.sensor_id)
-            cols["sensor_type"].append(r.sensor_type)
-            cols["unit"].append(r.unit)
-            cols["ts"].append(r.ts_ms)
-            cols["value"].append(r.value)
-            cols["score"].append(scored.score)
-            cols["anomaly"].append(scored.anomaly)
-            cols["reasons"].append(list(scored.reasons))
-            cols["batch_key"].append(batch.key)
-            cols["model"].append(model)
-    return pa.table(cols, schema=_READINGS_SCHEMA)
 
 
 class DuckDBStore:
@@ -131,11 +94,12 @@ class DuckDBStore:
         return WriteOutcome(written=table.num_rows, duplicate_batches=duplicates)
 
     def record_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:
-        """Keep a row per rejection, so the API can count and show them."""
+        """Keep a row per rejection (once, however often its record is delivered), so the API can count them."""
         if not entries:
             return
         table = pa.table(
             {
+                "entry_id": [quarantine_id(e) for e in entries],
                 "received_at": pa.array([e.received_at_ms for e in entries], pa.timestamp("ms")),
                 "source": [e.source for e in entries],
                 "reason": [e.reason for e in entries],
@@ -147,7 +111,12 @@ class DuckDBStore:
             cur = self._con.cursor()
             cur.register("incoming_quarantine", table)
             try:
-                cur.execute("INSERT INTO quarantine SELECT * FROM incoming_quarantine")
+                cur.execute(
+                    "INSERT INTO quarantine (received_at, source, reason, sensor_id, payload_bytes, entry_id) "
+                    "SELECT DISTINCT ON (entry_id) received_at, source, reason, sensor_id, payload_bytes, entry_id "
+                    "FROM incoming_quarantine WHERE entry_id NOT IN (SELECT entry_id FROM quarantine "
+                    "WHERE entry_id IS NOT NULL)"
+                )
             finally:
                 cur.unregister("incoming_quarantine")
 

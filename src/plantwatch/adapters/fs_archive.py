@@ -1,69 +1,88 @@
-"""The compliance archive on a local filesystem: Parquet files partitioned by date, plant and line.
+"""The compliance archive on a local filesystem: the S3 layout under a root directory, objects created once.
 
-Layout (the same keys the S3 archive uses)::
-
-    batches/date=YYYY-MM-DD/plant=P/line=L/part-<sha256 of the batch keys>.parquet
-    quarantine/date=YYYY-MM-DD/part-<sha256 of the entries>.parquet
-
-File names are derived from content, so writing the same batches twice writes the same file.
+An object is written to a temporary file, fsynced, then hard-linked to its key: the link either creates the
+key with complete content or fails because the key exists, so an object is never half-written or replaced.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections import defaultdict
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from plantwatch.adapters.duckdb_store import readings_table
-from plantwatch.contract.batch import ScoredBatch
-from plantwatch.contract.rejection import QuarantineEntry
+from plantwatch.adapters.archive import ComplianceArchive
+from plantwatch.adapters.clock import SystemClock
+from plantwatch.ports import Clock
 
 
-def _day(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
-
-
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-class FilesystemArchive:
-    """Writes accepted batches and quarantine entries under a root directory."""
+class FilesystemObjectStore:
+    """Objects as files under ``root``; keys are relative paths with '/' separators."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def put_batches(self, batches: Sequence[ScoredBatch]) -> None:
-        """Archive batches, one file per (date, plant, line) partition of the first reading of each batch."""
-        groups: dict[tuple[str, str, str], list[ScoredBatch]] = defaultdict(list)
-        for batch in batches:
-            if not batch.readings:
-                continue
-            first = batch.readings[0].reading
-            groups[(_day(first.ts_ms), batch.plant, first.line)].append(batch)
-        for (day, plant, line), group in groups.items():
-            digest = hashlib.sha256("\n".join(b.key for b in group).encode()).hexdigest()[:32]
-            path = self.root / "batches" / f"date={day}" / f"plant={plant}" / f"line={line}" / f"part-{digest}.parquet"
-            _write_atomic(readings_table(group), path)
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"archive key {key!r} leaves the archive root")
+        return path
 
-    def put_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:
-        """Archive rejected inputs with their reasons."""
-        if not entries:
+    def put_new(self, key: str, data: bytes) -> bool:
+        """Create ``key`` with ``data`` durably; False when it exists."""
+        path = self._path(key)
+        if path.exists():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
+        try:
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get(self, key: str) -> bytes | None:
+        """The file's bytes, or None."""
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[tuple[str, int]]:
+        """(key, size) of every file under ``prefix`` after ``start_after``, in key order."""
+        top = self.root / prefix.rpartition("/")[0]  # walk only the prefix's directory
+        if not top.is_dir():
             return
-        table = pa.Table.from_pylist([{f: getattr(e, f) for f in e.__struct_fields__} for e in entries])
-        digest = hashlib.sha256(
-            "\n".join(f"{e.source}|{e.index}|{e.reason}|{e.payload_b64}" for e in entries).encode()
-        ).hexdigest()[:32]
-        path = self.root / "quarantine" / f"date={_day(entries[0].received_at_ms)}" / f"part-{digest}.parquet"
-        _write_atomic(table, path)
+        keys = []
+        for dirpath, _, files in os.walk(top):
+            for name in files:
+                full = Path(dirpath) / name
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix) and (start_after is None or key > start_after):
+                    keys.append((key, full))
+        for key, full in sorted(keys):
+            yield key, full.stat().st_size
+
+    def describe(self) -> str:
+        """The root directory."""
+        return str(self.root)
+
+
+class FilesystemArchive(ComplianceArchive):
+    """The compliance archive under a local directory."""
+
+    def __init__(self, root: Path, *, clock: Clock | None = None) -> None:
+        super().__init__(FilesystemObjectStore(root), clock=clock or SystemClock())
+        self.root = root

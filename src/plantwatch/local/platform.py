@@ -22,6 +22,7 @@ import msgspec
 import uvicorn
 
 from plantwatch.adapters.amqtt_broker import EmbeddedBroker
+from plantwatch.adapters.archive_staging import RollingArchive
 from plantwatch.adapters.clock import SystemClock
 from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.adapters.duckdb_store import DuckDBStore
@@ -31,6 +32,7 @@ from plantwatch.adapters.simulator_source import SimulatorSource
 from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.adapters.sqlite_stream import SqliteStream
 from plantwatch.api.app import create_app
+from plantwatch.cloud.stream_handler import StreamHandler, kinesis_event
 from plantwatch.contract.legacy import LEGACY_TOPIC_FILTER, LegacyDefaults
 from plantwatch.contract.topics import BATCH_TOPIC_FILTER
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
@@ -131,7 +133,9 @@ class LocalPlatform:
         self.endpoint = MqttEndpoint(host=options.host, port=options.mqtt_port)
         self.stream = SqliteStream(data / "stream.sqlite")
         self.store = DuckDBStore(data / "plantwatch.duckdb")
-        self.archive = FilesystemArchive(data / "archive")
+        self.archive = RollingArchive(
+            FilesystemArchive(data / "archive", clock=self.clock), data / "archive-staging.log", clock=self.clock
+        )
         self.processor = StreamProcessor(
             sink=self.store,
             archive=self.archive,
@@ -139,6 +143,8 @@ class LocalPlatform:
             legacy_defaults=LegacyDefaults(plant=self.simulation.plant),
         )
         self.totals = ProcessReport()
+        # the stream-processor Lambda's handler, fed Kinesis-shaped events from the local stream
+        self.handler = StreamHandler(self.processor, on_report=self.totals.add)
         self.gateways: list[Gateway] = []
         self.uplinks: list[MqttUplink] = []
         self.spools: list[SqliteSpool] = []
@@ -177,13 +183,18 @@ class LocalPlatform:
         self.consumer.wake.set()
 
     def _consume(self) -> bool:
-        records = self.stream.read(CONSUMER, 200)
+        """Run the stream-processor handler over the next records; commit up to the first one it hands back."""
+        records = self.stream.read(CONSUMER, 500)
         if not records:
+            self.archive.roll_if_due()
             return False
-        report = self.processor.process(records)
-        self.stream.commit(CONSUMER, records[-1].record_id)
-        for field in ("records", "readings_in", "written", "duplicate_batches", "quarantined"):
-            setattr(self.totals, field, getattr(self.totals, field) + getattr(report, field))
+        response = self.handler.handle(kinesis_event(records))
+        retry = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+        done = next((i for i, r in enumerate(records) if r.record_id in retry), len(records))
+        if done:
+            self.stream.commit(CONSUMER, records[done - 1].record_id)
+        if retry:
+            raise RuntimeError(f"{len(records) - done} stream records were not fully written; retrying them")
         now = self.clock.now_ms()
         if now - self._last_trim_ms > 60_000:
             self.stream.trim(CONSUMER, now - STREAM_RETENTION_MS)
@@ -243,6 +254,7 @@ class LocalPlatform:
             with contextlib.suppress(asyncio.CancelledError):
                 await server_task
             await self.broker.stop()
+            self.archive.close()
             self.store.close()
             self.stream.close()
             for spool in self.spools:

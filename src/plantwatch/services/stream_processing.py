@@ -3,11 +3,17 @@
 Each record is decoded and validated; bad input is quarantined with its reason and never fails its
 neighbours; legacy raw readings are scored with the original thresholds and keep their own event time;
 accepted batches go to the archive and then to the sink, which ignores batches it has already stored.
+
+Failure semantics: records are processed as one group (so sinks can pack writes), and the report names the
+first record that was not fully handled (``failed_from``). Everything before it is archived and stored; it and
+everything after it must be delivered again. Re-delivery is harmless: the archive and every sink are
+idempotent by batch key, so the retry reaches the same final state as a clean run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 
 import msgspec
@@ -15,21 +21,39 @@ import msgspec
 from plantwatch.contract.batch import SCHEMA_VERSION, ScoredBatch
 from plantwatch.contract.decode import decode_payload
 from plantwatch.contract.legacy import LegacyDefaults
-from plantwatch.contract.rejection import QuarantineEntry
+from plantwatch.contract.rejection import QuarantineEntry, Rejection
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
-from plantwatch.ports import Archive, Clock, Sink, StreamRecord
+from plantwatch.ports import Archive, Clock, Sink, SinkRejection, StreamRecord, WriteOutcome
 
 log = logging.getLogger(__name__)
 
 
 class ProcessReport(msgspec.Struct, kw_only=True):
-    """Counts for one call of :meth:`StreamProcessor.process`."""
+    """Counts for one call of :meth:`StreamProcessor.process`, and where to resume if it did not finish."""
 
     records: int = 0
     readings_in: int = 0
     written: int = 0
     duplicate_batches: int = 0
     quarantined: int = 0
+    #: readings the sink refused for good (also counted in ``quarantined``)
+    sink_rejected: int = 0
+    #: records handed back for re-delivery (``failed_from`` and every record after it)
+    retried: int = 0
+    #: id of the first record not fully archived and stored, or None when every record was handled
+    failed_from: str | None = None
+
+    def add(self, other: ProcessReport) -> None:
+        """Add ``other``'s counts to this report (``failed_from`` is not summed)."""
+        for name in ("records", "readings_in", "written", "duplicate_batches", "quarantined", "sink_rejected"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.retried += other.retried
+
+
+class _Decoded(msgspec.Struct, kw_only=True):
+    record: StreamRecord
+    batch: ScoredBatch | None
+    quarantine: list[QuarantineEntry]
 
 
 class StreamProcessor:
@@ -54,7 +78,7 @@ class StreamProcessor:
         """The batch a record carries (valid readings only) and quarantine entries for all it rejected."""
         now = self.clock.now_ms()
         result = decode_payload(record.data, now_ms=now, topic=record.topic, legacy_defaults=self.legacy_defaults)
-        source = f"{record.topic or 'stream'}#{record.record_id}"
+        source = _source(record)
         quarantine = [
             QuarantineEntry.of(rejection, payload=record.data, source=source, received_at_ms=now)
             for rejection in result.rejections
@@ -75,25 +99,88 @@ class StreamProcessor:
         return batch, quarantine
 
     def process(self, records: Sequence[StreamRecord]) -> ProcessReport:
-        """Process records in order; raises only when a sink or the archive fails (the caller retries)."""
+        """Process records in order; never raises for bad input or a failing store (see ``failed_from``)."""
         report = ProcessReport(records=len(records))
+        decoded = [_Decoded(record=r, batch=b, quarantine=q) for r in records for b, q in [self.decode(r)]]
+        failed = len(decoded)  # index of the first record not fully handled
+
+        first_with_quarantine = next((i for i, d in enumerate(decoded) if d.quarantine), None)
+        quarantine = [entry for d in decoded for entry in d.quarantine]
+        if first_with_quarantine is not None and not self._quarantine(quarantine):
+            failed = min(failed, first_with_quarantine)
+        report.quarantined = len(quarantine)
+
+        first_of_key: dict[str, int] = {}
         batches: list[ScoredBatch] = []
-        quarantine: list[QuarantineEntry] = []
-        for record in records:
-            batch, rejected = self.decode(record)
-            quarantine.extend(rejected)
-            if batch is not None:
-                batches.append(batch)
-                report.readings_in += len(batch.readings)
-        if quarantine:
-            self.archive.put_quarantine(quarantine)
-            self.sink.record_quarantine(quarantine)
-            report.quarantined = len(quarantine)
-            for entry in quarantine:
-                log.warning("quarantined input from %s: %s", entry.source, entry.reason)
+        for i, d in enumerate(decoded):
+            if d.batch is None:
+                continue
+            report.readings_in += len(d.batch.readings)
+            if d.batch.key in first_of_key:
+                report.duplicate_batches += 1
+                continue
+            first_of_key[d.batch.key] = i
+            batches.append(d.batch)
+
         if batches:
-            self.archive.put_batches(batches)
-            outcome = self.sink.write(batches)
+            outcome = self._store(batches)
             report.written = outcome.written
-            report.duplicate_batches = outcome.duplicate_batches
+            report.duplicate_batches += outcome.duplicate_batches
+            for key in outcome.incomplete:
+                failed = min(failed, first_of_key[key])
+            if outcome.rejected:
+                entries = [self._rejected_entry(r, decoded[first_of_key[r.batch_key]].record) for r in outcome.rejected]
+                report.sink_rejected = len(entries)
+                report.quarantined += len(entries)
+                if not self._quarantine(entries):
+                    failed = min(failed, *(first_of_key[r.batch_key] for r in outcome.rejected))
+
+        if failed < len(decoded):
+            report.failed_from = decoded[failed].record.record_id
+            report.retried = len(decoded) - failed
+            log.warning(
+                "records from %s on (%d of %d) were not fully written and must be delivered again",
+                report.failed_from,
+                report.retried,
+                len(decoded),
+            )
         return report
+
+    def _quarantine(self, entries: Sequence[QuarantineEntry]) -> bool:
+        """Archive and count quarantine entries; False when a store failed (the input must come again)."""
+        for (source, reason), count in Counter((e.source, e.reason) for e in entries).items():
+            log.warning("quarantined %d input(s) from %s: %s", count, source, reason)
+        try:
+            self.archive.put_quarantine(entries)
+            self.sink.record_quarantine(entries)
+        except Exception:
+            log.exception("could not keep %d quarantine entries; their records will be retried", len(entries))
+            return False
+        return True
+
+    def _store(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
+        """Archive, then write to the sink; a failure marks every batch the failing step did not finish."""
+        keys = tuple(b.key for b in batches)
+        try:
+            self.archive.put_batches(batches)
+        except Exception:
+            log.exception("archiving %d batches failed; they will be retried", len(batches))
+            return WriteOutcome(written=0, duplicate_batches=0, incomplete=keys)
+        try:
+            return self.sink.write(batches)
+        except Exception:
+            log.exception("the sink failed writing %d batches; they will be retried", len(batches))
+            return WriteOutcome(written=0, duplicate_batches=0, incomplete=keys)
+
+    def _rejected_entry(self, rejection: SinkRejection, record: StreamRecord) -> QuarantineEntry:
+        payload = msgspec.json.encode(rejection)
+        return QuarantineEntry.of(
+            Rejection(reason=f"sink refused the reading: {rejection.reason}", sensor_id=rejection.sensor_id),
+            payload=payload,
+            source=_source(record),
+            received_at_ms=self.clock.now_ms(),
+        )
+
+
+def _source(record: StreamRecord) -> str:
+    return f"{record.topic or 'stream'}#{record.record_id}"

@@ -1,0 +1,191 @@
+"""Timestream for LiveAnalytics sink: multi-measure records, 100 per WriteRecords call, idempotent by Version.
+
+Each reading becomes one multi-measure record ``reading`` (value DOUBLE, score DOUBLE, anomaly BOOLEAN) with
+dimensions plant, line, asset, sensor_id, sensor_type; each anomalous reading also becomes an
+``anomaly_alert`` record (BIGINT 1, dimension alert_type), as the original design wrote. ``Version`` is the
+batch's sequence number: a re-delivered batch rewrites identical values (harmless); a later batch carrying
+a different value for the same sensor and time overwrites an earlier one; an older one is refused
+(ExistingVersion) and quarantined. Throttling and timeouts are retried with exponential backoff and full
+jitter; what still fails is reported as incomplete so the caller hands it back to Kinesis.
+boto3 calls made here: timestream-write WriteRecords (and DescribeEndpoints, done by boto3 itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from plantwatch.adapters.timestream_records import Call, Row, calls, dimensions_bytes, rows_of
+from plantwatch.contract.batch import ScoredBatch
+from plantwatch.contract.reading import MAX_FUTURE_MS
+from plantwatch.contract.rejection import QuarantineEntry
+from plantwatch.ports import Clock, SinkRejection, WriteOutcome
+
+log = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES: Final = 2048
+#: bytes of a record beyond its dimensions: time, version, measure names and values, alert type (bounded)
+_RECORD_OVERHEAD: Final = 700
+RETRYABLE_CODES: Final = frozenset(
+    {
+        "ThrottlingException",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
+class TimestreamSink:
+    """Writes scored batches to a Timestream table through a ``timestream-write`` client (or a fake of it)."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        database: str,
+        table: str,
+        clock: Clock,
+        memory_retention_ms: int = 6 * 3600 * 1000,
+        magnetic_writes: bool = True,
+        magnetic_retention_ms: int = 73_000 * 86_400_000,
+        max_attempts: int = 6,
+        base_delay_s: float = 0.05,
+        max_delay_s: float = 2.0,
+        workers: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.database = database
+        self.table = table
+        self.clock = clock
+        self.memory_retention_ms = memory_retention_ms
+        self.magnetic_writes = magnetic_writes
+        self.magnetic_retention_ms = magnetic_retention_ms
+        self.max_attempts = max_attempts
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.workers = workers
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.calls = 0
+
+    def write(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
+        """Write every reading (and alert); retryable failures become ``incomplete``, refusals ``rejected``."""
+        now = self.clock.now_ms()
+        readings, alerts = rows_of(batches)
+        rejected: list[SinkRejection] = []
+        readings = self._admissible(readings, now, rejected)
+        alerts = self._admissible(alerts, now, rejected)
+        requests = [*calls(readings), *calls(alerts)]
+        if self.workers > 1 and len(requests) > 1:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                results = list(pool.map(self._send, requests))
+        else:
+            results = [self._send(request) for request in requests]
+        written = 0
+        incomplete: set[str] = set()
+        for request, (ok, refused) in zip(requests, results, strict=True):
+            if not ok:
+                incomplete.update(row.batch_key for row in request.rows)
+                continue
+            if request.rows[0].alert_type is None:
+                written += len(request.rows) - len(refused)
+            for i, reason in refused:
+                if _about_time(reason):
+                    # our own checks found its time acceptable: the service's window moved (a retention change,
+                    # clock skew), so it can succeed later: hand it back rather than quarantine it
+                    log.warning("Timestream refused a record for its time (%s); handing it back", reason)
+                    incomplete.add(request.rows[i].batch_key)
+                else:
+                    rejected.append(self._rejection(request.rows[i], reason))
+        return WriteOutcome(
+            written=written, duplicate_batches=0, incomplete=tuple(sorted(incomplete)), rejected=tuple(rejected)
+        )
+
+    def _admissible(self, rows: list[Row], now_ms: int, rejected: list[SinkRejection]) -> list[Row]:
+        """The rows Timestream can accept; the others are added to ``rejected`` with the reason."""
+        future = now_ms + MAX_FUTURE_MS
+        oldest = now_ms - (self.magnetic_retention_ms if self.magnetic_writes else self.memory_retention_ms)
+        too_big = {s for s in {row.sensor for row in rows} if dimensions_bytes(s) + _RECORD_OVERHEAD > MAX_RECORD_BYTES}
+        if not too_big and all(oldest <= row.ts_ms <= future for row in rows):
+            return rows
+        keep = []
+        for row in rows:
+            if row.ts_ms > future:
+                rejected.append(self._rejection(row, "time is more than 15 minutes in the future"))
+            elif row.ts_ms < oldest:
+                reason = (
+                    "time is older than the magnetic store retention"
+                    if self.magnetic_writes
+                    else "time is older than the memory store retention and magnetic store writes are off"
+                )
+                rejected.append(self._rejection(row, reason))
+            elif row.sensor in too_big:
+                rejected.append(self._rejection(row, f"record is over {MAX_RECORD_BYTES} bytes"))
+            else:
+                keep.append(row)
+        return keep
+
+    def _send(self, request: Call) -> tuple[bool, list[tuple[int, str]]]:
+        """Send one request with retries: (written?, [(index, reason) refused for good])."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                self.calls += 1
+                self.client.write_records(
+                    DatabaseName=self.database,
+                    TableName=self.table,
+                    CommonAttributes=request.common,
+                    Records=request.records,
+                )
+                return True, []
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code"))
+                if code == "RejectedRecordsException":
+                    return True, _refusals(exc.response)
+                if code not in RETRYABLE_CODES:
+                    log.error("Timestream refused a write with %s: %s", code, exc)
+                    return False, []
+                problem = code
+            except BotoCoreError as exc:  # timeouts, connection resets
+                problem = type(exc).__name__
+            if attempt < self.max_attempts:
+                delay = self.rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+                log.info("Timestream %s (attempt %d); retrying in %.3f s", problem, attempt, delay)
+                self.sleep(delay)
+        log.warning(
+            "Timestream failing after %d attempts; handing %d records back", self.max_attempts, len(request.rows)
+        )
+        return False, []
+
+    def _rejection(self, row: Row, reason: str) -> SinkRejection:
+        return SinkRejection(
+            batch_key=row.batch_key, sensor_id=row.sensor[3], ts_ms=row.ts_ms, reason=f"Timestream: {reason}"
+        )
+
+    def record_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:
+        """Nothing to do: quarantine entries are archived and counted in metrics, not stored in Timestream."""
+
+
+def _about_time(reason: str) -> bool:
+    """Whether a rejection is about the record's time being outside the window the table accepts."""
+    text = reason.lower()
+    return "ExistingVersion" not in reason and ("retention" in text or "time range" in text or "future" in text)
+
+
+def _refusals(response: dict[str, Any]) -> list[tuple[int, str]]:
+    out = []
+    for rejected in response.get("RejectedRecords", []):
+        reason = str(rejected.get("Reason", "rejected"))
+        if "ExistingVersion" in rejected:
+            reason = f"{reason} (ExistingVersion {rejected['ExistingVersion']}: a different value is stored)"
+        out.append((int(rejected["RecordIndex"]), reason))
+    return out

@@ -1,0 +1,1 @@
+"""Composition roots and handlers of plantwatch's AWS Lambda functions."""
