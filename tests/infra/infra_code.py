@@ -106,8 +106,9 @@ def import_closure(entry: Path, package: str = "plantwatch") -> list[Path]:
 
 
 def _is_environ(node: ast.expr) -> bool:
+    """os.environ, environ, or a mapping parameter named env (settings that take the environment injected)."""
     return (isinstance(node, ast.Attribute) and node.attr == "environ") or (
-        isinstance(node, ast.Name) and node.id == "environ"
+        isinstance(node, ast.Name) and node.id in ("environ", "env")
     )
 
 

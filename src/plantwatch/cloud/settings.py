@@ -30,25 +30,26 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
         """Settings from ``PLANTWATCH_*`` and ``TIMESTREAM_*`` variables; raises ValueError naming a bad one."""
         env = os.environ if env is None else env
-        names = {
-            "sink": "PLANTWATCH_SINK",
-            "timestream_database": "TIMESTREAM_DATABASE",
-            "timestream_table": "TIMESTREAM_TABLE",
-            "duckdb_path": "PLANTWATCH_DUCKDB_PATH",
-            "archive_url": "PLANTWATCH_ARCHIVE_URL",
-            "legacy_plant": "PLANTWATCH_LEGACY_PLANT",
-            "memory_retention_hours": "TIMESTREAM_MEMORY_RETENTION_HOURS",
-            "magnetic_writes": "TIMESTREAM_MAGNETIC_WRITES",
-            "magnetic_retention_days": "TIMESTREAM_MAGNETIC_RETENTION_DAYS",
-        }
         raw: dict[str, object] = {}
-        for field, var in names.items():
-            if var in env and env[var] != "":
-                value: object = env[var]
-                if field in ("memory_retention_hours", "magnetic_retention_days"):
-                    value = int(env[var]) if env[var].isdigit() else env[var]
-                if field == "magnetic_writes":
-                    value = env[var].lower() in {"1", "true", "yes"}
+        # each variable is read by its literal name, so tests/infra can check them against Terraform
+        for field, value in (
+            ("sink", env.get("PLANTWATCH_SINK")),
+            ("timestream_database", env.get("TIMESTREAM_DATABASE")),
+            ("timestream_table", env.get("TIMESTREAM_TABLE")),
+            ("duckdb_path", env.get("PLANTWATCH_DUCKDB_PATH")),
+            ("archive_url", env.get("PLANTWATCH_ARCHIVE_URL")),
+            ("legacy_plant", env.get("PLANTWATCH_LEGACY_PLANT")),
+            ("memory_retention_hours", env.get("TIMESTREAM_MEMORY_RETENTION_HOURS")),
+            ("magnetic_writes", env.get("TIMESTREAM_MAGNETIC_WRITES")),
+            ("magnetic_retention_days", env.get("TIMESTREAM_MAGNETIC_RETENTION_DAYS")),
+        ):
+            if not value:
+                continue
+            if field in ("memory_retention_hours", "magnetic_retention_days"):
+                raw[field] = int(value) if value.isdigit() else value
+            elif field == "magnetic_writes":
+                raw[field] = value.lower() in {"1", "true", "yes"}
+            else:
                 raw[field] = value
         try:
             settings = msgspec.convert(raw, cls)
