@@ -169,7 +169,7 @@ def make_pki(directory: Path, clients: list[str]) -> dict[str, Path]:
 class Mosquitto:
     """A mosquitto broker of the test's own, on free ports, with its own config; stoppable and restartable."""
 
-    def __init__(self, directory: Path, *, pki: dict[str, Path] | None = None) -> None:
+    def __init__(self, directory: Path, *, pki: dict[str, Path] | None = None, persistent: bool = False) -> None:
         binary = shutil.which("mosquitto") or next(
             (p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(p).exists()), None
         )
@@ -180,7 +180,9 @@ class Mosquitto:
         self.port = free_port()
         self.tls_port = free_port() if pki else None
         directory.mkdir(parents=True, exist_ok=True)
-        lines = ["per_listener_settings true", "persistence false", "log_dest stderr", "log_type error"]
+        # persistence: sessions and queued QoS 1 messages survive a restart (saved on a clean shutdown)
+        lines = ["per_listener_settings true", "log_dest stderr", "log_type error"]
+        lines += [f"persistence true\npersistence_location {directory}/"] if persistent else ["persistence false"]
         if os.geteuid() == 0:
             lines.insert(0, "user root")  # else mosquitto drops to user mosquitto and can't read the test's files
         lines += [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
@@ -231,3 +233,55 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+class Downstream:
+    """The cloud side of a test: a persistent QoS 1 subscriber that decodes batches and keeps alert events."""
+
+    def __init__(self, port: int, *, client_id: str = "downstream", tls: dict[str, Any] | None = None) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.batches: list[tuple[str, int, int]] = []  # (gateway_id, seq, readings)
+        self.alerts: list[bytes] = []
+        self.received_at: list[float] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311
+        )
+        if tls:
+            self.client.tls_set(**tls)
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(
+            [("plantwatch/gateways/+/batches", 1), ("plantwatch/gateways/+/alerts", 1)]
+        )
+        self.client.on_subscribe = lambda *args: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=1)
+        self.client.connect_async("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise AssertionError("downstream subscriber did not subscribe")
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        from plantwatch.contract.decode import decode_payload
+
+        payload = bytes(message.payload)
+        with self._lock:
+            if message.topic.endswith("/alerts"):
+                self.alerts.append(payload)
+                return
+            result = decode_payload(payload, now_ms=time.time_ns() // 1_000_000, topic=message.topic)
+            assert result.batch is not None, result.rejections
+            self.batches.append((result.batch.gateway_id, result.batch.seq, len(result.batch.readings)))
+            self.received_at.append(time.monotonic())
+
+    def seqs(self, gateway_id: str) -> set[int]:
+        """Distinct sequence numbers received from ``gateway_id`` (duplicates removed, as downstream does)."""
+        with self._lock:
+            return {seq for gw, seq, _ in self.batches if gw == gateway_id}
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
