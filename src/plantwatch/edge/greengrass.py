@@ -1,0 +1,51 @@
+"""Composition root inside Greengrass: configuration from IPC (validated before accepted), then the gateway."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+from plantwatch.edge.bootstrap import build_gateway
+from plantwatch.edge.config import ConfigError, GatewayFile, parse_config
+from plantwatch.edge.run import run_gateway
+
+log = logging.getLogger(__name__)
+
+
+def gateway_config(document: dict[str, Any], *, thing_name: str, work_dir: str) -> GatewayFile:
+    """The component's ``gateway`` configuration, with the thing name as gateway id and the work dir for data."""
+    merged = {"gateway_id": thing_name, "data_dir": work_dir, **document}
+    if merged["gateway_id"] != thing_name:
+        raise ConfigError(f"gateway_id must be the thing name {thing_name!r}: IoT policies confine it to its topics")
+    return parse_config(merged)
+
+
+def config_problem(configuration: dict[str, Any], *, thing_name: str, work_dir: str) -> str | None:
+    """Why a proposed component configuration can't be used, or None (for validate-configuration events)."""
+    try:
+        gateway_config(configuration.get("gateway", {}), thing_name=thing_name, work_dir=work_dir)
+    except (ConfigError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+def main(client: Any = None, stop: threading.Event | None = None) -> int:
+    """Run the gateway component until SIGTERM (the nucleus stops components with it)."""
+    from plantwatch.adapters.greengrass_ipc import ConfigurationValidator, default_client
+
+    thing = os.environ["AWS_IOT_THING_NAME"]
+    work = os.environ.get("PLANTWATCH_WORK_DIR", os.getcwd())
+    client = client if client is not None else default_client()
+    document = client.get_configuration(key_path=["gateway"]).value or {}
+    config = gateway_config(document, thing_name=thing, work_dir=work)
+    validator = ConfigurationValidator(client, lambda c: config_problem(c, thing_name=thing, work_dir=work))
+    validator.start()
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    log.info("gateway %s starting in Greengrass", thing)
+    run_gateway(build_gateway(config, ipc_client=client), stop)
+    return 0
