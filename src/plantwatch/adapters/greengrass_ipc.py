@@ -3,6 +3,7 @@ configuration updates validated before the nucleus accepts them. Every IPC callb
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -103,13 +104,10 @@ class GreengrassAlertNotifier:
 
     def _on_ack(self, event: Any) -> None:
         try:
-            message = event.binary_message or event.json_message
             if event.binary_message is not None:
                 data = bytes(event.binary_message.message or b"")
             else:
-                import json
-
-                data = json.dumps(message.message).encode()
+                data = json.dumps(event.json_message.message).encode()
             with self._lock:
                 self._acks.append(data)
         except Exception:

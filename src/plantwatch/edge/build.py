@@ -59,9 +59,8 @@ def build_wheel(root: Path, out_dir: Path) -> Path:
             files.append((path.relative_to(root / "src").as_posix(), path.read_bytes()))
     scripts: dict[str, str] = project.get("scripts", {})
     files.append((f"{dist_info}/METADATA", _metadata(project).encode()))
-    files.append(
-        (f"{dist_info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: plantwatch.edge.build\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-    )
+    wheel_file = "Wheel-Version: 1.0\nGenerator: plantwatch.edge.build\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files.append((f"{dist_info}/WHEEL", wheel_file.encode()))
     entry_points = "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in scripts.items())
     files.append((f"{dist_info}/entry_points.txt", entry_points.encode()))
     record = "".join(f"{arc},{_digest(data)},{len(data)}\n" for arc, data in files) + f"{dist_info}/RECORD,,\n"
@@ -78,9 +77,7 @@ def build_wheel(root: Path, out_dir: Path) -> Path:
 
 
 def _render(template: str, *, name: str, version: str, wheel: str) -> str:
-    return (
-        template.replace("{COMPONENT_NAME}", name).replace("{COMPONENT_VERSION}", version).replace("{WHEEL}", wheel)
-    )
+    return template.replace("{COMPONENT_NAME}", name).replace("{COMPONENT_VERSION}", version).replace("{WHEEL}", wheel)
 
 
 def build_components(root: Path, *, version: str | None = None, out: Path | None = None) -> Path:
