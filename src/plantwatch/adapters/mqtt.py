@@ -99,15 +99,16 @@ class PahoTransport:
 
     def publish(self, topic: str, payload: bytes, on_done: Callable[[bool], None]) -> None:
         """Queue a QoS 1 publish; ``on_done`` runs on paho's thread when the broker answers."""
+        # never call into paho while holding self._lock: paho calls _on_publish holding its own locks
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            log.warning("publish to %s not queued (rc=%s); will retry", topic, info.rc)
+            on_done(False)
+            return
         with self._lock:
-            info = self._client.publish(topic, payload, qos=1)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                log.warning("publish to %s not queued (rc=%s); will retry", topic, info.rc)
-                early: bool | None = False
-            else:
-                early = self._early.pop(info.mid, None)
-                if early is None:
-                    self._callbacks[info.mid] = on_done
+            early = self._early.pop(info.mid, None)  # the broker may answer before publish() returned
+            if early is None:
+                self._callbacks[info.mid] = on_done
         if early is not None:
             on_done(early)
 
