@@ -6,6 +6,7 @@ import json
 import struct
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -253,4 +254,94 @@ def test_opcua_subscription_delivers_every_data_type_and_changes(opcua_server: A
 
         wait_for(changed, 10, "data-change notifications")
     finally:
+        source.close()
+
+
+def test_opcua_server_that_goes_away_marks_sensors_offline_and_resubscribes_when_back() -> None:
+    from asyncua import Server, ua
+
+    port = free_port()
+    lt = LoopThread()
+
+    async def start() -> tuple[Any, Any]:
+        server = Server()
+        await server.init()
+        server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/plantwatch/")
+        idx = await server.register_namespace("urn:plantwatch:test")
+        line = await server.nodes.objects.add_object(idx, "line-1")
+        var = await line.add_variable(ua.NodeId("temp", idx), "temp", 40.0, varianttype=ua.VariantType.Double)
+        await server.start()
+        return server, var
+
+    server, var = lt.run(start())
+    node = OpcUaNode(asset="a1", sensor_id="t1", sensor_type="temperature", unit="degC", node_id="ns=2;s=temp")
+    source = OpcUaSource(
+        OpcUaSourceConfig(
+            endpoint=f"opc.tcp://127.0.0.1:{port}/plantwatch/", line="line-1", nodes=[node], timeout_s=1.0,
+            reconnect_max_s=1.0,
+        ),
+        plant="plant-1",
+    )  # fmt: skip
+    try:
+        assert [r.value for r in source.read_once(timeout_s=15)] == [40.0]
+        # WHEN the server stops, THEN its sensors are offline (no crash)
+        lt.run(server.stop())
+        wait_for(lambda: [s.sensor_id for s in source.offline()] == ["t1"], 15, "the sensor to go offline")
+        # WHEN it is back, THEN the source resubscribes and values flow again
+        server, var = lt.run(start())
+        got: list[float] = []
+        wait_for(
+            lambda: (got.extend(r.value for r in source.poll(0)), source.offline() == [] and 40.0 in got)[1],
+            20,
+            "values again",
+        )
+        lt.run(var.write_value(41.5))
+        wait_for(lambda: (got.extend(r.value for r in source.poll(0)), 41.5 in got)[1], 10, "a change after reconnect")
+    finally:
+        source.close()
+        lt.run(server.stop())
+        lt.close()
+
+
+def test_raw_mqtt_sensors_publishing_the_original_reading(mosquitto: Any) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from plantwatch.adapters.mqtt_sensors import MqttSensorsSource
+    from plantwatch.edge.config import MqttSensorsSourceConfig
+
+    source = MqttSensorsSource(
+        MqttSensorsSourceConfig(port=mosquitto.port, asset="line-4-misc"), plant="plant-1", client_id="gw-raw"
+    )
+    source.start()
+    sensor = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sensor-1")
+    sensor.connect("127.0.0.1", mosquitto.port)
+    sensor.loop_start()
+    try:
+        stamp = datetime.now(UTC).replace(microsecond=250_000) - timedelta(minutes=1)
+        good = {"sensor_id": "temp-17", "production_line": "line-4", "type": "temperature", "value": 71.5,
+                "timestamp": stamp.isoformat().replace("+00:00", "Z")}  # fmt: skip
+        got: list[Any] = []
+
+        def heard() -> bool:
+            # the subscription may still be settling: publish until the reading comes through
+            sensor.publish("manufacturing/sensors/temp-17/data", json.dumps(good), qos=1).wait_for_publish(5)
+            got.extend(source.poll(0))
+            return bool(got)
+
+        wait_for(heard, 10, "the raw reading")
+        reading = got[0]
+        assert (reading.sensor_id, reading.line, reading.asset, reading.unit, reading.value) == (
+            "temp-17", "line-4", "line-4-misc", "degC", 71.5
+        )  # fmt: skip
+        assert reading.ts_ms == int(stamp.timestamp() * 1000)
+        before = source.rejected
+        sensor.publish("manufacturing/sensors/temp-17/data", b"{not json", qos=1).wait_for_publish(5)
+        sensor.publish(
+            "manufacturing/sensors/temp-17/data", json.dumps({**good, "value": "hot"}), qos=1
+        ).wait_for_publish(5)
+        wait_for(lambda: source.rejected == before + 2, 10, "both bad readings rejected, not crashed on")
+    finally:
+        sensor.loop_stop()
+        sensor.disconnect()
         source.close()
