@@ -33,19 +33,29 @@ def config_problem(configuration: dict[str, Any], *, thing_name: str, work_dir: 
 
 
 def main(client: Any = None, stop: threading.Event | None = None) -> int:
-    """Run the gateway component until SIGTERM (the nucleus stops components with it)."""
+    """Run the gateway component until SIGTERM (the nucleus stops components with it).
+
+    An accepted configuration update rebuilds the gateway from the new configuration; the spool (and so the
+    sequence numbers, the backlog and the alert state) carries over, because it lives in the work dir.
+    """
     from plantwatch.adapters.greengrass_ipc import ConfigurationValidator, default_client
 
     thing = os.environ["AWS_IOT_THING_NAME"]
     work = os.environ.get("PLANTWATCH_WORK_DIR", os.getcwd())
     client = client if client is not None else default_client()
-    document = client.get_configuration(key_path=["gateway"]).value or {}
-    config = gateway_config(document, thing_name=thing, work_dir=work)
     validator = ConfigurationValidator(client, lambda c: config_problem(c, thing_name=thing, work_dir=work))
     validator.start()
+    reload = threading.Event()
+    client.subscribe_to_configuration_update(
+        key_path=["gateway"], on_stream_event=lambda event: reload.set(), on_stream_error=lambda error: False
+    )
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("gateway %s starting in Greengrass", thing)
-    run_gateway(build_gateway(config, ipc_client=client), stop)
+    while not stop.is_set():
+        reload.clear()
+        document = client.get_configuration(key_path=["gateway"]).value or {}
+        config = gateway_config(document, thing_name=thing, work_dir=work)
+        log.info("gateway %s starting in Greengrass", thing)
+        run_gateway(build_gateway(config, ipc_client=client), stop, reload=reload)
     return 0

@@ -20,13 +20,19 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def run_gateway(runtime: GatewayRuntime, stop: threading.Event, *, now_ms: Callable[[], int] = _now_ms) -> None:
-    """Step the gateway every ``step_interval_ms`` until ``stop`` is set, then seal, drain briefly and close."""
+def run_gateway(
+    runtime: GatewayRuntime,
+    stop: threading.Event,
+    *,
+    reload: threading.Event | None = None,
+    now_ms: Callable[[], int] = _now_ms,
+) -> None:
+    """Step the gateway every ``step_interval_ms`` until ``stop`` (or ``reload``) is set, then seal, drain, close."""
     runtime.start()
     interval = runtime.config.step_interval_ms / 1000
     log.info("gateway %s running", runtime.config.gateway_id)
     try:
-        while not stop.is_set():
+        while not stop.is_set() and not (reload is not None and reload.is_set()):
             started = time.monotonic()
             now = now_ms()
             try:

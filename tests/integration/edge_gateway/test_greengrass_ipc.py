@@ -18,6 +18,8 @@ import pytest
 import yaml
 from awsiot.greengrasscoreipc.model import (
     BinaryMessage,
+    ConfigurationUpdateEvent,
+    ConfigurationUpdateEvents,
     GetConfigurationResponse,
     SubscriptionResponseMessage,
     UnauthorizedError,
@@ -95,6 +97,19 @@ class FakeNucleus:
         for key in key_path:
             value = value[key]
         return GetConfigurationResponse(component_name="com.plantwatch.Gateway", value=value)
+
+    def subscribe_to_configuration_update(
+        self, *, key_path: list[str], on_stream_event: Any, on_stream_error: Any
+    ) -> Any:
+        self.on_update = on_stream_event
+        return object(), object()
+
+    def update_configuration(self, gateway: dict[str, Any]) -> None:
+        """A deployment changed the configuration (after validation accepted it)."""
+        self.configuration = {"gateway": gateway}
+        self.on_update(
+            ConfigurationUpdateEvents(configuration_update_event=ConfigurationUpdateEvent(key_path=["gateway"]))
+        )
 
     def subscribe_to_validate_configuration_updates(self, *, on_stream_event: Any, on_stream_error: Any) -> Any:
         self.validator = on_stream_event
@@ -184,9 +199,23 @@ def test_component_main_runs_the_gateway_through_ipc(tmp_path: Path, monkeypatch
     thread.start()
     try:
         wait_for(lambda: len(nucleus.iot_core) >= 3 and nucleus.local, 20, "batches and a floor alert via IPC")
+        # WHEN a deployment changes the configuration, THEN the gateway is rebuilt with it, spool carried over
+        nucleus.update_configuration({**gateway, "plant": "plant-2"})
+
+        def plant_2() -> bool:
+            batches = [decode_payload(p, now_ms=time.time_ns() // 1_000_000).batch for t, p in list(nucleus.iot_core)]
+            return any(b is not None and b.plant == "plant-2" for b in batches)
+
+        wait_for(plant_2, 20, "batches scored under the new configuration")
     finally:
         stop.set()
         thread.join(20)
+    seqs = [
+        decode_payload(p, now_ms=time.time_ns() // 1_000_000).batch.seq  # type: ignore[union-attr]
+        for t, p in nucleus.iot_core
+        if t.endswith("/batches")
+    ]
+    assert sorted(set(seqs)) == list(range(1, max(seqs) + 1))  # one sequence across the rebuild, no gaps
     batch_topics = {t for t, _ in nucleus.iot_core if t.endswith("/batches")}
     assert batch_topics == {f"plantwatch/gateways/{THING}/batches"}
     first = next(p for t, p in nucleus.iot_core if t.endswith("/batches"))
