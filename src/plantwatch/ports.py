@@ -99,10 +99,18 @@ class Spool(Protocol):
 
 
 class Scorer(Protocol):
-    """Scores one reading (thresholds today; feature windows and a forest decision tomorrow)."""
+    """Scores readings in arrival order (thresholds today; feature windows and a forest decision tomorrow).
+
+    The gateway hands over each poll's readings at once, so a scorer can vectorise (a forest scores a small
+    batch far faster than its rows one by one); a stateful scorer sees every reading exactly once, in order.
+    """
 
     def score(self, reading: Reading) -> ScoredReading:
         """The reading with its score, flag and reasons."""
+        ...
+
+    def score_many(self, readings: Sequence[Reading]) -> list[ScoredReading]:
+        """Score readings in order; the same results as calling ``score`` on each."""
         ...
 
 

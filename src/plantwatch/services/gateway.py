@@ -82,24 +82,26 @@ class Gateway:
 
     def step(self, now_ms: int) -> None:
         """Poll every source, score and alert on what arrived, and seal a batch when the interval has passed."""
-        score = self.scorer.score
+        score_many = self.scorer.score_many
         observe = self.alerts.observe
         events = self._events
         pending = self._pending
         alerts = self.alerts
         for source in self.sources:
             readings = source.poll(now_ms)
+            if not readings:
+                continue
             self.counters.readings += len(readings)
-            for reading in readings:
-                scored = score(reading)
-                pending.append(scored)
+            scored_readings = score_many(readings)
+            pending.extend(scored_readings)
+            for scored in scored_readings:
                 if scored.anomaly:
                     self.counters.anomalies += 1
                     event = observe(scored)
                 elif alerts.tracking:
                     event = observe(scored)
                 else:
-                    event = None
+                    continue
                 if event is not None:
                     events.append(event)
         self._check_offline(now_ms)
