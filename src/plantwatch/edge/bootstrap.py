@@ -11,7 +11,7 @@ from typing import Any
 
 from plantwatch.contract.batch import ModelRef
 from plantwatch.contract.topics import floor_ack_topic, floor_alert_topic
-from plantwatch.domain.alerts import AlertEngine, parse_ack
+from plantwatch.domain.alerts import AlertEngine
 from plantwatch.domain.simulator import PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, Band, ThresholdScorer
 from plantwatch.edge.config import (
@@ -151,17 +151,6 @@ class GatewayRuntime:
                 starter()
         if self.uplink is not None:
             self.uplink.start()
-
-    def take_acks(self, now_ms: int) -> None:
-        """Apply acknowledgements that arrived from the floor."""
-        for notifier in self.notifiers:
-            taker = getattr(notifier, "take_acks", None)
-            if taker is None:
-                continue
-            for payload in taker():
-                ack = parse_ack(payload)
-                if ack is not None:
-                    self.gateway.acknowledge(ack.alert_id, by=ack.by, now_ms=now_ms)
 
     def stop(self, *, drain_s: float = 5.0) -> None:
         """Seal what is pending, give the uplink ``drain_s`` to empty the spool, then close everything."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -180,8 +181,6 @@ class GatewayFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 def _check(value: str, pattern: str, name: str) -> None:
-    import re
-
     if not re.match(pattern, value):
         raise ValueError(f"{name} {value!r} is not valid (pattern {pattern})")
 

@@ -36,7 +36,6 @@ def run_gateway(
             started = time.monotonic()
             now = now_ms()
             try:
-                runtime.take_acks(now)
                 runtime.gateway.step(now)
             except Exception:  # a failing step (a source, the disk) is logged and retried, never fatal
                 log.exception("gateway step failed")

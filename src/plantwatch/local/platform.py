@@ -33,7 +33,7 @@ from plantwatch.adapters.sqlite_stream import SqliteStream
 from plantwatch.api.app import create_app
 from plantwatch.contract.legacy import LEGACY_TOPIC_FILTER, LegacyDefaults
 from plantwatch.contract.topics import BATCH_TOPIC_FILTER, floor_ack_topic, floor_alert_topic
-from plantwatch.domain.alerts import AlertEngine, parse_ack
+from plantwatch.domain.alerts import AlertEngine
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
 from plantwatch.services.gateway import Gateway, GatewayConfig
@@ -208,11 +208,7 @@ class LocalPlatform:
 
     def _gateways_step(self) -> bool:
         now = self.clock.now_ms()
-        for gateway, floor in zip(self.gateways, self.floors, strict=True):
-            for payload in floor.take_acks():
-                ack = parse_ack(payload)
-                if ack is not None:
-                    gateway.acknowledge(ack.alert_id, by=ack.by, now_ms=now)
+        for gateway in self.gateways:
             gateway.step(now)
         return False
 

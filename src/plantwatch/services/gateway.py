@@ -10,7 +10,7 @@ import msgspec
 from plantwatch.contract.batch import DEFAULT_MAX_READINGS, BatchHeader, ModelRef, encode_batches
 from plantwatch.contract.reading import ScoredReading, SensorRef
 from plantwatch.contract.topics import alert_topic, batch_topic
-from plantwatch.domain.alerts import OFFLINE, SPOOL_FULL, AlertEngine, AlertEvent, encode_event
+from plantwatch.domain.alerts import OFFLINE, SPOOL_FULL, AlertEngine, AlertEvent, encode_event, parse_ack
 from plantwatch.ports import AlertNotifier, Scorer, SensorSource, Spool
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ class Gateway:
 
     def step(self, now_ms: int) -> None:
         """Poll every source, score and alert on what arrived, and seal a batch when the interval has passed."""
+        self._take_acks(now_ms)
         score_many = self.scorer.score_many
         observe = self.alerts.observe
         events = self._events
@@ -123,6 +124,15 @@ class Gateway:
             if event is not None:
                 self._events.append(event)
         self._offline = offline
+
+    def _take_acks(self, now_ms: int) -> None:
+        """Apply acknowledgements that floor channels received (those that can receive any)."""
+        for notifier in self.notifiers:
+            take = getattr(notifier, "take_acks", None)
+            for payload in take() if take is not None else ():
+                ack = parse_ack(payload)
+                if ack is not None:
+                    self.acknowledge(ack.alert_id, by=ack.by, now_ms=now_ms)
 
     def acknowledge(self, alert_id: str, *, by: str, now_ms: int) -> bool:
         """Acknowledge an alert from the floor; returns whether it was active."""
