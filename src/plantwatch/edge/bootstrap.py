@@ -24,6 +24,7 @@ from plantwatch.edge.config import (
 )
 from plantwatch.ports import AlertNotifier, Scorer, SensorSource, Transport
 from plantwatch.services.gateway import Gateway, GatewayConfig
+from plantwatch.services.model_swap import ModelLoader, ModelSwapper
 from plantwatch.services.uplink import Uplink
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ class GatewayRuntime:
     uplink: Uplink | None
     sources: list[SensorSource]
     notifiers: list[AlertNotifier]
+    swapper: ModelSwapper | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -175,8 +177,12 @@ def build_gateway(
     scorer: Scorer | None = None,
     model: ModelRef | None = None,
     extra_notifiers: Sequence[AlertNotifier] = (),
+    model_loader: ModelLoader | None = None,
 ) -> GatewayRuntime:
-    """Wire one gateway from its configuration (the scorer can be injected, e.g. a forest decision)."""
+    """Wire one gateway from its configuration (the scorer can be injected, e.g. a forest decision).
+
+    With ``model_loader`` and the config's ``model_path``, the model file is watched and swapped in.
+    """
     from plantwatch.adapters.sqlite_spool import SqliteSpool
 
     path = config.spool_path()
@@ -225,6 +231,17 @@ def build_gateway(
         notifiers=notifiers,
         on_spooled=uplink.nudge if uplink is not None else None,
     )
+    swapper = (
+        ModelSwapper(gateway, Path(config.model_path), model_loader)
+        if config.model_path and model_loader is not None
+        else None
+    )
     return GatewayRuntime(
-        config=config, gateway=gateway, spool=spool, uplink=uplink, sources=sources, notifiers=notifiers
+        config=config,
+        gateway=gateway,
+        spool=spool,
+        uplink=uplink,
+        sources=sources,
+        notifiers=notifiers,
+        swapper=swapper,
     )

@@ -169,6 +169,9 @@ class GatewayFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
     alerts: AlertConfig = msgspec.field(default_factory=AlertConfig)
     limits: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
+    #: A model file checked every ``model_check_s`` and swapped in when it changes (refused ones are logged).
+    model_path: str | None = None
+    model_check_s: float = 5.0
 
     def __post_init__(self) -> None:
         """Refuse identifiers that topics and readings could not carry."""

@@ -11,13 +11,19 @@ from typing import Any
 from plantwatch.edge.bootstrap import build_gateway
 from plantwatch.edge.config import ConfigError, GatewayFile, parse_config
 from plantwatch.edge.run import run_gateway
+from plantwatch.services.model_swap import ModelLoader
 
 log = logging.getLogger(__name__)
 
 
-def gateway_config(document: dict[str, Any], *, thing_name: str, work_dir: str) -> GatewayFile:
-    """The component's ``gateway`` configuration, with the thing name as gateway id and the work dir for data."""
-    merged = {"gateway_id": thing_name, "data_dir": work_dir, **document}
+def gateway_config(
+    document: dict[str, Any], *, thing_name: str, work_dir: str, model_dir: str | None = None
+) -> GatewayFile:
+    """The component's ``gateway`` configuration: thing name as gateway id, work dir for data, model component."""
+    defaults: dict[str, Any] = {"gateway_id": thing_name, "data_dir": work_dir}
+    if model_dir:
+        defaults["model_path"] = f"{model_dir}/model.json"
+    merged = {**defaults, **document}
     if merged["gateway_id"] != thing_name:
         raise ConfigError(f"gateway_id must be the thing name {thing_name!r}: IoT policies confine it to its topics")
     return parse_config(merged)
@@ -32,7 +38,7 @@ def config_problem(configuration: dict[str, Any], *, thing_name: str, work_dir: 
     return None
 
 
-def main(client: Any = None, stop: threading.Event | None = None) -> int:
+def main(client: Any = None, stop: threading.Event | None = None, model_loader: ModelLoader | None = None) -> int:
     """Run the gateway component until SIGTERM (the nucleus stops components with it).
 
     An accepted configuration update rebuilds the gateway from the new configuration; the spool (and so the
@@ -42,6 +48,7 @@ def main(client: Any = None, stop: threading.Event | None = None) -> int:
 
     thing = os.environ["AWS_IOT_THING_NAME"]
     work = os.environ.get("PLANTWATCH_WORK_DIR", os.getcwd())
+    model_dir = os.environ.get("PLANTWATCH_MODEL_DIR")
     client = client if client is not None else default_client()
     validator = ConfigurationValidator(client, lambda c: config_problem(c, thing_name=thing, work_dir=work))
     validator.start()
@@ -55,7 +62,7 @@ def main(client: Any = None, stop: threading.Event | None = None) -> int:
     while not stop.is_set():
         reload.clear()
         document = client.get_configuration(key_path=["gateway"]).value or {}
-        config = gateway_config(document, thing_name=thing, work_dir=work)
+        config = gateway_config(document, thing_name=thing, work_dir=work, model_dir=model_dir)
         log.info("gateway %s starting in Greengrass", thing)
-        run_gateway(build_gateway(config, ipc_client=client), stop, reload=reload)
+        run_gateway(build_gateway(config, ipc_client=client, model_loader=model_loader), stop, reload=reload)
     return 0

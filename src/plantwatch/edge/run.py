@@ -31,11 +31,15 @@ def run_gateway(
     runtime.start()
     interval = runtime.config.step_interval_ms / 1000
     log.info("gateway %s running", runtime.config.gateway_id)
+    next_model_check = 0.0
     try:
         while not stop.is_set() and not (reload is not None and reload.is_set()):
             started = time.monotonic()
             now = now_ms()
             try:
+                if runtime.swapper is not None and started >= next_model_check:
+                    next_model_check = started + runtime.config.model_check_s
+                    runtime.swapper.check()
                 runtime.gateway.step(now)
             except Exception:  # a failing step (a source, the disk) is logged and retried, never fatal
                 log.exception("gateway step failed")
