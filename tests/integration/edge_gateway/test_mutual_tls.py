@@ -15,6 +15,7 @@ from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.contract.batch import BatchHeader, ModelRef, encode_batches
 from plantwatch.contract.reading import Reading, ScoredReading
 from plantwatch.contract.topics import batch_topic
+from plantwatch.services.uplink import Uplink
 
 from .servers import Downstream, Mosquitto, make_pki, wait_for
 
@@ -144,3 +145,39 @@ def test_awsiotsdk_transport_publishes_over_mutual_tls(tls_broker: Any) -> None:
     finally:
         transport.stop()
         down.close()
+
+
+def test_awsiotsdk_uplink_survives_a_broker_restart(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki", ["gw-a", "downstream"])
+    broker = Mosquitto(tmp_path / "broker", pki=pki, persistent=True)
+    broker.start()
+    down = downstream(broker, pki)
+    spool = SqliteSpool(tmp_path / "spool.sqlite")
+    transport = AwsIotTransport(
+        host="127.0.0.1",
+        port=broker.tls_port or 0,
+        client_id="gw-a",
+        ca_file=str(pki["ca"]),
+        cert_file=str(pki["gw-a.crt"]),
+        key_file=str(pki["gw-a.key"]),
+        operation_timeout_s=5,
+    )
+    uplink = Uplink(spool, transport, inflight=5, max_publishes_per_s=20)
+    try:
+        uplink.start()
+        assert transport.wait_connected(15)
+        spool.put(batch_topic("gw-a"), batches("gw-a", 1, 40), [1] * 40)
+        wait_for(lambda: len(down.seqs("gw-a")) >= 5, 10, "the first batches")
+        # GIVEN the broker goes away mid-backlog and comes back
+        broker.stop()
+        wait_for(lambda: not uplink.connected, 10, "the uplink to notice")
+        assert spool.depth() > 0
+        broker.start()
+        # THEN the backlog drains and every batch arrives
+        assert uplink.drain(60)
+        wait_for(lambda: down.seqs("gw-a") == set(range(1, 41)), 10, "every batch downstream")
+    finally:
+        uplink.stop()
+        spool.close()
+        down.close()
+        broker.stop()
