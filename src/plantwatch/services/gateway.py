@@ -161,13 +161,15 @@ class Gateway:
 
     def flush(self, now_ms: int | None = None) -> int:
         """Seal pending readings into batches in the spool; returns how many batches were stored."""
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             return 0
-        pending, self._pending = self._pending, []
         encoded = encode_batches(
             self.header, pending, first_seq=self.spool.next_seq(), max_readings=self.config.max_readings
         )
+        # the readings leave memory only once the spool has them (a failing disk keeps them for the next try)
         outcome = self.spool.put(self.topic, [(e.seq, e.payload) for e in encoded], [e.count for e in encoded])
+        self._pending = []
         self.counters.batches += outcome.stored
         self.counters.rejected_readings += outcome.rejected_readings
         self.counters.dropped_readings += sum(r.readings for r in outcome.dropped)
