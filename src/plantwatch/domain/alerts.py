@@ -15,6 +15,7 @@ import msgspec
 from plantwatch.contract.reading import ScoredReading, SensorRef
 
 ALERT_SCHEMA: Final = "plantwatch.alert.v1"
+LOSS_SCHEMA: Final = "plantwatch.spool-loss.v1"
 #: Kinds of alert: a scored anomaly, a sensor that stopped answering, a spool out of disk budget.
 ANOMALY: Final = "anomaly"
 OFFLINE: Final = "offline"
@@ -57,6 +58,19 @@ class AlertEvent(msgspec.Struct, frozen=True, kw_only=True):
     alert: Alert
 
 
+class SpoolLoss(msgspec.Struct, frozen=True, kw_only=True):
+    """What a full spool cost, sent on the alert topic so the cloud can tell a policy drop from a lost batch."""
+
+    schema: str = LOSS_SCHEMA
+    gateway_id: str
+    at_ms: int
+    policy: str
+    #: [first_seq, last_seq, batches, readings] per dropped range (drop_oldest)
+    dropped: list[tuple[int, int, int, int]]
+    #: readings refused without a sequence number (reject)
+    rejected_readings: int
+
+
 class _Tracker(msgspec.Struct, kw_only=True):
     bad: int = 0
     good: int = 0
@@ -90,6 +104,11 @@ def parse_ack(payload: bytes) -> AlertAck | None:
 def encode_event(event: AlertEvent) -> bytes:
     """The JSON an alert event is published as."""
     return _encoder.encode(event)
+
+
+def encode_loss(loss: SpoolLoss) -> bytes:
+    """The JSON a spool-loss notice is published as."""
+    return _encoder.encode(loss)
 
 
 def decode_event(payload: bytes) -> AlertEvent:

@@ -10,7 +10,16 @@ import msgspec
 from plantwatch.contract.batch import DEFAULT_MAX_READINGS, BatchHeader, ModelRef, encode_batches
 from plantwatch.contract.reading import ScoredReading, SensorRef
 from plantwatch.contract.topics import alert_topic, batch_topic
-from plantwatch.domain.alerts import OFFLINE, SPOOL_FULL, AlertEngine, AlertEvent, encode_event, parse_ack
+from plantwatch.domain.alerts import (
+    OFFLINE,
+    SPOOL_FULL,
+    AlertEngine,
+    AlertEvent,
+    SpoolLoss,
+    encode_event,
+    encode_loss,
+    parse_ack,
+)
 from plantwatch.ports import AlertNotifier, Scorer, SensorSource, Spool
 
 log = logging.getLogger(__name__)
@@ -174,6 +183,7 @@ class Gateway:
         self.counters.rejected_readings += outcome.rejected_readings
         self.counters.dropped_readings += sum(r.readings for r in outcome.dropped)
         full = bool(outcome.rejected_batches or outcome.dropped)
+        at_ms = now_ms if now_ms is not None else pending[-1].reading.ts_ms
         if full:
             log.error(
                 "spool full: %s readings refused, %s dropped (sequence ranges %s)",
@@ -181,9 +191,15 @@ class Gateway:
                 sum(r.readings for r in outcome.dropped),
                 [(r.first_seq, r.last_seq) for r in outcome.dropped],
             )
-        event = self.alerts.condition(
-            self._spool_ref, SPOOL_FULL, full, now_ms if now_ms is not None else pending[-1].reading.ts_ms
-        )
+            loss = SpoolLoss(
+                gateway_id=self.config.gateway_id,
+                at_ms=at_ms,
+                policy="drop_oldest" if outcome.dropped else "reject",
+                dropped=[(r.first_seq, r.last_seq, r.batches, r.readings) for r in outcome.dropped],
+                rejected_readings=outcome.rejected_readings,
+            )
+            self.spool.put_alerts(self.alert_topic, [encode_loss(loss)])
+        event = self.alerts.condition(self._spool_ref, SPOOL_FULL, full, at_ms)
         if event is not None:
             self._events.append(event)
             self.publish_alerts()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,9 +118,17 @@ def test_full_spool_keeps_its_policy_counts_exactly_and_alerts_still_fire(tmp_pa
         events = [decode_event(p) for p in floor.payloads]
         assert any(e.event == "raised" and e.alert.kind == SPOOL_FULL for e in events)
         assert any(e.event == "raised" and e.alert.sensor_id == "oven-1-temp" for e in events)
-        # and they are spooled for the cloud even though the batch budget is used up
-        cloud = [decode_event(b.payload) for b in spool.peek(100_000) if b.topic.endswith("/alerts")]
+        # and they are spooled for the cloud even though the batch budget is used up, with loss notices that
+        # add up to the spool's own counts (so the cloud can tell a policy drop from a lost batch)
+        to_cloud = [json.loads(b.payload) for b in spool.peek(100_000) if b.topic.endswith("/alerts")]
+        cloud = [decode_event(json.dumps(d).encode()) for d in to_cloud if d["schema"] == "plantwatch.alert.v1"]
         assert [e.alert.alert_id for e in cloud] == [e.alert.alert_id for e in events]
+        losses = [d for d in to_cloud if d["schema"] == "plantwatch.spool-loss.v1"]
+        assert sum(d["rejected_readings"] for d in losses) == stats.rejected_readings
+        assert sum(r[3] for d in losses for r in d["dropped"]) == stats.dropped_readings
+        assert [tuple(r[:2]) for d in losses for r in d["dropped"]] == [
+            (r.first_seq, r.last_seq) for r in stats.dropped_ranges
+        ]
     finally:
         spool.close()
 
