@@ -34,8 +34,10 @@ def build_source(config: SourceConfig, *, plant: str, gateway_id: str, index: in
     """The adapter for one configured source (imports only the driver that source needs)."""
     if isinstance(config, ModbusSourceConfig):
         from plantwatch.adapters.modbus import ModbusSource
+        from plantwatch.adapters.threaded_source import ThreadedSource
 
-        return ModbusSource(config, plant=plant)
+        # Modbus reads block (up to timeout_s per unanswered device): poll on a thread of its own
+        return ThreadedSource(ModbusSource(config, plant=plant), name=f"modbus-{config.host}:{config.port}")
     if isinstance(config, OpcUaSourceConfig):
         from plantwatch.adapters.opcua import OpcUaSource
 

@@ -345,3 +345,61 @@ def test_raw_mqtt_sensors_publishing_the_original_reading(mosquitto: Any) -> Non
         sensor.loop_stop()
         sensor.disconnect()
         source.close()
+
+
+def test_a_hanging_modbus_device_does_not_stall_the_gateway(tmp_path: Path) -> None:
+    import socket
+    import threading
+    import time
+
+    from plantwatch.domain.alerts import decode_event
+    from plantwatch.edge.bootstrap import build_gateway
+    from plantwatch.edge.config import parse_config
+    from plantwatch.edge.run import run_gateway
+
+    # a device that accepts the connection and never answers
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(4)
+    config = parse_config(
+        {
+            "gateway_id": "gw-stall",
+            "plant": "plant-1",
+            "data_dir": str(tmp_path),
+            "sources": [
+                {
+                    "kind": "modbus", "host": "127.0.0.1", "port": black_hole.getsockname()[1], "line": "line-1",
+                    "timeout_s": 3.0,
+                    "sensors": [
+                        {"asset": "a1", "sensor_id": "hung", "sensor_type": "pressure", "unit": "kPa", "address": 0}
+                    ],
+                },
+                {"kind": "simulator", "assets_per_line": 1, "sample_period_ms": 100, "fault_after_s": 1e12},
+            ],
+            "uplink": {"transport": "none"},
+            "alerts": {"floor": "none", "raise_after": 2},
+            "limits": {"temperature": {"high": 0.0}},  # every temperature reading is anomalous
+        }
+    )  # fmt: skip
+    events: list[tuple[float, Any]] = []
+
+    class Floor:
+        def notify(self, payloads: list[bytes]) -> None:
+            events.extend((time.monotonic(), decode_event(p)) for p in payloads)
+
+    runtime = build_gateway(config, extra_notifiers=[Floor()])
+    stop = threading.Event()
+    started = time.monotonic()
+    thread = threading.Thread(target=run_gateway, args=(runtime, stop), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: any(e.alert.kind == "offline" for _, e in events), 15, "the hung device to be offline")
+    finally:
+        stop.set()
+        thread.join(20)
+        black_hole.close()
+    anomaly_at = next(t for t, e in events if e.alert.kind == "anomaly")
+    offline_at = next(t for t, e in events if e.alert.kind == "offline")
+    # the simulator's alert came while the Modbus read was still hanging (its timeout is 3 s)
+    assert anomaly_at - started < 2.0
+    assert anomaly_at < offline_at
