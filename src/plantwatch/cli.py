@@ -76,8 +76,8 @@ def _gateway(args: argparse.Namespace) -> int:
 def _edge_build(args: argparse.Namespace) -> int:
     from plantwatch.edge.build import build_components
 
-    out = build_components(Path(args.root).resolve(), version=args.version)
-    print(f"greengrass build output in {out}")
+    for out in build_components(Path(args.root).resolve(), version=args.version):
+        print(f"greengrass build output in {out}")
     return 0
 
 

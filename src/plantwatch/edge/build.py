@@ -1,9 +1,8 @@
 """Greengrass build without the GDK CLI: a wheel of ``src/plantwatch`` plus recipes, laid out as ``greengrass-build/``.
 
-Output (the layout ``gdk component publish`` and ``greengrass-cli deployment create --recipeDir/--artifactDir``
-read)::
+Output, per component, in the folder of its ``gdk-config.json`` (the layout ``gdk component publish`` reads)::
 
-    greengrass-build/recipes/<component>-<version>.yaml
+    greengrass-build/recipes/recipe.yaml
     greengrass-build/artifacts/<component>/<version>/<files>
 
 Standard library only, so it runs as the GDK ``custom_build_command`` on a machine with nothing installed.
@@ -80,31 +79,42 @@ def _render(template: str, *, name: str, version: str, wheel: str) -> str:
     return template.replace("{COMPONENT_NAME}", name).replace("{COMPONENT_VERSION}", version).replace("{WHEEL}", wheel)
 
 
-def build_components(root: Path, *, version: str | None = None, out: Path | None = None) -> Path:
-    """Build both components into ``out`` (default ``root/greengrass-build``); returns the output directory."""
+def build_component(root: Path, name: str, *, version: str | None = None, out: Path | None = None) -> Path:
+    """Build one component as ``gdk component build`` would lay it out; returns the output directory.
+
+    ``out/recipes/recipe.yaml`` (GDK's publish step reads the build recipe under the project recipe's name,
+    checks its ComponentName, rewrites the s3 artifact URIs and writes ``<name>-<version>.yaml``) and
+    ``out/artifacts/<name>/<version>/``.
+    """
+    if name not in COMPONENTS:
+        raise ValueError(f"unknown component {name!r}; choose one of {', '.join(COMPONENTS)}")
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     version = version or str(project["version"])
-    out = out or root / "greengrass-build"
+    folder = root / "edge" / "components" / name
+    out = out or (root if name == GATEWAY else folder) / "greengrass-build"
     if out.exists():
         shutil.rmtree(out)
     (out / "recipes").mkdir(parents=True)
-    components = root / "edge" / "components"
-    # the gateway: the plantwatch wheel (installed into a venv by the recipe's Install step) and a thin main.py
-    gw_artifacts = out / "artifacts" / GATEWAY / version
-    wheel = build_wheel(root, gw_artifacts)
-    shutil.copy2(components / GATEWAY / "main.py", gw_artifacts / "main.py")
-    # the model: the model files only, so a new model deploys without redeploying code
-    model_artifacts = out / "artifacts" / MODEL / version
-    model_artifacts.mkdir(parents=True)
-    for path in sorted((components / MODEL / "model").glob("*")):
-        if path.is_file():
-            shutil.copy2(path, model_artifacts / path.name)
-    for name in COMPONENTS:
-        template = (components / name / "recipe.yaml").read_text()
-        (out / "recipes" / f"{name}-{version}.yaml").write_text(
-            _render(template, name=name, version=version, wheel=wheel.name)
-        )
+    artifacts = out / "artifacts" / name / version
+    artifacts.mkdir(parents=True)
+    wheel = ""
+    if name == GATEWAY:
+        # the plantwatch wheel (installed into a venv by the recipe's Install step) and a thin main.py
+        wheel = build_wheel(root, artifacts).name
+        shutil.copy2(folder / "main.py", artifacts / "main.py")
+    else:
+        # the model files only, so a new model deploys without redeploying code
+        for path in sorted((folder / "model").glob("*")):
+            if path.is_file():
+                shutil.copy2(path, artifacts / path.name)
+    recipe = _render((folder / "recipe.yaml").read_text(), name=name, version=version, wheel=wheel)
+    (out / "recipes" / "recipe.yaml").write_text(recipe)
     return out
+
+
+def build_components(root: Path, *, version: str | None = None) -> list[Path]:
+    """Build every component into its own project folder's ``greengrass-build/``; returns those folders."""
+    return [build_component(root, name, version=version) for name in COMPONENTS]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,10 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--root", default=".", help="repository root (holds pyproject.toml, src/, edge/)")
     parser.add_argument("--version", default=None, help="component version (default: the package version)")
-    parser.add_argument("--out", default=None, help="output directory (default: ROOT/greengrass-build)")
+    parser.add_argument("--component", default=GATEWAY, choices=COMPONENTS, help="component to build")
+    parser.add_argument("--out", default=None, help="output directory (default: the project's greengrass-build)")
     args = parser.parse_args(argv)
-    out = build_components(
-        Path(args.root).resolve(), version=args.version, out=Path(args.out).resolve() if args.out else None
+    out = build_component(
+        Path(args.root).resolve(),
+        args.component,
+        version=args.version,
+        out=Path(args.out).resolve() if args.out else None,
     )
     sys.stdout.write(f"greengrass build output in {out}\n")
     return 0

@@ -28,13 +28,21 @@ def checkout_copy(tmp_path: Path) -> Path:
     root.mkdir()
     shutil.copy2(ROOT / "pyproject.toml", root)
     shutil.copy2(ROOT / "gdk-config.json", root)
+    shutil.copy2(ROOT / "recipe.yaml", root, follow_symlinks=False)
     shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "edge", root / "edge", ignore=shutil.ignore_patterns("__pycache__", "greengrass-build"))
     return root
 
 
 def check_gdk_config(path: Path) -> tuple[str, dict[str, Any]]:
-    """The GDK CLI's config rules: one component; author, version, custom build with a command; publish."""
+    """The GDK CLI's rules: one component; author, version, custom build command; publish; a project recipe.
+
+    GDK looks for exactly one of recipe.json / recipe.yaml next to gdk-config.json, and its publish step
+    reads greengrass-build/recipes/ under that name (checked by the build tests).
+    """
+    recipes = [p.name for p in path.parent.iterdir() if p.name in ("recipe.json", "recipe.yaml")]
+    assert recipes == ["recipe.yaml"]
+    assert yaml.safe_load((path.parent / "recipe.yaml").read_text())["ComponentName"] == "{COMPONENT_NAME}"
     config = json.loads(path.read_text())
     assert set(config) == {"component", "gdk_version"}
     assert SEMVER.match(config["gdk_version"])
@@ -64,15 +72,17 @@ def test_root_gdk_config_builds_greengrass_build_without_gdk_or_site_packages(tm
     assert version == tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
     run_gdk_build(component, root)
     out = root / "greengrass-build"
-    recipe = yaml.safe_load((out / "recipes" / f"{name}-{version}.yaml").read_text())
-    assert recipe["ComponentName"] == name
+    assert [p.name for p in (out / "recipes").iterdir()] == ["recipe.yaml"]
+    recipe = yaml.safe_load((out / "recipes" / "recipe.yaml").read_text())
+    assert recipe["ComponentName"] == name  # gdk publish refuses a build recipe of another component
     assert recipe["ComponentVersion"] == version
-    text = (out / "recipes" / f"{name}-{version}.yaml").read_text()
+    text = (out / "recipes" / "recipe.yaml").read_text()
     assert "{COMPONENT_" not in text
     assert "{WHEEL}" not in text
-    # every artifact the recipe names was built
+    # every artifact the recipe names was built (gdk publish rewrites s3 URIs by these file names)
     artifacts = out / "artifacts" / name / version
     for artifact in recipe["Manifests"][0]["Artifacts"]:
+        assert artifact["URI"].startswith("s3://")
         assert (artifacts / artifact["URI"].rsplit("/", 1)[1]).is_file()
     # the Install step builds a venv from the bundled wheel; Run starts the thin main.py from that venv
     lifecycle = recipe["Manifests"][0]["Lifecycle"]
@@ -86,7 +96,7 @@ def test_root_gdk_config_builds_greengrass_build_without_gdk_or_site_packages(tm
 def test_access_control_is_least_privilege(tmp_path: Path) -> None:
     root = checkout_copy(tmp_path)
     run_gdk_build(check_gdk_config(root / "gdk-config.json")[1], root)
-    [recipe_path] = (root / "greengrass-build" / "recipes").glob("com.plantwatch.Gateway-*.yaml")
+    recipe_path = root / "greengrass-build" / "recipes" / "recipe.yaml"
     access = yaml.safe_load(recipe_path.read_text())["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]
     assert set(access) == {"aws.greengrass.ipc.mqttproxy", "aws.greengrass.ipc.pubsub"}
     operations = set()
@@ -112,7 +122,8 @@ def test_model_component_builds_on_its_own_and_carries_no_code(tmp_path: Path) -
     assert name == "com.plantwatch.Model"
     run_gdk_build(component, folder)
     out = folder / "greengrass-build"
-    recipe = yaml.safe_load((out / "recipes" / f"{name}-{component['version']}.yaml").read_text())
+    recipe = yaml.safe_load((out / "recipes" / "recipe.yaml").read_text())
+    assert recipe["ComponentName"] == name
     files = sorted(p.name for p in (out / "artifacts" / name / component["version"]).iterdir())
     assert files == ["model.json"]
     assert [a["URI"].rsplit("/", 1)[1] for a in recipe["Manifests"][0]["Artifacts"]] == files
