@@ -214,6 +214,13 @@ class Mosquitto:
             self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=log)
         wait_for(lambda: port_open(self.port) and (self.tls_port is None or port_open(self.tls_port)), 10, "mosquitto")
 
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """Stop the broker."""
         if self.proc is not None and self.proc.poll() is None:

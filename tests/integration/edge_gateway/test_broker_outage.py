@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from plantwatch.adapters.sqlite_spool import SqliteSpool
@@ -75,13 +78,26 @@ class FloorListener:
         self.client.loop_stop()
 
 
-def test_broker_down_30s_then_back_delivers_every_batch_and_floor_alerts_keep_firing(tmp_path: Path) -> None:
+@pytest.fixture
+def cleanup() -> Iterator[contextlib.ExitStack]:
+    """Stops whatever the test registered, in reverse order, however the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield stack
+
+
+def test_broker_down_30s_then_back_delivers_every_batch_and_floor_alerts_keep_firing(
+    tmp_path: Path, cleanup: contextlib.ExitStack
+) -> None:
     cloud = Mosquitto(tmp_path / "cloud-broker", persistent=True)
     floor = Mosquitto(tmp_path / "floor-broker")
+    cleanup.callback(cloud.stop)
+    cleanup.callback(floor.stop)
     cloud.start()
     floor.start()
     downstream = Downstream(cloud.port)
+    cleanup.callback(downstream.close)
     panel = FloorListener(floor.port, floor_alert_topic("gw-outage"))
+    cleanup.callback(panel.close)
     config = parse_config(
         {
             "gateway_id": "gw-outage",
@@ -138,15 +154,9 @@ def test_broker_down_30s_then_back_delivers_every_batch_and_floor_alerts_keep_fi
         assert spool.depth() == 0
     finally:
         spool.close()
-    try:
-        wait_for(lambda: downstream.seqs("gw-outage") >= produced, 20, "every batch downstream")
-        # the set of batch ids downstream equals the set produced (duplicates removed downstream)
-        assert downstream.seqs("gw-outage") == produced
-        # the alert raised offline reached the cloud's alert topic later, through the spool
-        cloud_events = [decode_event(p) for p in downstream.alerts]
-        assert raised.alert.alert_id in {e.alert.alert_id for e in cloud_events if e.event == "raised"}
-    finally:
-        downstream.close()
-        panel.close()
-        cloud.stop()
-        floor.stop()
+    wait_for(lambda: downstream.seqs("gw-outage") >= produced, 20, "every batch downstream")
+    # the set of batch ids downstream equals the set produced (duplicates removed downstream)
+    assert downstream.seqs("gw-outage") == produced
+    # the alert raised offline reached the cloud's alert topic later, through the spool
+    cloud_events = [decode_event(p) for p in downstream.alerts]
+    assert raised.alert.alert_id in {e.alert.alert_id for e in cloud_events if e.event == "raised"}

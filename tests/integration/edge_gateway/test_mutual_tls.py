@@ -149,8 +149,11 @@ def test_awsiotsdk_transport_publishes_over_mutual_tls(tls_broker: Any) -> None:
 
 def test_awsiotsdk_uplink_survives_a_broker_restart(tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki", ["gw-a", "downstream"])
-    broker = Mosquitto(tmp_path / "broker", pki=pki, persistent=True)
-    broker.start()
+    with Mosquitto(tmp_path / "broker", pki=pki, persistent=True) as broker:
+        drain_across_restart(tmp_path, broker, pki)
+
+
+def drain_across_restart(tmp_path: Path, broker: Mosquitto, pki: dict[str, Path]) -> None:
     down = downstream(broker, pki)
     spool = SqliteSpool(tmp_path / "spool.sqlite")
     transport = AwsIotTransport(
@@ -180,4 +183,3 @@ def test_awsiotsdk_uplink_survives_a_broker_restart(tmp_path: Path) -> None:
         uplink.stop()
         spool.close()
         down.close()
-        broker.stop()

@@ -42,8 +42,11 @@ def integrity(path: Path) -> str:
 
 
 def test_sigkill_while_spooling_loses_no_acknowledged_batch_and_leaves_no_gap(tmp_path: Path) -> None:
-    broker = Mosquitto(tmp_path / "broker")
-    broker.start()
+    with Mosquitto(tmp_path / "broker") as broker:
+        run_and_kill(tmp_path, broker)
+
+
+def run_and_kill(tmp_path: Path, broker: Mosquitto) -> None:
     downstream = Downstream(broker.port)
     config = gateway_config(tmp_path, broker.port)
     spool_path = tmp_path / "gw" / "spool.sqlite"
@@ -87,4 +90,3 @@ def test_sigkill_while_spooling_loses_no_acknowledged_batch_and_leaves_no_gap(tm
             proc.kill()
             proc.wait(10)
         downstream.close()
-        broker.stop()
