@@ -8,7 +8,7 @@ from typing import Protocol
 import msgspec
 
 from plantwatch.contract.batch import ScoredBatch
-from plantwatch.contract.reading import Reading, ScoredReading, SensorRef
+from plantwatch.contract.reading import Reading, ScoredReading
 from plantwatch.contract.rejection import QuarantineEntry
 
 
@@ -140,14 +140,6 @@ class AlertNotifier(Protocol):
 
     def notify(self, payloads: Sequence[bytes]) -> None:
         """Send encoded alert events."""
-        ...
-
-
-class ConditionSource(Protocol):
-    """A sensor source that knows which of its sensors stopped answering."""
-
-    def offline(self) -> list[SensorRef]:
-        """Sensors currently not answering."""
         ...
 
 
