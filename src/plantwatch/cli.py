@@ -101,6 +101,58 @@ def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     report.set_defaults(func=_report)
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    from plantwatch.edge.config import ConfigError, load_config
+
+    try:
+        config = load_config(Path(args.config))
+    except (ConfigError, OSError) as exc:
+        print(f"plantwatch gateway: {exc}", file=sys.stderr)
+        return 2
+    if args.once:
+        from plantwatch.edge.run import read_once, reading_line
+
+        readings, problems = read_once(config, timeout_s=args.timeout)
+        for reading in readings:
+            print(reading_line(reading), flush=True)
+        for problem in problems:
+            print(f"plantwatch gateway: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    import threading
+
+    from plantwatch.edge.bootstrap import build_gateway
+    from plantwatch.edge.run import run_gateway
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_gateway(build_gateway(config), stop)
+    return 0
+
+
+def _edge_build(args: argparse.Namespace) -> int:
+    from plantwatch.edge.build import build_components
+
+    for out in build_components(Path(args.root).resolve(), version=args.version):
+        print(f"greengrass build output in {out}")
+    return 0
+
+
+def _edge_deploy(args: argparse.Namespace) -> int:
+    from plantwatch.adapters.greengrass_deploy import DeploymentRequest, create_deployment
+
+    request = DeploymentRequest(
+        thing_group_arn=args.thing_group_arn,
+        gateway_version=args.gateway_version,
+        model_version=args.model_version,
+        deployment_name=args.name,
+        gateway_config=args.gateway_config,
+    )
+    deployment_id = create_deployment(request, region=args.region)
+    print(deployment_id)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="plantwatch", description="Watch production lines.")
@@ -126,6 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_up)
     _add_archive_parser(sub)
     _add_report_parser(sub)
+
+    gw = sub.add_parser("gateway", help="run one edge gateway from a config file (outside Greengrass)")
+    gw.add_argument("--config", required=True, help="gateway configuration (TOML or JSON), see edge/examples/")
+    gw.add_argument("--once", action="store_true", help="read every source once, print readings as JSON lines")
+    gw.add_argument("--timeout", type=float, default=10.0, help="--once: seconds to wait for a source's values")
+    gw.set_defaults(func=_gateway)
+
+    edge = sub.add_parser("edge", help="Greengrass packaging and deployment")
+    edge_sub = edge.add_subparsers(dest="edge_command", required=True)
+    build = edge_sub.add_parser("build", help="build greengrass-build/ (recipes + artifacts) without the GDK CLI")
+    build.add_argument("--root", default=".", help="repository root (holds src/ and edge/components/)")
+    build.add_argument("--version", default=None, help="component version (default: the package version)")
+    build.set_defaults(func=_edge_build)
+    deploy = edge_sub.add_parser("deploy", help="create a Greengrass deployment for a thing group (boto3)")
+    deploy.add_argument("--thing-group-arn", required=True)
+    deploy.add_argument("--gateway-version", required=True, help="version of com.plantwatch.Gateway")
+    deploy.add_argument("--model-version", default=None, help="version of com.plantwatch.Model (omit to keep)")
+    deploy.add_argument("--gateway-config", default=None, help="JSON file merged into the gateway's configuration")
+    deploy.add_argument("--name", default="plantwatch-gateways")
+    deploy.add_argument("--region", default=None)
+    deploy.set_defaults(func=_edge_deploy)
     return parser
 
 

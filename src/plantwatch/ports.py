@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
 
 from plantwatch.contract.batch import ScoredBatch
-from plantwatch.contract.reading import Reading
+from plantwatch.contract.reading import Reading, ScoredReading
 from plantwatch.contract.rejection import QuarantineEntry
 
 
@@ -37,6 +37,37 @@ class SpooledBatch(msgspec.Struct, frozen=True, kw_only=True):
     payload: bytes
 
 
+class DroppedRange(msgspec.Struct, frozen=True, kw_only=True):
+    """Consecutive batches a full spool dropped: their sequence numbers and how many readings they held."""
+
+    first_seq: int
+    last_seq: int
+    batches: int
+    readings: int
+
+
+class PutOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What a spool did with batches offered to it: stored, refused (policy ``reject``), or made room by dropping."""
+
+    stored: int
+    rejected_batches: int = 0
+    rejected_readings: int = 0
+    dropped: list[DroppedRange] = msgspec.field(default_factory=list)
+
+
+class SpoolStats(msgspec.Struct, frozen=True, kw_only=True):
+    """A spool's depth, disk use against its budget, and exact totals of what its full-policy cost."""
+
+    depth: int
+    bytes: int
+    budget_bytes: int | None
+    dropped_batches: int
+    dropped_readings: int
+    rejected_batches: int
+    rejected_readings: int
+    dropped_ranges: list[DroppedRange]
+
+
 class Spool(Protocol):
     """A gateway's durable outbox: batches stay until the uplink's acknowledgement removes them."""
 
@@ -44,8 +75,14 @@ class Spool(Protocol):
         """The sequence number the next batch will get."""
         ...
 
-    def put(self, topic: str, batches: Sequence[tuple[int, bytes]]) -> None:
-        """Store (seq, payload) batches atomically, and advance the sequence past them."""
+    def put(
+        self, topic: str, batches: Sequence[tuple[int, bytes]], readings: Sequence[int] | None = None
+    ) -> PutOutcome:
+        """Store (seq, payload) batches atomically within the disk budget, and advance the sequence past them."""
+        ...
+
+    def put_alerts(self, topic: str, payloads: Sequence[bytes], state: bytes | None = None) -> None:
+        """Store alert events for the cloud, together with the alert state that produced them."""
         ...
 
     def peek(self, limit: int) -> list[SpooledBatch]:
@@ -58,6 +95,51 @@ class Spool(Protocol):
 
     def depth(self) -> int:
         """How many batches are waiting."""
+        ...
+
+
+class Scorer(Protocol):
+    """Scores readings in arrival order (thresholds today; feature windows and a forest decision tomorrow).
+
+    The gateway hands over each poll's readings at once, so a scorer can vectorise (a forest scores a small
+    batch far faster than its rows one by one); a stateful scorer sees every reading exactly once, in order.
+    """
+
+    def score(self, reading: Reading) -> ScoredReading:
+        """The reading with its score, flag and reasons."""
+        ...
+
+    def score_many(self, readings: Sequence[Reading]) -> list[ScoredReading]:
+        """Score readings in order; the same results as calling ``score`` on each."""
+        ...
+
+
+class Transport(Protocol):
+    """A QoS 1 publisher that reports each publish's fate exactly once through ``on_done``."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether publishes can currently reach the broker."""
+        ...
+
+    def start(self, on_connected: Callable[[], None]) -> None:
+        """Connect (retrying in the background); call ``on_connected`` after every (re)connection."""
+        ...
+
+    def publish(self, topic: str, payload: bytes, on_done: Callable[[bool], None]) -> None:
+        """Publish; ``on_done(True)`` once the broker acknowledged it, ``on_done(False)`` if it must be resent."""
+        ...
+
+    def stop(self) -> None:
+        """Disconnect."""
+        ...
+
+
+class AlertNotifier(Protocol):
+    """Delivers alert events on the floor (local broker, Greengrass local pub/sub, webhook); must not block long."""
+
+    def notify(self, payloads: Sequence[bytes]) -> None:
+        """Send encoded alert events."""
         ...
 
 

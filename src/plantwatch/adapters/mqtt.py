@@ -1,4 +1,4 @@
-"""MQTT over paho: the gateway uplink that drains a durable spool, and the bridge that feeds the stream."""
+"""MQTT over paho: the uplink transport, floor alerts on a local broker, and the bridge that feeds the stream."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from plantwatch.ports import Spool, SpooledBatch
+from plantwatch.ports import Spool
+from plantwatch.services.uplink import IOT_CORE_BYTES_PER_S, IOT_CORE_PUBLISHES_PER_S, Uplink
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +27,17 @@ class MqttEndpoint(msgspec.Struct, frozen=True, kw_only=True):
     cert_file: str | None = None
     key_file: str | None = None
     keepalive_s: int = 30
+    #: 4 is MQTT 3.1.1 (the embedded amqtt broker speaks only that); 5 gets publish reason codes (e.g. 135).
+    mqtt_version: int = 4
 
 
 def _client(endpoint: MqttEndpoint, client_id: str, *, clean: bool, manual_ack: bool = False) -> mqtt.Client:
+    v5 = endpoint.mqtt_version == 5
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        clean_session=clean,
-        protocol=mqtt.MQTTv311,
+        clean_session=None if v5 else clean,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         manual_ack=manual_ack,
     )
     if endpoint.ca_file:
@@ -47,112 +51,172 @@ def _client(endpoint: MqttEndpoint, client_id: str, *, clean: bool, manual_ack: 
     return client
 
 
-class MqttUplink:
-    """Publishes a spool's batches with QoS 1 and removes each one only when the broker acknowledges it."""
+def _connect_async(client: mqtt.Client, endpoint: MqttEndpoint, *, clean: bool) -> None:
+    if endpoint.mqtt_version == 5:
+        client.connect_async(
+            endpoint.host,
+            endpoint.port,
+            keepalive=endpoint.keepalive_s,
+            clean_start=True if clean else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+        )
+    else:
+        client.connect_async(endpoint.host, endpoint.port, keepalive=endpoint.keepalive_s)
 
-    def __init__(self, spool: Spool, endpoint: MqttEndpoint, *, client_id: str, inflight: int = 20) -> None:
-        self.spool = spool
+
+class PahoTransport:
+    """QoS 1 publishing over paho; paho keeps unacknowledged publishes and resends them after a reconnect."""
+
+    def __init__(self, endpoint: MqttEndpoint, *, client_id: str, max_inflight: int = 100) -> None:
         self.endpoint = endpoint
-        self.inflight_limit = inflight
+        self.client_id = client_id
         self._client = _client(endpoint, client_id, clean=True)
+        self._client.max_inflight_messages_set(max_inflight)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-        self._lock = threading.Condition()
-        self._inflight: dict[int, int] = {}  # paho mid -> spool id
-        self._pending: set[int] = set()  # spool ids handed to paho, not yet acknowledged
-        self._early_acks: set[int] = set()
+        self._lock = threading.Lock()
+        self._callbacks: dict[int, Callable[[bool], None]] = {}
+        self._early: dict[int, bool] = {}  # acks that arrived before publish() returned the mid
         self._connected = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"uplink-{client_id}", daemon=True)
-        self.published = 0
+        self._on_connected: Callable[[], None] = lambda: None
+        self._stopping = False
+        self.refused: list[int] = []  # reason codes of publishes the broker refused (MQTT 5)
 
     @property
     def connected(self) -> bool:
-        """Whether the uplink currently has a broker connection."""
+        """Whether the client has a broker connection."""
         return self._connected.is_set()
 
-    def start(self) -> None:
-        """Connect (retrying in the background) and start draining the spool."""
-        self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=self.endpoint.keepalive_s)
+    def start(self, on_connected: Callable[[], None]) -> None:
+        """Connect in the background; paho reconnects by itself."""
+        self._on_connected = on_connected
+        _connect_async(self._client, self.endpoint, clean=True)
         self._client.loop_start()
-        self._thread.start()
 
-    def nudge(self) -> None:
-        """Wake the drain loop: new batches are in the spool."""
-        with self._lock:
-            self._lock.notify_all()
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Wait for the first connection."""
+        return self._connected.wait(timeout_s)
 
-    def drain(self, timeout_s: float) -> bool:
-        """Wait until the spool is empty or ``timeout_s`` passes; returns whether it emptied."""
+    def publish(self, topic: str, payload: bytes, on_done: Callable[[bool], None]) -> None:
+        """Queue a QoS 1 publish; ``on_done`` runs on paho's thread when the broker answers."""
+        # never call into paho while holding self._lock: paho calls _on_publish holding its own locks
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            log.warning("publish to %s not queued (rc=%s); will retry", topic, info.rc)
+            on_done(False)
+            return
         with self._lock:
-            return self._lock.wait_for(lambda: self.spool.depth() == 0, timeout=timeout_s)
+            early = self._early.pop(info.mid, None)  # the broker may answer before publish() returned
+            if early is None:
+                self._callbacks[info.mid] = on_done
+        if early is not None:
+            on_done(early)
 
     def stop(self) -> None:
-        """Stop publishing and disconnect; unacknowledged batches stay in the spool."""
-        self._stop.set()
-        self.nudge()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        """Disconnect."""
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            log.warning("uplink connection refused: %s", reason)
+            log.warning("%s: connection refused: %s", self.client_id, reason)
             return
-        log.info("uplink connected to %s:%s", self.endpoint.host, self.endpoint.port)
+        log.info("%s connected to %s:%s", self.client_id, self.endpoint.host, self.endpoint.port)
         self._connected.set()
-        self.nudge()
+        self._on_connected()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()
-        if not self._stop.is_set():
-            log.warning("uplink disconnected (%s); batches stay spooled", reason)
+        if not self._stopping:
+            log.warning("%s disconnected (%s); unacknowledged publishes will be resent", self.client_id, reason)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        ok = not reason.is_failure
+        if not ok:
+            self.refused.append(reason.value)
+            log.error("%s: broker refused a publish: %s (reason code %s)", self.client_id, reason, reason.value)
         with self._lock:
-            spool_id = self._inflight.pop(mid, None)
-            if spool_id is None:  # acknowledged before _run registered the mid
-                self._early_acks.add(mid)
+            callback = self._callbacks.pop(mid, None)
+            if callback is None:
+                self._early[mid] = ok
                 return
-            self._acknowledged(spool_id)
+        callback(ok)
 
-    def _acknowledged(self, spool_id: int) -> None:
-        self.spool.remove([spool_id])
-        self._pending.discard(spool_id)
-        self.published += 1
-        self._lock.notify_all()
 
-    def _next_to_send(self) -> list[SpooledBatch]:
+class MqttUplink(Uplink):
+    """The store-and-forward uplink over paho MQTT (local broker, or any broker with optional mutual TLS)."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        endpoint: MqttEndpoint,
+        *,
+        client_id: str,
+        inflight: int = 20,
+        max_bytes_per_s: float = IOT_CORE_BYTES_PER_S,
+        max_publishes_per_s: float = IOT_CORE_PUBLISHES_PER_S,
+    ) -> None:
+        self.endpoint = endpoint
+        super().__init__(
+            spool,
+            PahoTransport(endpoint, client_id=client_id, max_inflight=inflight),
+            name=f"uplink-{client_id}",
+            inflight=inflight,
+            max_bytes_per_s=max_bytes_per_s,
+            max_publishes_per_s=max_publishes_per_s,
+        )
+
+
+class MqttAlertNotifier:
+    """Floor alerts on a local broker: publishes alert events and listens for acknowledgements from the floor."""
+
+    def __init__(self, endpoint: MqttEndpoint, *, client_id: str, topic: str, ack_topic: str) -> None:
+        self.topic = topic
+        self.ack_topic = ack_topic
+        self.endpoint = endpoint
+        self._client = _client(endpoint, client_id, clean=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._acks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+
+    def start(self) -> None:
+        """Connect in the background."""
+        _connect_async(self._client, self.endpoint, clean=True)
+        self._client.loop_start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Wait for the first connection."""
+        return self._connected.wait(timeout_s)
+
+    def notify(self, payloads: Sequence[bytes]) -> None:
+        """Publish alert events (QoS 1; queued by paho while the local broker is away)."""
+        for payload in payloads:
+            self._client.publish(self.topic, payload, qos=1)
+
+    def take_acks(self) -> list[bytes]:
+        """Acknowledgement messages received since the last call."""
         with self._lock:
-            if not self._connected.is_set() or len(self._pending) >= self.inflight_limit:
-                self._lock.wait(timeout=0.5)
-                return []
-            room = self.inflight_limit - len(self._pending)
-            waiting = [b for b in self.spool.peek(room + len(self._pending)) if b.spool_id not in self._pending]
-            if not waiting:
-                self._lock.wait(timeout=0.5)
-            chosen = waiting[:room]
-            self._pending.update(b.spool_id for b in chosen)
-            return chosen
+            acks, self._acks = self._acks, []
+        return acks
 
-    def _run(self) -> None:
-        # paho's network thread holds its own locks while it calls _on_publish, so publish() is never
-        # called while holding self._lock (that would deadlock)
-        while not self._stop.is_set():
-            for batch in self._next_to_send():
-                info = self._client.publish(batch.topic, batch.payload, qos=1)
-                with self._lock:
-                    if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                        log.warning("publish of batch %s failed to queue (rc=%s); will retry", batch.seq, info.rc)
-                        self._pending.discard(batch.spool_id)
-                    elif info.mid in self._early_acks:
-                        self._early_acks.discard(info.mid)
-                        self._acknowledged(batch.spool_id)
-                    else:
-                        # paho keeps a QoS 1 message it accepted and resends it after a reconnect
-                        self._inflight[info.mid] = batch.spool_id
+    def stop(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("floor alert connection refused: %s", reason)
+            return
+        self._connected.set()
+        client.subscribe(self.ack_topic, qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self._acks.append(bytes(message.payload))
 
 
 class MqttBridge:
@@ -179,7 +243,7 @@ class MqttBridge:
 
     def start(self) -> None:
         """Connect (retrying in the background) and subscribe."""
-        self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=self.endpoint.keepalive_s)
+        _connect_async(self._client, self.endpoint, clean=False)
         self._client.loop_start()
 
     def wait_subscribed(self, timeout_s: float) -> bool:

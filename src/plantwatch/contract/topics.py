@@ -17,3 +17,13 @@ def batch_topic(gateway_id: str) -> str:
 def alert_topic(gateway_id: str) -> str:
     """Where a gateway publishes its alerts."""
     return f"plantwatch/gateways/{gateway_id}/alerts"
+
+
+def floor_alert_topic(gateway_id: str) -> str:
+    """Where a gateway announces alert events on the floor (local broker or Greengrass local pub/sub)."""
+    return f"plantwatch/floor/{gateway_id}/alerts"
+
+
+def floor_ack_topic(gateway_id: str) -> str:
+    """Where the floor acknowledges a gateway's alerts: ``{"alert_id": ..., "by": ...}``."""
+    return f"plantwatch/floor/{gateway_id}/alerts/ack"

@@ -1,6 +1,6 @@
 """Composition root of the local platform (``plantwatch up``).
 
-broker (amqtt) <- gateways (simulator source, threshold scoring, SQLite spool, MQTT uplink)
+broker (amqtt) <- gateways (simulator source, threshold scoring, floor alerts, SQLite spool, MQTT uplink)
 broker -> bridge (MQTT subscriber) -> durable local stream (SQLite) -> stream processor -> DuckDB + archive
 DuckDB -> HTTP API (FastAPI on uvicorn)
 """
@@ -27,14 +27,15 @@ from plantwatch.adapters.clock import SystemClock
 from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.adapters.fs_archive import FilesystemArchive
-from plantwatch.adapters.mqtt import MqttBridge, MqttEndpoint, MqttUplink
+from plantwatch.adapters.mqtt import MqttAlertNotifier, MqttBridge, MqttEndpoint, MqttUplink
 from plantwatch.adapters.simulator_source import SimulatorSource
 from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.adapters.sqlite_stream import SqliteStream
 from plantwatch.api.app import create_app
 from plantwatch.cloud.stream_handler import StreamHandler, kinesis_event
 from plantwatch.contract.legacy import LEGACY_TOPIC_FILTER, LegacyDefaults
-from plantwatch.contract.topics import BATCH_TOPIC_FILTER
+from plantwatch.contract.topics import BATCH_TOPIC_FILTER, floor_ack_topic, floor_alert_topic
+from plantwatch.domain.alerts import AlertEngine
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
 from plantwatch.services.gateway import Gateway, GatewayConfig
@@ -148,13 +149,26 @@ class LocalPlatform:
         self.gateways: list[Gateway] = []
         self.uplinks: list[MqttUplink] = []
         self.spools: list[SqliteSpool] = []
+        self.floors: list[MqttAlertNotifier] = []
         scorer = ThresholdScorer(limits=SIMULATED_PLANT_LIMITS)
         for line in self.simulator.lines:
             gateway_id = f"gw-{line}"
             spool = SqliteSpool(data / "gateways" / f"{gateway_id}.spool.sqlite")
             uplink = MqttUplink(spool, self.endpoint, client_id=gateway_id)
+            # floor alerts go straight to the local broker, whether or not the uplink is up
+            floor = MqttAlertNotifier(
+                self.endpoint,
+                client_id=f"{gateway_id}-floor",
+                topic=floor_alert_topic(gateway_id),
+                ack_topic=floor_ack_topic(gateway_id),
+            )
+            alerts = AlertEngine(gateway_id=gateway_id, plant=self.simulation.plant)
+            state = spool.alert_state()
+            if state is not None:
+                alerts.restore(state)
             self.spools.append(spool)
             self.uplinks.append(uplink)
+            self.floors.append(floor)
             self.gateways.append(
                 Gateway(
                     config=GatewayConfig(gateway_id=gateway_id, plant=self.simulation.plant),
@@ -162,6 +176,8 @@ class LocalPlatform:
                     scorer=scorer,
                     model=THRESHOLD_MODEL,
                     spool=spool,
+                    alerts=alerts,
+                    notifiers=[floor],
                     on_spooled=uplink.nudge,
                 )
             )
@@ -214,6 +230,7 @@ class LocalPlatform:
             "spooled_batches": sum(s.depth() for s in self.spools),
             "gateways_connected": sum(u.connected for u in self.uplinks),
             "readings_scored": sum(g.counters.readings for g in self.gateways),
+            "alerts_active": sum(len(g.alerts.active()) for g in self.gateways),
             "readings_written": self.totals.written,
             "duplicate_batches": self.totals.duplicate_batches,
             "quarantined": self.totals.quarantined,
@@ -238,6 +255,8 @@ class LocalPlatform:
             self.consumer.thread.start()
             for uplink in self.uplinks:
                 uplink.start()
+            for floor in self.floors:
+                floor.start()
             self.gateway_worker.thread.start()
             while not server.started:
                 if server_task.done():
@@ -292,6 +311,8 @@ class LocalPlatform:
         for uplink in self.uplinks:
             uplink.drain(timeout_s=5)
             uplink.stop()
+        for floor in self.floors:
+            floor.stop()
         # let the bridge take what the broker still delivers, then drain the stream into the store
         deadline = time.monotonic() + 5
         last = -1

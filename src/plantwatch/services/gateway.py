@@ -1,4 +1,4 @@
-"""The edge gateway pipeline: read sources, score every reading, batch, and spool durably for the uplink."""
+"""The edge gateway pipeline: read sources, score every reading, alert on the floor, batch, and spool durably."""
 
 from __future__ import annotations
 
@@ -8,10 +8,19 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from plantwatch.contract.batch import DEFAULT_MAX_READINGS, BatchHeader, ModelRef, encode_batches
-from plantwatch.contract.reading import ScoredReading
-from plantwatch.contract.topics import batch_topic
-from plantwatch.domain.thresholds import ThresholdScorer
-from plantwatch.ports import SensorSource, Spool
+from plantwatch.contract.reading import ScoredReading, SensorRef
+from plantwatch.contract.topics import alert_topic, batch_topic
+from plantwatch.domain.alerts import (
+    OFFLINE,
+    SPOOL_FULL,
+    AlertEngine,
+    AlertEvent,
+    SpoolLoss,
+    encode_event,
+    encode_loss,
+    parse_ack,
+)
+from plantwatch.ports import AlertNotifier, Scorer, SensorSource, Spool
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +40,28 @@ class GatewayCounters(msgspec.Struct, kw_only=True):
     readings: int = 0
     anomalies: int = 0
     batches: int = 0
+    alert_events: int = 0
+    rejected_readings: int = 0
+    dropped_readings: int = 0
 
 
 class Gateway:
-    """Polls its sources, scores readings, and seals them into numbered batches in the spool."""
+    """Polls its sources, scores readings, raises floor alerts, and seals numbered batches into the spool.
+
+    Alert events go to the floor notifiers first (they need no cloud), then into the spool for the cloud's
+    alert topic together with the alert state, so an alert raised offline still reaches the cloud later.
+    """
 
     def __init__(
         self,
         *,
         config: GatewayConfig,
         sources: Sequence[SensorSource],
-        scorer: ThresholdScorer,
+        scorer: Scorer,
         model: ModelRef,
         spool: Spool,
+        alerts: AlertEngine | None = None,
+        notifiers: Sequence[AlertNotifier] = (),
         on_spooled: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
@@ -52,38 +70,139 @@ class Gateway:
         self.spool = spool
         self.header = BatchHeader(gateway_id=config.gateway_id, plant=config.plant, model=model)
         self.topic = batch_topic(config.gateway_id)
+        self.alert_topic = alert_topic(config.gateway_id)
+        self.alerts = alerts or AlertEngine(gateway_id=config.gateway_id, plant=config.plant)
+        self.notifiers = list(notifiers)
         self.on_spooled = on_spooled
         self.counters = GatewayCounters()
         self._pending: list[ScoredReading] = []
+        self._events: list[AlertEvent] = []
+        self._offline: set[SensorRef] = set()
         self._last_flush_ms: int | None = None
+        self._spool_ref = SensorRef(
+            line="gateway", asset=config.gateway_id, sensor_id="spool", sensor_type="spool", unit="bytes"
+        )
+
+    def set_model(self, scorer: Scorer, model: ModelRef) -> None:
+        """Score with a new model from now on (pending readings keep the model that scored them)."""
+        self.flush()
+        self.scorer = scorer
+        self.header = msgspec.structs.replace(self.header, model=model)
 
     def step(self, now_ms: int) -> None:
-        """Poll every source, score what arrived, and seal a batch when the interval has passed."""
+        """Poll every source, score and alert on what arrived, and seal a batch when the interval has passed."""
+        self._take_acks(now_ms)
+        score_many = self.scorer.score_many
+        observe = self.alerts.observe
+        events = self._events
+        pending = self._pending
+        alerts = self.alerts
         for source in self.sources:
-            for reading in source.poll(now_ms):
-                scored = self.scorer.score(reading)
-                self._pending.append(scored)
-                self.counters.readings += 1
-                self.counters.anomalies += scored.anomaly
+            readings = source.poll(now_ms)
+            if not readings:
+                continue
+            self.counters.readings += len(readings)
+            scored_readings = score_many(readings)
+            pending.extend(scored_readings)
+            for scored in scored_readings:
+                if scored.anomaly:
+                    self.counters.anomalies += 1
+                    event = observe(scored)
+                elif alerts.tracking:
+                    event = observe(scored)
+                else:
+                    continue
+                if event is not None:
+                    events.append(event)
+        self._check_offline(now_ms)
+        self.publish_alerts()
         if self._last_flush_ms is None:
             self._last_flush_ms = now_ms
-        if (
-            now_ms - self._last_flush_ms >= self.config.batch_interval_ms
-            or len(self._pending) >= self.config.max_readings
-        ):
-            self.flush()
+        if now_ms - self._last_flush_ms >= self.config.batch_interval_ms or len(pending) >= self.config.max_readings:
+            self.flush(now_ms)
             self._last_flush_ms = now_ms
 
-    def flush(self) -> int:
-        """Seal pending readings into batches in the spool; returns how many batches."""
-        if not self._pending:
+    def _check_offline(self, now_ms: int) -> None:
+        offline: set[SensorRef] = set()
+        for source in self.sources:
+            probe = getattr(source, "offline", None)
+            if probe is not None:
+                offline.update(probe())
+        for sensor in offline ^ self._offline:
+            event = self.alerts.condition(sensor, OFFLINE, sensor in offline, now_ms)
+            if event is not None:
+                self._events.append(event)
+        self._offline = offline
+
+    def _take_acks(self, now_ms: int) -> None:
+        """Apply acknowledgements that floor channels received (those that can receive any)."""
+        for notifier in self.notifiers:
+            take = getattr(notifier, "take_acks", None)
+            for payload in take() if take is not None else ():
+                ack = parse_ack(payload)
+                if ack is not None:
+                    self.acknowledge(ack.alert_id, by=ack.by, now_ms=now_ms)
+
+    def acknowledge(self, alert_id: str, *, by: str, now_ms: int) -> bool:
+        """Acknowledge an alert from the floor; returns whether it was active."""
+        event = self.alerts.acknowledge(alert_id, by=by, now_ms=now_ms)
+        if event is None:
+            return False
+        self._events.append(event)
+        self.publish_alerts()
+        return True
+
+    def publish_alerts(self) -> None:
+        """Send alert events to the floor at once, then spool them (with the alert state) for the cloud."""
+        if not self._events:
+            return
+        events, self._events = self._events, []
+        payloads = [encode_event(e) for e in events]
+        for notifier in self.notifiers:
+            try:
+                notifier.notify(payloads)
+            except Exception:  # one floor channel failing must not stop the others or the pipeline
+                log.exception("floor alert notifier %s failed", type(notifier).__name__)
+        self.spool.put_alerts(self.alert_topic, payloads, self.alerts.snapshot())
+        self.counters.alert_events += len(events)
+        for event in events:
+            log.info("alert %s: %s %s on %s", event.event, event.alert.kind, event.alert.alert_id, event.alert.asset)
+
+    def flush(self, now_ms: int | None = None) -> int:
+        """Seal pending readings into batches in the spool; returns how many batches were stored."""
+        pending = self._pending
+        if not pending:
             return 0
         encoded = encode_batches(
-            self.header, self._pending, first_seq=self.spool.next_seq(), max_readings=self.config.max_readings
+            self.header, pending, first_seq=self.spool.next_seq(), max_readings=self.config.max_readings
         )
-        self.spool.put(self.topic, [(e.seq, e.payload) for e in encoded])
-        self._pending.clear()
-        self.counters.batches += len(encoded)
+        # the readings leave memory only once the spool has them (a failing disk keeps them for the next try)
+        outcome = self.spool.put(self.topic, [(e.seq, e.payload) for e in encoded], [e.count for e in encoded])
+        self._pending = []
+        self.counters.batches += outcome.stored
+        self.counters.rejected_readings += outcome.rejected_readings
+        self.counters.dropped_readings += sum(r.readings for r in outcome.dropped)
+        full = bool(outcome.rejected_batches or outcome.dropped)
+        at_ms = now_ms if now_ms is not None else pending[-1].reading.ts_ms
+        if full:
+            log.error(
+                "spool full: %s readings refused, %s dropped (sequence ranges %s)",
+                outcome.rejected_readings,
+                sum(r.readings for r in outcome.dropped),
+                [(r.first_seq, r.last_seq) for r in outcome.dropped],
+            )
+            loss = SpoolLoss(
+                gateway_id=self.config.gateway_id,
+                at_ms=at_ms,
+                policy="drop_oldest" if outcome.dropped else "reject",
+                dropped=[(r.first_seq, r.last_seq, r.batches, r.readings) for r in outcome.dropped],
+                rejected_readings=outcome.rejected_readings,
+            )
+            self.spool.put_alerts(self.alert_topic, [encode_loss(loss)])
+        event = self.alerts.condition(self._spool_ref, SPOOL_FULL, full, at_ms)
+        if event is not None:
+            self._events.append(event)
+            self.publish_alerts()
         if self.on_spooled:
             self.on_spooled()
-        return len(encoded)
+        return outcome.stored

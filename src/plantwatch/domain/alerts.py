@@ -1,0 +1,233 @@
+"""Floor alert lifecycle per (asset, sensor, kind): raise after N anomalous windows, clear with hysteresis, ack.
+
+An alert is one object with a lifecycle, not one message per anomalous reading. The engine is pure: it turns
+observations into :class:`AlertEvent` values, and its state can be snapshotted and restored across restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Final
+
+import msgspec
+
+from plantwatch.contract.reading import ScoredReading, SensorRef
+
+ALERT_SCHEMA: Final = "plantwatch.alert.v1"
+LOSS_SCHEMA: Final = "plantwatch.spool-loss.v1"
+#: Kinds of alert: a scored anomaly, a sensor that stopped answering, a spool out of disk budget.
+ANOMALY: Final = "anomaly"
+OFFLINE: Final = "offline"
+SPOOL_FULL: Final = "spool_full"
+
+
+class AlertStatus(StrEnum):
+    """Where an alert is in its lifecycle."""
+
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    CLEARED = "cleared"
+
+
+class Alert(msgspec.Struct, frozen=True, kw_only=True):
+    """One alert: which sensor, what kind, since when, and what raised it."""
+
+    alert_id: str
+    gateway_id: str
+    plant: str
+    line: str
+    asset: str
+    sensor_id: str
+    sensor_type: str
+    kind: str
+    status: AlertStatus
+    raised_ms: int
+    updated_ms: int
+    value: float | None = None
+    score: float | None = None
+    reasons: tuple[str, ...] = ()
+    acknowledged_by: str | None = None
+
+
+class AlertEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A change in an alert's lifecycle, as published on the floor and to the cloud."""
+
+    schema: str = ALERT_SCHEMA
+    event: str  # raised | acknowledged | cleared
+    alert: Alert
+
+
+class SpoolLoss(msgspec.Struct, frozen=True, kw_only=True):
+    """What a full spool cost, sent on the alert topic so the cloud can tell a policy drop from a lost batch."""
+
+    schema: str = LOSS_SCHEMA
+    gateway_id: str
+    at_ms: int
+    policy: str
+    #: [first_seq, last_seq, batches, readings] per dropped range (drop_oldest)
+    dropped: list[tuple[int, int, int, int]]
+    #: readings refused without a sequence number (reject)
+    rejected_readings: int
+
+
+class _Tracker(msgspec.Struct, kw_only=True):
+    bad: int = 0
+    good: int = 0
+    alert: Alert | None = None
+
+
+class AlertSnapshot(msgspec.Struct, kw_only=True):
+    """The engine's persistent state: alerts not yet cleared, and the counters leading to them."""
+
+    trackers: dict[str, _Tracker]
+
+
+class AlertAck(msgspec.Struct, frozen=True, kw_only=True):
+    """An acknowledgement from the floor: which alert, and who acknowledged it."""
+
+    alert_id: str
+    by: str = "floor"
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def parse_ack(payload: bytes) -> AlertAck | None:
+    """An acknowledgement message, or None if it is not one (never raises)."""
+    try:
+        return msgspec.json.decode(payload, type=AlertAck)
+    except msgspec.DecodeError:
+        return None
+
+
+def encode_event(event: AlertEvent) -> bytes:
+    """The JSON an alert event is published as."""
+    return _encoder.encode(event)
+
+
+def encode_loss(loss: SpoolLoss) -> bytes:
+    """The JSON a spool-loss notice is published as."""
+    return _encoder.encode(loss)
+
+
+def decode_event(payload: bytes) -> AlertEvent:
+    """Parse a published alert event."""
+    return msgspec.json.decode(payload, type=AlertEvent)
+
+
+class AlertEngine:
+    """Turns scored readings and conditions into alert events; one tracker per (asset, sensor, kind)."""
+
+    def __init__(self, *, gateway_id: str, plant: str, raise_after: int = 3, clear_after: int = 5) -> None:
+        if raise_after < 1 or clear_after < 1:
+            raise ValueError("raise_after and clear_after must be at least 1")
+        self.gateway_id = gateway_id
+        self.plant = plant
+        self.raise_after = raise_after
+        self.clear_after = clear_after
+        self._trackers: dict[str, _Tracker] = {}
+        self._by_id: dict[str, str] = {}
+
+    @property
+    def tracking(self) -> bool:
+        """Whether any sensor has an alert or a run of anomalous readings (else normal readings change nothing)."""
+        return bool(self._trackers)
+
+    def active(self) -> list[Alert]:
+        """Alerts raised and not yet cleared."""
+        return [t.alert for t in self._trackers.values() if t.alert is not None]
+
+    def observe(self, scored: ScoredReading) -> AlertEvent | None:
+        """Feed one scored reading into its sensor's anomaly tracker."""
+        r = scored.reading
+        key = f"{r.asset}\x1f{r.sensor_id}\x1f{ANOMALY}"
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            if not scored.anomaly:
+                return None  # the common case: a normal reading of a quiet sensor costs one lookup
+            tracker = self._trackers[key] = _Tracker()
+        return self._step(
+            key, tracker, scored.anomaly, r.sensor, ANOMALY, r.ts_ms, r.value, scored.score, scored.reasons,
+            self.raise_after, self.clear_after,
+        )  # fmt: skip
+
+    def condition(self, sensor: SensorRef, kind: str, present: bool, now_ms: int) -> AlertEvent | None:
+        """Feed a condition (offline, spool full): raised at once when present, cleared at once when gone."""
+        key = f"{sensor.asset}\x1f{sensor.sensor_id}\x1f{kind}"
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            if not present:
+                return None
+            tracker = self._trackers[key] = _Tracker()
+        return self._step(key, tracker, present, sensor, kind, now_ms, None, None, (), 1, 1)
+
+    def acknowledge(self, alert_id: str, *, by: str, now_ms: int) -> AlertEvent | None:
+        """Acknowledge an active alert from the floor; unknown or cleared alerts are ignored."""
+        key = self._by_id.get(alert_id)
+        tracker = self._trackers.get(key) if key else None
+        if tracker is None or tracker.alert is None or tracker.alert.status is not AlertStatus.ACTIVE:
+            return None
+        tracker.alert = msgspec.structs.replace(
+            tracker.alert, status=AlertStatus.ACKNOWLEDGED, updated_ms=now_ms, acknowledged_by=by
+        )
+        return AlertEvent(event="acknowledged", alert=tracker.alert)
+
+    def _step(
+        self,
+        key: str,
+        tracker: _Tracker,
+        bad: bool,
+        sensor: SensorRef,
+        kind: str,
+        ts_ms: int,
+        value: float | None,
+        score: float | None,
+        reasons: Sequence[str],
+        raise_after: int,
+        clear_after: int,
+    ) -> AlertEvent | None:
+        if bad:
+            tracker.bad += 1
+            tracker.good = 0
+            if tracker.alert is None and tracker.bad >= raise_after:
+                tracker.alert = Alert(
+                    alert_id=f"{self.gateway_id}:{sensor.sensor_id}:{kind}:{ts_ms}",
+                    gateway_id=self.gateway_id,
+                    plant=self.plant,
+                    line=sensor.line,
+                    asset=sensor.asset,
+                    sensor_id=sensor.sensor_id,
+                    sensor_type=sensor.sensor_type,
+                    kind=kind,
+                    status=AlertStatus.ACTIVE,
+                    raised_ms=ts_ms,
+                    updated_ms=ts_ms,
+                    value=value,
+                    score=score,
+                    reasons=tuple(reasons),
+                )
+                self._by_id[tracker.alert.alert_id] = key
+                return AlertEvent(event="raised", alert=tracker.alert)
+            return None
+        tracker.good += 1
+        tracker.bad = 0
+        if tracker.alert is None:
+            del self._trackers[key]
+            return None
+        if tracker.good >= clear_after:
+            cleared = msgspec.structs.replace(tracker.alert, status=AlertStatus.CLEARED, updated_ms=ts_ms)
+            self._by_id.pop(cleared.alert_id, None)
+            del self._trackers[key]
+            return AlertEvent(event="cleared", alert=cleared)
+        return None
+
+    def snapshot(self) -> bytes:
+        """The engine's state as bytes, to be stored with the events that changed it."""
+        return _encoder.encode(AlertSnapshot(trackers=self._trackers))
+
+    def restore(self, state: bytes) -> None:
+        """Continue from a snapshot (after a restart)."""
+        snap = msgspec.json.decode(state, type=AlertSnapshot)
+        self._trackers = snap.trackers
+        self._by_id = {t.alert.alert_id: k for k, t in self._trackers.items() if t.alert is not None}

@@ -1,0 +1,5 @@
+"""Fixtures of the gateway integration tests."""
+
+from .servers import mosquitto
+
+__all__ = ["mosquitto"]

@@ -1,0 +1,205 @@
+"""Greengrass packaging: gdk-config.json, the custom build (no GDK installed), recipes, wheel, deploy."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from botocore.stub import Stubber
+
+from plantwatch.adapters.greengrass_deploy import DeploymentRequest, create_deployment
+
+ROOT = Path(__file__).resolve().parents[3]
+SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def checkout_copy(tmp_path: Path) -> Path:
+    """The parts of the repository a build needs, copied so the test never writes into the checkout."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy2(ROOT / "pyproject.toml", root)
+    shutil.copy2(ROOT / "gdk-config.json", root)
+    shutil.copy2(ROOT / "recipe.yaml", root, follow_symlinks=False)
+    shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "edge", root / "edge", ignore=shutil.ignore_patterns("__pycache__", "greengrass-build"))
+    return root
+
+
+def check_gdk_config(path: Path) -> tuple[str, dict[str, Any]]:
+    """The GDK CLI's rules: one component; author, version, custom build command; publish; a project recipe.
+
+    GDK looks for exactly one of recipe.json / recipe.yaml next to gdk-config.json, and its publish step
+    reads greengrass-build/recipes/ under that name (checked by the build tests).
+    """
+    recipes = [p.name for p in path.parent.iterdir() if p.name in ("recipe.json", "recipe.yaml")]
+    assert recipes == ["recipe.yaml"]
+    assert yaml.safe_load((path.parent / "recipe.yaml").read_text())["ComponentName"] == "{COMPONENT_NAME}"
+    config = json.loads(path.read_text())
+    assert set(config) == {"component", "gdk_version"}
+    assert SEMVER.match(config["gdk_version"])
+    [(name, component)] = config["component"].items()  # GDK allows exactly one component per config
+    assert set(component) == {"author", "version", "build", "publish"}
+    assert component["author"]
+    assert SEMVER.match(component["version"]) or component["version"] == "NEXT_PATCH"
+    assert component["build"]["build_system"] == "custom"
+    assert isinstance(component["build"]["custom_build_command"], list)
+    assert set(component["publish"]) >= {"bucket", "region"}
+    return name, component
+
+
+def run_gdk_build(component: dict[str, Any], cwd: Path) -> None:
+    """Run the custom build command exactly as GDK would, with a bare interpreter (-S: no site-packages)."""
+    command = list(component["build"]["custom_build_command"])
+    assert command[0] == "python3"
+    done = subprocess.run([sys.executable, "-S", *command[1:]], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_root_gdk_config_builds_greengrass_build_without_gdk_or_site_packages(tmp_path: Path) -> None:
+    root = checkout_copy(tmp_path)
+    name, component = check_gdk_config(root / "gdk-config.json")
+    assert name == "com.plantwatch.Gateway"
+    version = component["version"]
+    assert version == tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    run_gdk_build(component, root)
+    out = root / "greengrass-build"
+    assert [p.name for p in (out / "recipes").iterdir()] == ["recipe.yaml"]
+    recipe = yaml.safe_load((out / "recipes" / "recipe.yaml").read_text())
+    assert recipe["ComponentName"] == name  # gdk publish refuses a build recipe of another component
+    assert recipe["ComponentVersion"] == version
+    text = (out / "recipes" / "recipe.yaml").read_text()
+    assert "{COMPONENT_" not in text
+    assert "{WHEEL}" not in text
+    # every artifact the recipe names was built (gdk publish rewrites s3 URIs by these file names)
+    artifacts = out / "artifacts" / name / version
+    for artifact in recipe["Manifests"][0]["Artifacts"]:
+        assert artifact["URI"].startswith("s3://")
+        assert (artifacts / artifact["URI"].rsplit("/", 1)[1]).is_file()
+    # the Install step builds a venv from the bundled wheel; Run starts the thin main.py from that venv
+    lifecycle = recipe["Manifests"][0]["Lifecycle"]
+    wheel = next(artifacts.glob("plantwatch-*.whl"))
+    assert "python3 -m venv {work:path}/venv" in lifecycle["Install"]["Script"]
+    assert f"{{artifacts:path}}/{wheel.name}[edge]" in lifecycle["Install"]["Script"]
+    assert lifecycle["Run"]["Script"].startswith("{work:path}/venv/bin/python")
+    assert len((artifacts / "main.py").read_text().splitlines()) <= 20
+
+
+def test_access_control_is_least_privilege(tmp_path: Path) -> None:
+    root = checkout_copy(tmp_path)
+    run_gdk_build(check_gdk_config(root / "gdk-config.json")[1], root)
+    recipe_path = root / "greengrass-build" / "recipes" / "recipe.yaml"
+    access = yaml.safe_load(recipe_path.read_text())["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]
+    assert set(access) == {"aws.greengrass.ipc.mqttproxy", "aws.greengrass.ipc.pubsub"}
+    operations = set()
+    for policies in access.values():
+        for policy in policies.values():
+            operations.update(policy["operations"])
+            for resource in policy["resources"]:
+                # only topics under this gateway's own thing name, never a wildcard
+                assert "{iot:thingName}" in resource
+                assert "#" not in resource
+                assert "+" not in resource
+    assert operations == {
+        "aws.greengrass#PublishToIoTCore",
+        "aws.greengrass#PublishToTopic",
+        "aws.greengrass#SubscribeToTopic",
+    }
+
+
+def test_model_component_builds_on_its_own_and_carries_no_code(tmp_path: Path) -> None:
+    root = checkout_copy(tmp_path)
+    folder = root / "edge" / "components" / "com.plantwatch.Model"
+    name, component = check_gdk_config(folder / "gdk-config.json")
+    assert name == "com.plantwatch.Model"
+    run_gdk_build(component, folder)
+    out = folder / "greengrass-build"
+    recipe = yaml.safe_load((out / "recipes" / "recipe.yaml").read_text())
+    assert recipe["ComponentName"] == name
+    files = sorted(p.name for p in (out / "artifacts" / name / component["version"]).iterdir())
+    assert files == ["model.json"]
+    assert [a["URI"].rsplit("/", 1)[1] for a in recipe["Manifests"][0]["Artifacts"]] == files
+    assert recipe["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"] == {}
+    gateway = yaml.safe_load((ROOT / "edge/components/com.plantwatch.Gateway/recipe.yaml").read_text())
+    assert name in gateway["ComponentDependencies"]
+
+
+def test_bundled_wheel_installs_and_imports(tmp_path: Path) -> None:
+    root = checkout_copy(tmp_path)
+    run_gdk_build(check_gdk_config(root / "gdk-config.json")[1], root)
+    [wheel] = (root / "greengrass-build" / "artifacts").rglob("plantwatch-*.whl")
+    target = tmp_path / "site"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c", "import plantwatch.edge.config as c, plantwatch; print(plantwatch.__file__)"],
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().startswith(str(target))
+    metadata = next(target.glob("plantwatch-*.dist-info")) / "METADATA"
+    assert 'extra == "edge"' in metadata.read_text()
+
+
+def test_edge_deploy_creates_a_thing_group_deployment(tmp_path: Path) -> None:
+    config = tmp_path / "gw.json"
+    config.write_text(json.dumps({"gateway": {"plant": "plant-7"}}))
+    client = boto3.client("greengrassv2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    group = "arn:aws:iot:eu-west-1:123456789012:thinggroup/line-gateways"
+    with Stubber(client) as stub:  # validates the request against the real greengrassv2 service model
+        stub.add_response(
+            "create_deployment",
+            {"deploymentId": "d-123", "iotJobId": "j-1"},
+            {
+                "targetArn": group,
+                "deploymentName": "plantwatch-gateways",
+                "components": {
+                    "com.plantwatch.Gateway": {
+                        "componentVersion": "0.1.0",
+                        "configurationUpdate": {"merge": json.dumps({"gateway": {"plant": "plant-7"}})},
+                    },
+                    "com.plantwatch.Model": {"componentVersion": "0.1.3"},
+                },
+                "deploymentPolicies": {
+                    "failureHandlingPolicy": "ROLLBACK",
+                    "componentUpdatePolicy": {"timeoutInSeconds": 60, "action": "NOTIFY_COMPONENTS"},
+                    "configurationValidationPolicy": {"timeoutInSeconds": 30},
+                },
+            },
+        )
+        request = DeploymentRequest(
+            thing_group_arn=group, gateway_version="0.1.0", model_version="0.1.3", gateway_config=str(config)
+        )
+        assert create_deployment(request, client=client) == "d-123"
+        stub.assert_no_pending_responses()
+    with pytest.raises(ValueError, match="thing group ARN"):
+        create_deployment(
+            DeploymentRequest(thing_group_arn="arn:aws:iot:eu-west-1:1:thing/x", gateway_version="1"), client=client
+        )

@@ -1,0 +1,55 @@
+"""The gateway configuration file: the documented examples load; mistakes are refused with a usable reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plantwatch.cli import main
+from plantwatch.edge.config import ConfigError, FullPolicy, load_config, parse_config
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "edge" / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_loads(path: Path) -> None:
+    config = load_config(path)
+    assert config.sources
+    assert config.spool.when_full in tuple(FullPolicy)
+
+
+def test_examples_cover_every_source_kind() -> None:
+    kinds = {s.__struct_config__.tag for p in EXAMPLES for s in load_config(p).sources}
+    assert kinds == {"modbus", "opcua", "simulator", "mqtt"}
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"gateway_id": "gw/1", "plant": "p", "sources": []}, "gateway_id"),
+        ({"gateway_id": "gw", "plant": "p"}, "sources"),
+        ({"gateway_id": "gw", "plant": "p", "sources": [], "spool": {"budget": 1}}, "budget"),
+        ({"gateway_id": "gw", "plant": "p", "sources": [{"kind": "profibus"}]}, "profibus"),
+        (
+            {
+                "gateway_id": "gw", "plant": "p",
+                "sources": [{"kind": "modbus", "host": "h", "line": "l", "sensors": [
+                    {"asset": "a", "sensor_id": "s", "sensor_type": "pressure", "unit": "kPa", "address": 0,
+                     "data_type": "float64"}
+                ]}],
+            },
+            "float64",
+        ),
+    ],
+)  # fmt: skip
+def test_mistakes_are_refused_with_the_reason(document: dict[str, object], reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        parse_config(document)
+
+
+def test_cli_refuses_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text("gateway_id = [")
+    assert main(["gateway", "--config", str(path), "--once"]) == 2
+    assert "not valid TOML" in capsys.readouterr().err

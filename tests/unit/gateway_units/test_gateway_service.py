@@ -1,0 +1,106 @@
+"""The gateway pipeline's own rules: a failing spool write loses no reading; offline sensors raise alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from plantwatch.adapters.sqlite_spool import SqliteSpool
+from plantwatch.contract.decode import decode_payload
+from plantwatch.contract.reading import Reading, SensorRef
+from plantwatch.domain.alerts import OFFLINE, decode_event
+from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.ports import PutOutcome
+from plantwatch.services.gateway import Gateway, GatewayConfig
+
+NOW = 1_764_000_000_000
+REF = SensorRef(line="l", asset="a", sensor_id="s", sensor_type="temperature", unit="degC")
+
+
+class Ticker:
+    """One reading per poll; reports its sensor offline while ``down`` is set."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def poll(self, now_ms: int) -> list[Reading]:
+        if self.down:
+            return []
+        return [
+            Reading(
+                plant="p", line="l", asset="a", sensor_id="s", sensor_type="temperature", unit="degC",
+                ts_ms=now_ms, value=50.0,
+            )
+        ]  # fmt: skip
+
+    def offline(self) -> list[SensorRef]:
+        return [REF] if self.down else []
+
+
+class FlakyDisk(SqliteSpool):
+    """A spool whose first batch write fails like a full or failing disk."""
+
+    failures = 1
+
+    def put(
+        self, topic: str, batches: Sequence[tuple[int, bytes]], readings: Sequence[int] | None = None
+    ) -> PutOutcome:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk I/O error")
+        return super().put(topic, batches, readings)
+
+
+class Floor:
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    def notify(self, payloads: Sequence[bytes]) -> None:
+        self.payloads.extend(payloads)
+
+
+def test_a_failed_spool_write_keeps_the_readings_for_the_next_flush(tmp_path: Path) -> None:
+    spool = FlakyDisk(tmp_path / "spool.sqlite")
+    gateway = Gateway(
+        config=GatewayConfig(gateway_id="gw", plant="p", batch_interval_ms=0),
+        sources=[Ticker()],
+        scorer=ThresholdScorer(),
+        model=THRESHOLD_MODEL,
+        spool=spool,
+    )
+    with pytest.raises(OSError, match="disk"):
+        gateway.step(NOW)
+    gateway.step(NOW + 1)
+    [item] = spool.peek(10)
+    batch = decode_payload(item.payload, now_ms=NOW).batch
+    assert batch is not None
+    assert [r.reading.ts_ms for r in batch.readings] == [NOW, NOW + 1]
+    assert batch.seq == 1
+    spool.close()
+
+
+def test_a_sensor_that_stops_answering_raises_an_offline_alert_and_clears_when_back(tmp_path: Path) -> None:
+    spool = SqliteSpool(tmp_path / "spool.sqlite")
+    source, floor = Ticker(), Floor()
+    gateway = Gateway(
+        config=GatewayConfig(gateway_id="gw", plant="p"),
+        sources=[source],
+        scorer=ThresholdScorer(),
+        model=THRESHOLD_MODEL,
+        spool=spool,
+        notifiers=[floor],
+    )
+    gateway.step(NOW)
+    source.down = True
+    gateway.step(NOW + 1000)
+    gateway.step(NOW + 2000)  # still down: no second alert
+    source.down = False
+    gateway.step(NOW + 3000)
+    events = [decode_event(p) for p in floor.payloads]
+    assert [(e.event, e.alert.kind, e.alert.sensor_id) for e in events] == [
+        ("raised", OFFLINE, "s"),
+        ("cleared", OFFLINE, "s"),
+    ]
+    spool.close()
