@@ -1,13 +1,14 @@
 """Benchmark: the whole gateway pipeline on one core, against the original design's per-reading publish.
 
-source (replayed simulator readings) -> score (ThresholdScorer; the feature-window + forest decision plugs in
-through the same Scorer port) -> floor alerts -> encode -> SQLite spool (WAL, synchronous=FULL: fsync per
+source (replayed simulator readings) -> features + score (by default the gateway's AnomalyDetector: feature
+windows per asset, the portable Isolation Forest, thresholds and limits; ``--scorer thresholds`` for thresholds
+alone) -> floor alerts -> encode -> SQLite spool (WAL, synchronous=FULL: fsync per
 batch) -> QoS 1 publish to mosquitto on loopback -> acknowledged and removed from the spool.
 
 Baseline, measured in the same run: the original design, where every reading is published by itself as raw
 JSON with QoS 1. Rate caps are lifted for the local broker (IoT Core's caps are reported separately).
 
-    .venv/bin/python benchmarks/gateway_pipeline.py --readings 600000 --core 0
+    .venv/bin/python benchmarks/gateway_pipeline.py --readings 600000 --core 0 [--scorer forest|thresholds]
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ from plantwatch.adapters.mqtt import MqttEndpoint, MqttUplink
 from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.contract.reading import Reading
 from plantwatch.domain.alerts import AlertEngine
+from plantwatch.domain.decision import AnomalyDetector
+from plantwatch.domain.features import FeatureSpec
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.models.training import train_simulated_plant
+from plantwatch.ports import Scorer
 from plantwatch.services.gateway import Gateway, GatewayConfig
 from plantwatch.services.uplink import IOT_CORE_BYTES_PER_S, IOT_CORE_PUBLISHES_PER_S
 
@@ -94,7 +99,18 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_pipeline(readings: list[Reading], port: int, directory: Path) -> dict[str, float]:
+def make_scorer(kind: str) -> Scorer:
+    """The scorer under test: the forest decision (trained here on the simulator's healthy hours) or thresholds."""
+    thresholds = ThresholdScorer(limits=SIMULATED_PLANT_LIMITS)
+    if kind == "thresholds":
+        return thresholds
+    simulator = PlantSimulator(SimulationConfig(lines=1, assets_per_line=4, anchor_ms=1_763_000_000_000))
+    spec = FeatureSpec()
+    model = train_simulated_plant(simulator, spec, hours=1.0, n_estimators=100, seed=0)
+    return AnomalyDetector(spec=spec, thresholds=thresholds, model=model)
+
+
+def run_pipeline(readings: list[Reading], port: int, directory: Path, scorer: Scorer) -> dict[str, float]:
     spool = SqliteSpool(directory / "spool.sqlite")
     uplink = MqttUplink(
         spool,
@@ -108,8 +124,8 @@ def run_pipeline(readings: list[Reading], port: int, directory: Path) -> dict[st
     gateway = Gateway(
         config=GatewayConfig(gateway_id="bench-gw", plant="plant-1", batch_interval_ms=1000, max_readings=2000),
         sources=[source],
-        scorer=ThresholdScorer(limits=SIMULATED_PLANT_LIMITS),
-        model=THRESHOLD_MODEL,
+        scorer=scorer,
+        model=scorer.model_ref if isinstance(scorer, AnomalyDetector) else THRESHOLD_MODEL,
         spool=spool,
         alerts=AlertEngine(gateway_id="bench-gw", plant="plant-1"),
         on_spooled=uplink.nudge,
@@ -199,13 +215,15 @@ def main() -> int:
     parser.add_argument("--readings", type=int, default=600_000)
     parser.add_argument("--baseline-readings", type=int, default=30_000)
     parser.add_argument("--core", type=int, default=0, help="CPU to pin this process (gateway + uplink) to")
+    parser.add_argument("--scorer", choices=["forest", "thresholds"], default="forest")
     args = parser.parse_args()
+    scorer = make_scorer(args.scorer)
     os.sched_setaffinity(0, {args.core})
     readings = make_readings(args.readings)
     with tempfile.TemporaryDirectory() as tmp:
         broker, port = start_mosquitto(Path(tmp))
         try:
-            pipeline = run_pipeline(readings, port, Path(tmp))
+            pipeline = run_pipeline(readings, port, Path(tmp), scorer)
             baseline = run_baseline(readings[: args.baseline_readings], port)
         finally:
             broker.terminate()
@@ -214,7 +232,7 @@ def main() -> int:
     ratio = pipeline["readings_per_s"] / baseline["readings_per_s"]
     iot_core_readings_per_s = min(IOT_CORE_BYTES_PER_S / wire, IOT_CORE_PUBLISHES_PER_S * 2000)
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"cpu: pinned to core {args.core} of {os.cpu_count()}; python {sys.version.split()[0]}")
+    print(f"cpu: pinned to core {args.core} of {os.cpu_count()}; python {sys.version.split()[0]}; scorer {args.scorer}")
     print("| path | readings | wall s | cpu s | readings/s | bytes/reading on the wire |")
     print("|---|---|---|---|---|---|")
     print(
