@@ -162,7 +162,7 @@ class GatewayFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     plant: str
     sources: list[SourceConfig]
     data_dir: str = "."
-    batch_interval_ms: int = 1000
+    batch_interval_ms: int = 5000
     max_readings: int = 2000
     step_interval_ms: int = 50
     spool: SpoolConfig = msgspec.field(default_factory=SpoolConfig)

@@ -30,7 +30,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     gateway_id: str
     plant: str
-    batch_interval_ms: int = 1000
+    batch_interval_ms: int = 5000
     max_readings: int = DEFAULT_MAX_READINGS
 
 
