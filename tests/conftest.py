@@ -17,7 +17,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _missing(what: str) -> None:
+def missing(what: str) -> None:
+    """A real dependency is absent: fail the test under CI=true, skip it elsewhere."""
     message = f"{what} is required for this test but is not installed"
     if IN_CI:
         pytest.fail(f"{message} (CI=true: .ci/run must install it)")
@@ -28,7 +29,7 @@ def require_binary(name: str) -> str:
     """Path of an executable; under CI=true a missing one fails the test instead of skipping it."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
     if path is None:
-        _missing(f"the program {name!r}")
+        missing(f"the program {name!r}")
     assert path is not None
     return path
 
@@ -36,7 +37,7 @@ def require_binary(name: str) -> str:
 def require_module(name: str) -> None:
     """Import check; under CI=true a missing module fails the test instead of skipping it."""
     if importlib.util.find_spec(name) is None:
-        _missing(f"the Python module {name!r}")
+        missing(f"the Python module {name!r}")
 
 
 def free_port() -> int:

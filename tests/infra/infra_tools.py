@@ -9,18 +9,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
+from tests.conftest import missing
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = Path(os.environ.get("PLANTWATCH_TF_PLUGIN_DIR", "/opt/tf-plugins"))
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
-
-
-def missing(what: str) -> None:
-    """A real dependency is absent: fail in CI, skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required in CI")
-    pytest.skip(f"{what} not available")
 
 
 def terraform() -> str:

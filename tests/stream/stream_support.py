@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
+from tests.conftest import missing
 
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.adapters.fs_archive import FilesystemArchive
@@ -39,11 +39,8 @@ class FixedClock:
 
 def require(ok: bool, what: str) -> None:
     """Fail under CI when a real dependency is missing, skip elsewhere."""
-    if ok:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required in CI")
-    pytest.skip(f"{what} is not available")
+    if not ok:
+        missing(what)
 
 
 def scored_readings(

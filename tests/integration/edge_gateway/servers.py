@@ -18,22 +18,7 @@ from typing import Any
 
 import pytest
 
-
-def missing(what: str) -> None:
-    """A real dependency is absent: fail in CI, skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required in CI")
-    pytest.skip(f"{what} is not available")
-
-
-def free_port() -> int:
-    """A free TCP port on loopback (never 1883 or 8080)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in (1883, 8080):
-            return port
+from tests.conftest import free_port, missing
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
