@@ -46,6 +46,19 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_create(args: argparse.Namespace) -> int:
+    from plantwatch.api.auth import create_token, load_or_create_key
+
+    key = load_or_create_key(Path(args.data_dir).resolve())
+    ttl_s = int(args.ttl_days * 86400)
+    try:
+        print(create_token(key, plants=args.plant, lines=args.line, subject=args.subject, ttl_s=ttl_s))
+    except ValueError as exc:
+        print(f"plantwatch token create: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="plantwatch", description="Watch production lines.")
@@ -69,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--fault-stagger", type=float, default=10.0, help="seconds between the lines' faults")
     sim.add_argument("--fault-ramp", type=float, default=15.0, help="seconds a fault takes to develop fully")
     up.set_defaults(func=_up)
+    token = sub.add_parser("token", help="API bearer tokens").add_subparsers(dest="token_command", required=True)
+    create = token.add_parser("create", help="print a token for plants (and lines), signed with the data dir's key")
+    create.add_argument("--data-dir", default=".plantwatch", help="the data dir whose key signs the token")
+    create.add_argument("--plant", action="append", required=True, help="plant the token may read (repeatable)")
+    create.add_argument("--line", action="append", default=None, help="restrict to these lines (repeatable)")
+    create.add_argument("--subject", default="operator", help="who the token is for (recorded in the audit log)")
+    create.add_argument("--ttl-days", type=float, default=30.0, help="validity in days")
+    create.set_defaults(func=_token_create)
     return parser
 
 
