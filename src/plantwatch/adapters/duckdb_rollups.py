@@ -44,7 +44,8 @@ ON CONFLICT DO UPDATE SET n = n + EXCLUDED.n, total = total + EXCLUDED.total, lo
 _FOLD_LATEST = """
 INSERT INTO sensor_latest
 SELECT plant, arg_max(line, ts), arg_max(asset, ts), sensor_id, arg_max(sensor_type, ts), arg_max(unit, ts),
-       arg_max(model, ts), count(*), epoch_ms(max(ts)::TIMESTAMP), arg_max(value, ts), arg_max(score, ts), arg_max(anomaly, ts)
+       arg_max(model, ts), count(*), epoch_ms(max(ts)::TIMESTAMP), arg_max(value, ts), arg_max(score, ts),
+       arg_max(anomaly, ts)
 FROM {source} GROUP BY plant, sensor_id
 ON CONFLICT DO UPDATE SET
     n = n + EXCLUDED.n,
