@@ -50,6 +50,10 @@ def _bucket(row: Row) -> Bucket:
 def register(app: FastAPI, ctx: ApiContext) -> None:
     """Add the reading routes to ``app``."""
 
+    def known_sensor(scope: Scope, sensor_id: str) -> None:
+        if not any(s["sensor_id"] == sensor_id for s in ctx.queries.sensors(scope)):
+            raise HTTPException(404, f"no sensor {sensor_id!r}")
+
     def series_buckets(
         scope: Scope, series: Series, start_ms: int, end_ms: int, seconds: int, tz: str | None
     ) -> list[Row]:
@@ -79,8 +83,7 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
         """Readings of one sensor in a time range (default: the last hour): raw and paged, or bucketed."""
         scope = narrow(scope, plant, None)
         span = window(start, end, ctx.now(), timedelta(hours=1))
-        if not any(s["sensor_id"] == sensor_id for s in ctx.queries.sensors(scope)):
-            raise HTTPException(404, f"no sensor {sensor_id!r}")
+        known_sensor(scope, sensor_id)
         page = ReadingsPage(
             sensor_id=sensor_id, start=dt(span.start_ms), end=dt(span.end_ms), bucket_seconds=None, tz=check_tz(tz)
         )
@@ -151,6 +154,8 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
         """Raw readings of a time range (optionally one line or sensor) as CSV or Parquet, at most 100,000 rows."""
         scope = narrow(scope, plant, line)
         span = window(start, end, ctx.now(), timedelta(hours=1))
+        if sensor_id is not None:
+            known_sensor(scope, sensor_id)
         rows = ctx.queries.readings(
             scope, series=Series(sensor_id=sensor_id, line=line), window=span, limit=EXPORT_MAX_ROWS + 1
         )
