@@ -32,14 +32,14 @@ class Platform:
         self.mqtt_port = free_port()
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
         self.process: subprocess.Popen[str] | None = None
+        self.cli = [sys.executable, "-m", "plantwatch.cli"]
         self.output = data_dir.parent / f"platform-{self.port}.log"
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "plantwatch.cli", "up", "--data-dir", str(self.data_dir)]
+        command = [*self.cli, "up", "--data-dir", str(self.data_dir)]
         command += ["--port", str(self.port), "--mqtt-port", str(self.mqtt_port), *FAULT_ARGS]
         token = subprocess.run(
-            [sys.executable, "-m", "plantwatch.cli", "token", "create", "--data-dir", str(self.data_dir)]
-            + ["--plant", "plant-1"],
+            [*self.cli, "token", "create", "--data-dir", str(self.data_dir), "--plant", "plant-1"],
             check=True,
             capture_output=True,
             text=True,
