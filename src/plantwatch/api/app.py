@@ -11,17 +11,23 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from plantwatch import __version__
 from plantwatch.api import routes_alerts, routes_readings
 from plantwatch.api.auth import Authenticator
 from plantwatch.api.context import ApiContext, Caller
-from plantwatch.api.models import AnalyticsRow, Asset, Health, Line, Plant, Sensor
+from plantwatch.api.models import AnalyticsRow, Asset, Health, Line, Plant, Problem, Sensor
 from plantwatch.api.params import OptionalIdent, dt, narrow, window
 from plantwatch.api.ratelimit import RateLimiter
 from plantwatch.services.analytics import AlertStore, AnalyticsQueries, Row, Scope
 
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing, invalid or expired bearer token"},
+    404: {"model": Problem, "description": "Not found, or outside the token's plants and lines"},
+    429: {"model": Problem, "description": "Rate limit exceeded; see Retry-After"},
+}
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 
 
@@ -118,6 +124,10 @@ def create_app(
         """The original design's endpoint: average value and count per sensor, line and type, last hour."""
         last_hour = window(None, None, now(), timedelta(hours=1))
         return [AnalyticsRow(**r) for r in queries.summary(scope, window=last_hour)]
+
+    for route in app.routes:  # document the refusals every data endpoint can answer
+        if isinstance(route, APIRoute):
+            route.responses = {**_REFUSALS, **route.responses}
 
     if dashboard and (DASHBOARD_DIR / "index.html").exists():
         app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")

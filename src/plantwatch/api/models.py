@@ -7,6 +7,12 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 
+class Problem(BaseModel):
+    """Why a request was refused (401, 404, 429, 501)."""
+
+    detail: str
+
+
 class Health(BaseModel):
     """Liveness and what the platform holds in the caller's scope."""
 

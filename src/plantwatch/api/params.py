@@ -29,6 +29,11 @@ Tz = Annotated[
 ]
 
 
+def unprocessable(param: str, message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors (the documented HTTPValidationError)."""
+    return HTTPException(422, detail=[{"loc": ["query", param], "msg": message, "type": "value_error"}])
+
+
 def ms(value: datetime) -> int:
     """Epoch ms of a datetime (naive means UTC)."""
     if value.tzinfo is None:
@@ -57,7 +62,7 @@ def parse_bucket(text: str) -> int:
     try:
         return bucket_seconds(text)
     except ValueError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+        raise unprocessable("bucket", str(exc)) from exc
 
 
 def check_tz(tz: str | None) -> str | None:
@@ -67,7 +72,7 @@ def check_tz(tz: str | None) -> str | None:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise HTTPException(422, f"tz {tz!r} is not a known IANA time zone such as Europe/Berlin") from exc
+        raise unprocessable("tz", f"tz {tz!r} is not a known IANA time zone such as Europe/Berlin") from exc
     return tz
 
 
@@ -78,9 +83,9 @@ def window(start: datetime | None, end: datetime | None, now: datetime, default:
     try:
         result = TimeRange(start_ms=ms(start), end_ms=ms(end))
     except (OverflowError, ValueError, OSError) as exc:
-        raise HTTPException(status_code=422, detail=f"time out of range: {exc}") from exc
+        raise unprocessable("start", f"time out of range: {exc}") from exc
     if result.start_ms >= result.end_ms:
-        raise HTTPException(status_code=422, detail="start must be before end")
+        raise unprocessable("end", "start must be before end")
     return result
 
 

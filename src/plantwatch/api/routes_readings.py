@@ -21,6 +21,7 @@ from plantwatch.api.params import (
     dt,
     narrow,
     parse_bucket,
+    unprocessable,
     window,
 )
 from plantwatch.services.analytics import Row, Scope, Series, TimeRange
@@ -67,7 +68,7 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
                 tz=tz,
             )
         except BucketError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise unprocessable("bucket", str(exc)) from exc
 
     @app.get("/v1/readings", tags=["readings"])
     def readings(
@@ -160,7 +161,7 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
             scope, series=Series(sensor_id=sensor_id, line=line), window=span, limit=EXPORT_MAX_ROWS + 1
         )
         if len(rows) > EXPORT_MAX_ROWS:
-            raise HTTPException(422, f"more than {EXPORT_MAX_ROWS} readings: export a shorter time range")
+            raise unprocessable("end", f"more than {EXPORT_MAX_ROWS} readings: export a shorter time range")
         name = f"readings-{span.start_ms}-{span.end_ms}.{format}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         if format == "parquet":
