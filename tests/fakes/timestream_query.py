@@ -20,8 +20,8 @@ MAX_QUERY_BYTES = 262_144
 PAGE_ROWS = 1000
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
-_BIN = re.compile(r"\bbin\(([\w.]+), (\d+)([smhd])\)")
-_UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
+_BIN = re.compile(r"\bbin\(([\w.]+), (\d+) ?(ms|[smhd])\)")
+_UNITS = {"ms": "millisecond", "s": "second", "m": "minute", "h": "hour", "d": "day"}
 _TYPES = {"BIGINT": "BIGINT", "INTEGER": "BIGINT", "HUGEINT": "BIGINT", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN"}
 
 
@@ -45,6 +45,8 @@ class FakeTimestreamQuery:
         )
         self.con.execute("CREATE MACRO to_milliseconds(t) AS epoch_ms(t)")
         self.con.execute("CREATE MACRO from_milliseconds(x) AS make_timestamp(x * 1000)")
+        self.con.execute("CREATE MACRO create_time_series(t, v) AS list({'time': t, 'value': v} ORDER BY t)")
+        self.con.execute("CREATE MACRO ago(i) AS now()::TIMESTAMP - i")
 
     def load(self, store: DuckDBStore) -> None:
         """Copy a DuckDB store's readings as the stream handler writes them: readings, and alerts for anomalies."""
@@ -71,7 +73,7 @@ class FakeTimestreamQuery:
             raise ValidationException(f"not exactly one statement: {sql[:200]}")
         if not bare.lstrip().upper().startswith("SELECT"):
             raise ValidationException("only SELECT statements")
-        if not re.search(r"\bplant IN \('", sql):
+        if not re.search(r"\bplant (IN \(|= )'", sql):
             raise ValidationException(f"statement without a plant filter: {sql[:200]}")
 
     def query(self, *, QueryString: str, NextToken: str | None = None, MaxRows: int | None = None) -> dict[str, Any]:  # noqa: N803
@@ -82,7 +84,7 @@ class FakeTimestreamQuery:
             self.statements.append(QueryString)
             translated = _BIN.sub(
                 lambda m: (
-                    f"time_bucket(INTERVAL {m.group(2)} {_UNITS[m.group(3)]}, {m.group(1)}, TIMESTAMP '1970-01-01')"
+                    f"time_bucket(INTERVAL '{m.group(2)} {_UNITS[m.group(3)]}s', {m.group(1)}, TIMESTAMP '1970-01-01')"
                 ),
                 QueryString,
             )
