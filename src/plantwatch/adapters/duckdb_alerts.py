@@ -8,6 +8,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
+from plantwatch.adapters.duckdb_sql import IN_SCOPE, rows, scope_params
 from plantwatch.contract.alerts import Alert
 from plantwatch.domain.audit import GENESIS, AuditEntry, entry_hash, first_break
 from plantwatch.services.analytics import Row, Scope
@@ -30,16 +31,6 @@ _ALERT_COLUMNS = (
     "alert_id, plant, line, asset, sensor_id, kind, state, raised_at_ms, cleared_at_ms, reasons, score, gateway_id, "
     "acknowledged_by, acknowledged_at_ms"
 )
-_IN_SCOPE = "list_contains(?::VARCHAR[], plant) AND (len(?::VARCHAR[]) = 0 OR list_contains(?::VARCHAR[], line))"
-
-
-def _scope_params(scope: Scope) -> list[Any]:
-    return [list(scope.plants), list(scope.lines), list(scope.lines)]
-
-
-def _rows(cursor: Any) -> list[Row]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def record_alerts(cursor: Any, alerts: Sequence[Alert]) -> int:
@@ -91,11 +82,11 @@ class DuckDBAlerts:
     def alerts(self, scope: Scope, *, state: str | None, limit: int) -> list[Row]:
         """Alerts in scope, newest raised first."""
         cur = self.store.cursor().execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {_IN_SCOPE} AND (?::VARCHAR IS NULL OR state = ?) "  # noqa: S608
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {IN_SCOPE} AND (?::VARCHAR IS NULL OR state = ?) "  # noqa: S608
             "ORDER BY raised_at_ms DESC, alert_id LIMIT ?",
-            [*_scope_params(scope), state, state, limit],
+            [*scope_params(scope), state, state, limit],
         )
-        return _rows(cur)
+        return rows(cur)
 
     def acknowledge(self, scope: Scope, *, alert_id: str, actor: str, note: str, at_ms: int) -> Row | None:
         """Acknowledge once (later calls return the first acknowledgement) and append it to the audit log."""
@@ -103,10 +94,10 @@ class DuckDBAlerts:
             cur = self.store.cursor()
             cur.execute("BEGIN TRANSACTION")
             try:
-                found = _rows(
+                found = rows(
                     cur.execute(
-                        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = ? AND {_IN_SCOPE}",  # noqa: S608
-                        [alert_id, *_scope_params(scope)],
+                        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = ? AND {IN_SCOPE}",  # noqa: S608
+                        [alert_id, *scope_params(scope)],
                     )
                 )
                 if not found or found[0]["acknowledged_by"] is not None:
@@ -139,9 +130,9 @@ class DuckDBAlerts:
 
     def audit(self, scope: Scope, *, limit: int) -> tuple[list[Row], int | None]:
         """Audit entries of the scope's plants and whether the whole chain is intact."""
-        rows = _rows(self.store.cursor().execute("SELECT * FROM audit_log ORDER BY seq"))
+        entries = rows(self.store.cursor().execute("SELECT * FROM audit_log ORDER BY seq"))
         fields = set(AuditEntry.__struct_fields__)
         broken = first_break(
-            (AuditEntry(**{k: v for k, v in r.items() if k in fields}), r["prev_hash"], r["hash"]) for r in rows
+            (AuditEntry(**{k: v for k, v in r.items() if k in fields}), r["prev_hash"], r["hash"]) for r in entries
         )
-        return [r for r in rows if r["plant"] in scope.plants][:limit], broken
+        return [r for r in entries if r["plant"] in scope.plants][:limit], broken

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Body, FastAPI, HTTPException, Path
@@ -25,7 +26,7 @@ from plantwatch.services.dashboards import overview, split_model
 
 
 def _alert(row: Row) -> AlertOut:
-    def when(key: str) -> object:
+    def when(key: str) -> datetime | None:
         return dt(row[key]) if row[key] is not None else None
 
     return AlertOut(
@@ -33,9 +34,9 @@ def _alert(row: Row) -> AlertOut:
         score=row["score"],
         gateway_id=row["gateway_id"],
         raised_at=dt(row["raised_at_ms"]),
-        cleared_at=when("cleared_at_ms"),  # type: ignore[arg-type]
+        cleared_at=when("cleared_at_ms"),
         acknowledged_by=row["acknowledged_by"],
-        acknowledged_at=when("acknowledged_at_ms"),  # type: ignore[arg-type]
+        acknowledged_at=when("acknowledged_at_ms"),
     )
 
 
