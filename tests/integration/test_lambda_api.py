@@ -47,6 +47,9 @@ def handler(store: Any) -> Any:
     fake.load(store)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(boto3, "client", lambda service, **_: fake if service == "timestream-query" else None)
+        mp.setenv("TIMESTREAM_DATABASE", DEFAULT_DATABASE)  # as Terraform configures the function
+        mp.setenv("TIMESTREAM_TABLE", DEFAULT_TABLE)
+        mp.setenv("PLANTWATCH_API_BASE", "/")
         spec = importlib.util.spec_from_file_location("analytics_api_app", REPO / "cloud/lambdas/analytics_api/app.py")
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
