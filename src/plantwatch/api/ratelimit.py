@@ -26,14 +26,15 @@ class RateLimiter:
         """Take one request from ``caller``'s bucket: 0 if allowed, else seconds until one is."""
         now = self.clock()
         with self._lock:
+            if len(self._buckets) > 10_000:  # forget callers idle long enough to have a full bucket again
+                idle_s = self.burst / self.rate
+                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < idle_s}
             tokens, last = self._buckets.get(caller, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             if tokens >= 1:
                 self._buckets[caller] = (tokens - 1, now)
                 return 0.0
             self._buckets[caller] = (tokens, now)
-            if len(self._buckets) > 10_000:  # forget idle callers rather than grow without bound
-                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
             return (1 - tokens) / self.rate
 
     async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
