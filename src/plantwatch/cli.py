@@ -153,6 +153,19 @@ def _edge_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_create(args: argparse.Namespace) -> int:
+    from plantwatch.api.auth import create_token, load_or_create_key
+
+    key = load_or_create_key(Path(args.data_dir).resolve())
+    ttl_s = int(args.ttl_days * 86400)
+    try:
+        print(create_token(key, plants=args.plant, lines=args.line, subject=args.subject, ttl_s=ttl_s))
+    except ValueError as exc:
+        print(f"plantwatch token create: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="plantwatch", description="Watch production lines.")
@@ -199,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--name", default="plantwatch-gateways")
     deploy.add_argument("--region", default=None)
     deploy.set_defaults(func=_edge_deploy)
+    token = sub.add_parser("token", help="API bearer tokens").add_subparsers(dest="token_command", required=True)
+    create = token.add_parser("create", help="print a token for plants (and lines), signed with the data dir's key")
+    create.add_argument("--data-dir", default=".plantwatch", help="the data dir whose key signs the token")
+    create.add_argument("--plant", action="append", required=True, help="plant the token may read (repeatable)")
+    create.add_argument("--line", action="append", default=None, help="restrict to these lines (repeatable)")
+    create.add_argument("--subject", default="operator", help="who the token is for (recorded in the audit log)")
+    create.add_argument("--ttl-days", type=float, default=30.0, help="validity in days")
+    create.set_defaults(func=_token_create)
     return parser
 
 

@@ -32,14 +32,27 @@ class Platform:
         self.mqtt_port = free_port()
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
         self.process: subprocess.Popen[str] | None = None
+        self.cli = [sys.executable, "-m", "plantwatch.cli"]
         self.output = data_dir.parent / f"platform-{self.port}.log"
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "plantwatch.cli", "up", "--data-dir", str(self.data_dir)]
+        command = [*self.cli, "up", "--data-dir", str(self.data_dir)]
         command += ["--port", str(self.port), "--mqtt-port", str(self.mqtt_port), *FAULT_ARGS]
+        token = subprocess.run(
+            [*self.cli, "token", "create", "--data-dir", str(self.data_dir), "--plant", "plant-1"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        self.api.headers["Authorization"] = f"Bearer {token}"
         log = self.output.open("w")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
         wait_for(self._ready, timeout=60, what="the platform's API")
+        # the token `plantwatch up` prints is ready to use, and nothing is served without one
+        wait_for(lambda: "API token" in self.output.read_text(), timeout=10, what="the printed token")
+        printed = next(ln for ln in self.output.read_text().splitlines() if "API token" in ln).rsplit(" ", 1)[1]
+        assert self.api.get("/v1/health", headers={"Authorization": f"Bearer {printed}"}).status_code == 200
+        assert self.api.get("/v1/health", headers={"Authorization": ""}).status_code == 401
 
     def _ready(self) -> bool:
         assert self.process is not None

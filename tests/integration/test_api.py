@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.api.app import create_app
+from plantwatch.api.auth import LocalTokens, create_token
 from plantwatch.contract import ScoredBatch, ScoredReading
 from plantwatch.contract.batch import ModelRef
 from tests.helpers import NOW_MS, reading
@@ -45,7 +46,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
             )
         ]
     )
-    return TestClient(create_app(DuckDBQueries(store), now=lambda: NOW))
+    key = b"k" * 32
+    client = TestClient(create_app(DuckDBQueries(store), auth=LocalTokens(key), now=lambda: NOW))
+    client.headers["Authorization"] = f"Bearer {create_token(key, plants=['plant-1'])}"
+    return client
 
 
 def test_health_counts_what_is_stored(client: TestClient) -> None:
@@ -122,3 +126,10 @@ def test_bad_parameters_get_422_with_a_message(client: TestClient, params: dict[
 def test_openapi_document_lists_the_endpoints(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/health", "/v1/readings", "/v1/anomalies", "/v1/sensors", "/analytics"} <= set(paths)
+
+
+def test_every_data_endpoint_needs_a_token(client: TestClient) -> None:
+    for path in ("/v1/health", "/v1/readings?sensor_id=s0", "/v1/anomalies", "/v1/sensors", "/analytics"):
+        response = client.get(path, headers={"Authorization": ""})
+        assert response.status_code == 401, path
+        assert response.headers["WWW-Authenticate"] == "Bearer"

@@ -1,21 +1,18 @@
-"""Analytics API Lambda (placeholder): reads its Terraform configuration; FastAPI + Mangum wiring comes later."""
+"""Lambda handler of the analytics API behind API Gateway (HTTP API v2): the plantwatch FastAPI app via Mangum.
 
-from __future__ import annotations
+Configured by Terraform: TIMESTREAM_DATABASE, TIMESTREAM_TABLE, and PLANTWATCH_API_BASE (the stage path Mangum
+strips, api_gateway_base_path).
+"""
 
 import os
-from typing import Any
 
-import plantwatch
+import boto3
+from mangum import Mangum
 
-TIMESTREAM_DATABASE = os.environ["TIMESTREAM_DATABASE"]
-TIMESTREAM_TABLE = os.environ["TIMESTREAM_TABLE"]
-# The HTTP API stage ("/prod") that Mangum must strip from the path (api_gateway_base_path).
-API_BASE = os.environ.get("PLANTWATCH_API_BASE", "/")
+from plantwatch.api.cloud import build_cloud_app
 
-
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    """Not implemented yet: the Timestream query adapter and Mangum handler replace this placeholder."""
-    raise NotImplementedError(
-        f"plantwatch {plantwatch.__version__}: the analytics API Lambda is a placeholder "
-        f"(would query {TIMESTREAM_DATABASE}.{TIMESTREAM_TABLE}); deploy the real handler"
-    )
+handler = Mangum(
+    build_cloud_app(boto3.client("timestream-query")),
+    lifespan="off",
+    api_gateway_base_path=os.environ.get("PLANTWATCH_API_BASE", "/"),
+)

@@ -11,7 +11,14 @@ import pyarrow as pa
 
 from plantwatch.adapters.archive import quarantine_id
 from plantwatch.adapters.arrow_tables import readings_table
+
+# --- analytics additions (api branch): rollups, alerts, audit log ---
+from plantwatch.adapters.duckdb_alerts import ALERTS_SCHEMA, record_alerts
+from plantwatch.adapters.duckdb_rollups import ROLLUP_SCHEMA, maintain_rollups
+from plantwatch.contract.alerts import Alert
 from plantwatch.contract.batch import ScoredBatch
+
+# --- end analytics additions ---
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import WriteOutcome
 
@@ -45,6 +52,7 @@ class DuckDBStore:
         self._con = duckdb.connect(str(path))
         self._write_lock = threading.Lock()
         self._con.execute(_SCHEMA)
+        self._con.execute(ROLLUP_SCHEMA + ALERTS_SCHEMA)  # analytics additions (api branch)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one thread's queries."""
@@ -81,6 +89,7 @@ class DuckDBStore:
                 cur.register("incoming_readings", table)
                 cur.register("incoming_batches", ledger)
                 cur.execute("INSERT INTO readings SELECT * FROM incoming_readings")
+                maintain_rollups(cur, "incoming_readings")  # analytics additions (api branch)
                 cur.execute(
                     "INSERT INTO batches (batch_key, gateway_id, seq, plant, readings) SELECT * FROM incoming_batches"
                 )
@@ -119,6 +128,14 @@ class DuckDBStore:
                 )
             finally:
                 cur.unregister("incoming_quarantine")
+
+    # --- analytics additions (api branch) ---
+    def record_alerts(self, alerts: Sequence[Alert]) -> int:
+        """Insert or update alerts by ``alert_id`` (acknowledgements are kept); returns how many were stored."""
+        with self._write_lock:
+            return record_alerts(self._con.cursor(), alerts)
+
+    # --- end analytics additions ---
 
     def close(self) -> None:
         """Checkpoint and close the database."""

@@ -1,124 +1,145 @@
-"""The FastAPI application: health, sensors, readings, anomalies and the original ``GET /analytics``."""
+"""The FastAPI application: catalogue, readings, anomalies, alerts, overview, models, and the original
+``GET /analytics``; every data endpoint needs a bearer token and answers only within its plants and lines."""
 
 from __future__ import annotations
 
-import re
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
 from plantwatch import __version__
-from plantwatch.api.models import AnalyticsRow, Anomaly, Bucket, Health, RawReading, ReadingsPage, Sensor
-from plantwatch.contract.reading import IDENT_PATTERN
-from plantwatch.services.analytics import AnalyticsQueries, TimeRange
+from plantwatch.api import routes_alerts, routes_readings
+from plantwatch.api.auth import Authenticator
+from plantwatch.api.context import ApiContext, Caller
+from plantwatch.api.models import AnalyticsRow, Asset, Health, Line, Plant, Problem, Sensor
+from plantwatch.api.params import OptionalIdent, dt, narrow, window
+from plantwatch.api.ratelimit import RateLimiter
+from plantwatch.services.analytics import AlertStore, AnalyticsQueries, Row, Scope
 
-MAX_LIMIT = 10_000
-_BUCKET = re.compile(r"^(\d{1,5})([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-Ident = Annotated[str, Query(pattern=IDENT_PATTERN, max_length=64)]
-OptionalIdent = Annotated[str | None, Query(pattern=IDENT_PATTERN, max_length=64)]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-
-
-def _ms(value: datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing, invalid or expired bearer token"},
+    404: {"model": Problem, "description": "Not found, or outside the token's plants and lines"},
+    429: {"model": Problem, "description": "Rate limit exceeded; see Retry-After"},
+}
+DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 
 
-def _dt(ts_ms: int) -> datetime:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+def sensor_model(row: Row) -> Sensor:
+    """A catalogue row as the API's Sensor."""
+    last = row["last_ts_ms"]
+    return Sensor(
+        **{k: row[k] for k in ("plant", "line", "asset", "sensor_id", "sensor_type", "unit", "model", "readings")},
+        last_ts=dt(last) if last is not None else None,
+        last_value=row.get("last_value"),
+        last_anomaly=row.get("last_anomaly"),
+    )
 
 
-def bucket_seconds(text: str) -> int:
-    """Seconds in a bucket spec such as '30s', '1m', '1h' or '1d' (1 s to 1 d)."""
-    match = _BUCKET.match(text)
-    if not match:
-        raise ValueError(f"bucket {text!r} is not like 30s, 5m, 1h or 1d")
-    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if not 1 <= seconds <= 86400:
-        raise ValueError(f"bucket {text!r} must be between 1s and 1d")
-    return seconds
-
-
-def _window(start: datetime | None, end: datetime | None, now: datetime, default: timedelta) -> TimeRange:
-    end = end or now
-    start = start or end - default
-    window = TimeRange(start_ms=_ms(start), end_ms=_ms(end))
-    if window.start_ms >= window.end_ms:
-        raise HTTPException(status_code=422, detail="start must be before end")
-    return window
+def _last(rows: list[Row]) -> datetime | None:
+    stamps = [r["last_ts_ms"] for r in rows if r["last_ts_ms"] is not None]
+    return dt(max(stamps)) if stamps else None
 
 
 def create_app(
     queries: AnalyticsQueries,
     *,
+    auth: Authenticator,
+    alerts: AlertStore | None = None,
     status: Callable[[], dict[str, Any]] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    rate_limit: RateLimiter | None = None,
+    dashboard: bool = True,
 ) -> FastAPI:
-    """Build the API over ``queries``; ``status`` adds live component figures to the health answer."""
-    app = FastAPI(title="plantwatch", version=__version__, description="Production-line readings and anomalies.")
+    """Build the API over ``queries`` (and ``alerts``); ``status`` adds live component figures to the health answer."""
+    app = FastAPI(title="plantwatch", version=__version__, description="Production-line readings, anomalies, alerts.")
+    if rate_limit is not None:
+        app.middleware("http")(rate_limit)
+    ctx = ApiContext(queries, alerts, auth, now)
+    app.state.ctx = ctx
 
     @app.get("/v1/health", tags=["platform"])
-    def health() -> Health:
-        """Liveness, stored totals, and live component figures."""
-        totals = queries.totals()
-        return Health(status="ok", components=status() if status else {}, **totals)
+    def health(scope: Caller) -> Health:
+        """Liveness, stored totals of the caller's plants, and live component figures."""
+        return Health(status="ok", components=status() if status else {}, **queries.totals(scope))
+
+    def catalogue(scope: Scope, plant: str | None, line: str | None) -> list[Row]:
+        return queries.sensors(narrow(scope, plant, line))
+
+    @app.get("/v1/plants", tags=["catalogue"])
+    def plants(scope: Caller) -> list[Plant]:
+        """The plants the caller may read."""
+        by_plant: dict[str, list[Row]] = defaultdict(list)
+        for row in queries.sensors(scope):
+            by_plant[row["plant"]].append(row)
+        return [
+            Plant(
+                plant=p,
+                lines=sorted({r["line"] for r in rows}),
+                sensors=len(rows),
+                readings=sum(r["readings"] for r in rows),
+                last_ts=_last(rows),
+            )
+            for p, rows in sorted(by_plant.items())
+        ]
+
+    @app.get("/v1/lines", tags=["catalogue"])
+    def lines(scope: Caller, plant: OptionalIdent = None) -> list[Line]:
+        """Production lines, optionally of one plant."""
+        by_line: dict[tuple[str, str], list[Row]] = defaultdict(list)
+        for row in catalogue(scope, plant, None):
+            by_line[(row["plant"], row["line"])].append(row)
+        return [
+            Line(plant=p, line=ln, assets=sorted({r["asset"] for r in rows}), sensors=len(rows), last_ts=_last(rows))
+            for (p, ln), rows in sorted(by_line.items())
+        ]
+
+    @app.get("/v1/assets", tags=["catalogue"])
+    def assets(scope: Caller, plant: OptionalIdent = None, line: OptionalIdent = None) -> list[Asset]:
+        """Assets (machines), optionally of one plant and line."""
+        by_asset: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
+        for row in catalogue(scope, plant, line):
+            by_asset[(row["plant"], row["line"], row["asset"])].append(row)
+        return [
+            Asset(plant=p, line=ln, asset=a, sensors=[r["sensor_id"] for r in rows], last_ts=_last(rows))
+            for (p, ln, a), rows in sorted(by_asset.items())
+        ]
 
     @app.get("/v1/sensors", tags=["catalogue"])
-    def sensors(line: OptionalIdent = None) -> list[Sensor]:
-        """Sensors that have stored readings, optionally of one line."""
-        return [
-            Sensor(**{**row, "last_ts": _dt(row["last_ts_ms"]) if row["last_ts_ms"] is not None else None})
-            for row in queries.sensors(line=line)
-        ]
+    def sensors(scope: Caller, plant: OptionalIdent = None, line: OptionalIdent = None) -> list[Sensor]:
+        """Sensors that have stored readings, with their latest reading, optionally of one plant and line."""
+        return [sensor_model(row) for row in catalogue(scope, plant, line)]
 
-    @app.get("/v1/readings", tags=["readings"])
-    def readings(
-        sensor_id: Ident,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        bucket: Annotated[str | None, Query(description="Aggregate per bucket: 1s to 1d, e.g. 1m")] = None,
-        limit: Limit = 1000,
-    ) -> ReadingsPage:
-        """Readings of one sensor in a time range (default: the last hour), raw or bucketed."""
-        window = _window(start, end, now(), timedelta(hours=1))
-        page = ReadingsPage(
-            sensor_id=sensor_id, start=_dt(window.start_ms), end=_dt(window.end_ms), bucket_seconds=None
-        )
-        if bucket is None:
-            rows = queries.readings(sensor_id=sensor_id, window=window, limit=limit)
-            page.readings = [RawReading(ts=_dt(r.pop("ts_ms")), **r) for r in rows]
-            return page
-        try:
-            seconds = bucket_seconds(bucket)
-        except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
-        page.bucket_seconds = seconds
-        rows = queries.buckets(sensor_id=sensor_id, window=window, bucket_s=seconds, limit=limit)
-        page.buckets = [Bucket(ts=_dt(r.pop("ts_ms")), **r) for r in rows]
-        return page
-
-    @app.get("/v1/anomalies", tags=["readings"])
-    def anomalies(
-        line: OptionalIdent = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: Limit = 1000,
-    ) -> list[Anomaly]:
-        """Anomalous readings, newest first, optionally of one line (default: the last hour)."""
-        window = _window(start, end, now(), timedelta(hours=1))
-        return [Anomaly(ts=_dt(r.pop("ts_ms")), **r) for r in queries.anomalies(line=line, window=window, limit=limit)]
+    routes_readings.register(app, ctx)
+    routes_alerts.register(app, ctx)
 
     @app.get("/analytics", tags=["original"])
-    def analytics() -> list[AnalyticsRow]:
+    def analytics(scope: Caller) -> list[AnalyticsRow]:
         """The original design's endpoint: average value and count per sensor, line and type, last hour."""
-        window = _window(None, None, now(), timedelta(hours=1))
-        return [
-            AnalyticsRow(**{k: v for k, v in r.items() if k != "last_ts_ms"}) for r in queries.summary(window=window)
-        ]
+        last_hour = window(None, None, now(), timedelta(hours=1))
+        return [AnalyticsRow(**r) for r in queries.summary(scope, window=last_hour)]
+
+    for route in app.routes:  # document the refusals every data endpoint can answer
+        if isinstance(route, APIRoute):
+            route.responses = {**_REFUSALS, **route.responses}
+
+    if dashboard and (DASHBOARD_DIR / "index.html").exists():
+        app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> FileResponse:
+            return FileResponse(DASHBOARD_DIR / "index.html")
+
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def docs() -> RedirectResponse:
+            return RedirectResponse("/docs")
 
     return app

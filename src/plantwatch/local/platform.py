@@ -24,6 +24,7 @@ import uvicorn
 from plantwatch.adapters.amqtt_broker import EmbeddedBroker
 from plantwatch.adapters.archive_staging import RollingArchive
 from plantwatch.adapters.clock import SystemClock
+from plantwatch.adapters.duckdb_alerts import DuckDBAlerts
 from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.adapters.fs_archive import FilesystemArchive
@@ -32,6 +33,8 @@ from plantwatch.adapters.simulator_source import SimulatorSource
 from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.adapters.sqlite_stream import SqliteStream
 from plantwatch.api.app import create_app
+from plantwatch.api.auth import LocalTokens, create_token, load_or_create_key
+from plantwatch.api.ratelimit import RateLimiter
 from plantwatch.cloud.stream_handler import StreamHandler, kinesis_event
 from plantwatch.contract.legacy import LEGACY_TOPIC_FILTER, LegacyDefaults
 from plantwatch.contract.topics import BATCH_TOPIC_FILTER, floor_ack_topic, floor_alert_topic
@@ -56,6 +59,7 @@ class PlatformOptions(msgspec.Struct, kw_only=True):
     duration_s: float | None = None
     simulation: SimulationConfig = msgspec.field(default_factory=SimulationConfig)
     progress_every_s: float = 2.0
+    api_rate_per_s: float = 50.0
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -190,7 +194,16 @@ class LocalPlatform:
         self.consumer = _Worker("stream-processor", self._consume)
         self.gateway_worker = _Worker("gateways", self._gateways_step, idle_s=0.1)
         self.broker = EmbeddedBroker(host=options.host, port=options.mqtt_port)
-        self.app = create_app(DuckDBQueries(self.store), status=self.status)
+        # API security (api branch): tokens signed with the data dir's key, a local rate limit
+        self.token_key = load_or_create_key(data)
+        self.alerts = DuckDBAlerts(self.store)
+        self.app = create_app(
+            DuckDBQueries(self.store),
+            auth=LocalTokens(self.token_key),
+            alerts=self.alerts,
+            status=self.status,
+            rate_limit=RateLimiter(rate=options.api_rate_per_s, burst=int(2 * options.api_rate_per_s)),
+        )
         self._last_trim_ms = 0
 
     # --- loops -------------------------------------------------------------------------------------------
@@ -266,6 +279,9 @@ class LocalPlatform:
                 f"plantwatch is up: API http://{opts.host}:{opts.port} (OpenAPI /openapi.json, docs /docs), "
                 f"MQTT {opts.host}:{opts.mqtt_port}, data in {opts.data_dir}"
             )
+            token = create_token(self.token_key, plants=[self.simulation.plant], subject="demo")
+            self.out(f"API token for {self.simulation.plant} (send as 'Authorization: Bearer <token>'): {token}")
+            self.out(f"dashboard: http://{opts.host}:{opts.port}/#token={token}")
             await self._report_until(stop)
         finally:
             await asyncio.to_thread(self._shutdown)

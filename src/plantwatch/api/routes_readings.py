@@ -1,0 +1,194 @@
+"""Routes over readings: raw and bucketed series, a line's series for charts, exports, anomalies."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Response
+
+from plantwatch.api.context import ApiContext, Caller
+from plantwatch.api.models import Anomaly, Bucket, LineSeries, RawReading, ReadingsPage, SensorSeries
+from plantwatch.api.params import (
+    BucketSpec,
+    Ident,
+    Limit,
+    OptionalIdent,
+    Tz,
+    check_tz,
+    dt,
+    narrow,
+    parse_bucket,
+    unprocessable,
+    window,
+)
+from plantwatch.services.analytics import Row, Scope, Series, TimeRange
+from plantwatch.services.dashboards import BucketError, bucketed
+
+EXPORT_MAX_ROWS = 100_000
+_EXPORT_COLUMNS = (
+    "plant",
+    "line",
+    "asset",
+    "sensor_id",
+    "sensor_type",
+    "unit",
+    "ts_ms",
+    "value",
+    "score",
+    "anomaly",
+    "reasons",
+    "model",
+)
+
+
+def _bucket(row: Row) -> Bucket:
+    return Bucket(ts=dt(row["ts_ms"]), **{k: row[k] for k in ("avg", "min", "max", "count", "anomalies")})
+
+
+def register(app: FastAPI, ctx: ApiContext) -> None:
+    """Add the reading routes to ``app``."""
+
+    def known_sensor(scope: Scope, sensor_id: str) -> None:
+        if not any(s["sensor_id"] == sensor_id for s in ctx.queries.sensors(scope)):
+            raise HTTPException(404, f"no sensor {sensor_id!r}")
+
+    def series_buckets(
+        scope: Scope, series: Series, start_ms: int, end_ms: int, seconds: int, tz: str | None
+    ) -> list[Row]:
+        try:
+            return bucketed(
+                ctx.queries,
+                scope,
+                series=series,
+                window=TimeRange(start_ms=start_ms, end_ms=end_ms),
+                bucket_s=seconds,
+                tz=tz,
+            )
+        except BucketError as exc:
+            raise unprocessable("bucket", str(exc)) from exc
+
+    @app.get("/v1/readings", tags=["readings"])
+    def readings(
+        scope: Caller,
+        sensor_id: Ident,
+        plant: OptionalIdent = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        bucket: BucketSpec = None,
+        tz: Tz = None,
+        limit: Limit = 1000,
+    ) -> ReadingsPage:
+        """Readings of one sensor in a time range (default: the last hour): raw and paged, or bucketed."""
+        scope = narrow(scope, plant, None)
+        span = window(start, end, ctx.now(), timedelta(hours=1))
+        known_sensor(scope, sensor_id)
+        page = ReadingsPage(
+            sensor_id=sensor_id, start=dt(span.start_ms), end=dt(span.end_ms), bucket_seconds=None, tz=check_tz(tz)
+        )
+        if bucket is None:
+            rows = ctx.queries.readings(scope, series=Series(sensor_id=sensor_id), window=span, limit=limit + 1)
+            if len(rows) > limit:
+                page.next_start = dt(rows[limit]["ts_ms"])
+            page.readings = [
+                RawReading(ts=dt(r["ts_ms"]), **{k: r[k] for k in ("value", "score", "anomaly", "reasons", "model")})
+                for r in rows[:limit]
+            ]
+            return page
+        page.bucket_seconds = parse_bucket(bucket)
+        rows = series_buckets(scope, Series(sensor_id=sensor_id), span.start_ms, span.end_ms, page.bucket_seconds, tz)
+        page.buckets = [_bucket(r) for r in rows[:limit]]
+        return page
+
+    @app.get("/v1/series", tags=["readings"])
+    def series(
+        scope: Caller,
+        line: Ident,
+        plant: OptionalIdent = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        bucket: Annotated[str, Query(pattern=r"^\d{1,5}[smhd]$", description="1s to 1d")] = "1m",
+        tz: Tz = None,
+    ) -> LineSeries:
+        """Bucketed readings of every sensor of a line (what the dashboard charts), default the last hour."""
+        scope = narrow(scope, plant, line)
+        span = window(start, end, ctx.now(), timedelta(hours=1))
+        seconds = parse_bucket(bucket)
+        catalogue = {(s["plant"], s["sensor_id"]): s for s in ctx.queries.sensors(scope)}
+        grouped: dict[tuple[str, str], list[Bucket]] = {key: [] for key in catalogue}
+        for row in series_buckets(scope, Series(line=line), span.start_ms, span.end_ms, seconds, check_tz(tz)):
+            grouped.setdefault((row["plant"], row["sensor_id"]), []).append(_bucket(row))
+        return LineSeries(
+            plant=plant,
+            line=line,
+            start=dt(span.start_ms),
+            end=dt(span.end_ms),
+            bucket_seconds=seconds,
+            tz=tz,
+            sensors=[
+                SensorSeries(
+                    **{k: catalogue[key][k] for k in ("plant", "line", "sensor_id", "asset", "sensor_type", "unit")},
+                    buckets=buckets,
+                )
+                for key, buckets in sorted(grouped.items())
+                if key in catalogue
+            ],
+        )
+
+    @app.get(
+        "/v1/export",
+        tags=["readings"],
+        responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+        response_class=Response,
+    )
+    def export(
+        scope: Caller,
+        start: datetime,
+        end: datetime,
+        plant: OptionalIdent = None,
+        line: OptionalIdent = None,
+        sensor_id: OptionalIdent = None,
+        format: Literal["csv", "parquet"] = "csv",
+    ) -> Response:
+        """Raw readings of a time range (optionally one line or sensor) as CSV or Parquet, at most 100,000 rows."""
+        scope = narrow(scope, plant, line)
+        span = window(start, end, ctx.now(), timedelta(hours=1))
+        if sensor_id is not None:
+            known_sensor(scope, sensor_id)
+        rows = ctx.queries.readings(
+            scope, series=Series(sensor_id=sensor_id, line=line), window=span, limit=EXPORT_MAX_ROWS + 1
+        )
+        if len(rows) > EXPORT_MAX_ROWS:
+            raise unprocessable("end", f"more than {EXPORT_MAX_ROWS} readings: export a shorter time range")
+        name = f"readings-{span.start_ms}-{span.end_ms}.{format}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        if format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.table({c: [r[c] for r in rows] for c in _EXPORT_COLUMNS})
+            sink = io.BytesIO()
+            pq.write_table(table, sink)
+            return Response(sink.getvalue(), media_type="application/vnd.apache.parquet", headers=headers)
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(_EXPORT_COLUMNS)
+        for r in rows:
+            writer.writerow([";".join(r[c]) if c == "reasons" else r[c] for c in _EXPORT_COLUMNS])
+        return Response(text.getvalue(), media_type="text/csv", headers=headers)
+
+    @app.get("/v1/anomalies", tags=["readings"])
+    def anomalies(
+        scope: Caller,
+        plant: OptionalIdent = None,
+        line: OptionalIdent = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: Limit = 1000,
+    ) -> list[Anomaly]:
+        """Anomalous readings, newest first, optionally of one plant and line (default: the last hour)."""
+        scope = narrow(scope, plant, line)
+        span = window(start, end, ctx.now(), timedelta(hours=1))
+        return [Anomaly(ts=dt(r.pop("ts_ms")), **r) for r in ctx.queries.anomalies(scope, window=span, limit=limit)]

@@ -1,0 +1,106 @@
+"""The dashboard in headless Chromium (Debian's, driven by Playwright): it loads with a token, every line's three
+charts draw data with anomaly markers, an alert is acknowledged, the console stays clean; a screenshot is kept."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from plantwatch.adapters.duckdb_alerts import DuckDBAlerts
+from plantwatch.adapters.duckdb_queries import DuckDBQueries
+from plantwatch.adapters.duckdb_store import DuckDBStore
+from plantwatch.api.app import create_app
+from plantwatch.api.auth import LocalTokens, create_token
+from tests.api_data import KEY, alerts, batches
+from tests.conftest import REPO, free_port, require_binary, require_module, wait_for
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, DuckDBStore]]:
+    """The API and dashboard on uvicorn over readings that end now (the charts show the last 15 minutes)."""
+    store = DuckDBStore(Path(tmp_path_factory.mktemp("dashboard")) / "db.duckdb")
+    store.write(batches(end_ms=int(time.time() * 1000), span_ms=1800_000))
+    store.record_alerts(alerts())
+    app = create_app(DuckDBQueries(store), alerts=DuckDBAlerts(store), auth=LocalTokens(KEY))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=15, what="uvicorn")
+    yield f"http://127.0.0.1:{port}", store
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_dashboard_shows_lines_charts_alerts_and_acknowledges(served: tuple[str, DuckDBStore]) -> None:
+    chromium = require_binary("chromium")
+    require_module("playwright")
+    from playwright.sync_api import sync_playwright
+
+    url, store = served
+    token = create_token(KEY, plants=["plant-a"], subject="shift-lead")
+    problems: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto(f"{url}/#token={token}")
+            page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+
+            # GIVEN plant-a's token THEN the overview has its two lines, and only plant-a is offered
+            assert page.locator("#plant option").all_inner_texts() == ["plant-a"]
+            assert page.locator("#overview .card").count() == 2
+            # AND each line has three charts, each drawing every asset's series with data
+            charts = page.locator(".chart")
+            assert charts.count() == 6
+            for i in range(6):
+                chart = charts.nth(i)
+                assert int(chart.get_attribute("data-points") or 0) > 50
+                assert chart.locator("polyline.series").count() >= 2
+            assert page.locator("circle.anomaly-marker").count() > 0
+            # AND the model versions per line are listed
+            assert page.locator("#models tbody tr").count() == 2
+
+            # WHEN the open alert is acknowledged THEN the list shows who did it, and the API recorded it
+            row = page.locator('#alerts tr[data-alert-id="plant-a-0"]')
+            row.locator("button.ack").click()
+            page.wait_for_function(
+                "document.querySelector('#alerts tr[data-alert-id=\"plant-a-0\"] .acked').textContent"
+                ".includes('shift-lead')",
+                timeout=10_000,
+            )
+            assert row.locator("button.ack").count() == 0
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()
+    [acked] = [a for a in DuckDBAlerts(store).alerts(scope(), state=None, limit=10) if a["alert_id"] == "plant-a-0"]
+    assert acked["acknowledged_by"] == "shift-lead"
+    assert problems == []
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def scope() -> Any:
+    from plantwatch.services.analytics import Scope
+
+    return Scope(subject="t", plants=("plant-a",))
