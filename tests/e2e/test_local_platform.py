@@ -142,6 +142,11 @@ def test_platform_runs_detects_faults_accepts_raw_readings_and_restarts_losing_n
             times = sorted(iso_ms(a["ts"]) for a in anomalies)
             assert fault["start_ms"] <= times[0] <= fault["start_ms"] + 8_000
             assert times[-1] < fault["end_ms"]
+            # AND the gateway raised one alert for it (not one per reading), which reached the API
+            alerts = wait_for(
+                lambda line=line: platform.get("/v1/alerts", line=line), timeout=20, what=f"an alert on {line}"
+            )
+            assert [(a["asset"], a["kind"], a["state"]) for a in alerts] == [(fault["asset"], "anomaly", "open")]
 
         # AND the raw reading is stored with its own event time and scored with the original thresholds
         [legacy] = platform.get("/v1/readings", sensor_id="legacy-p1")["readings"]

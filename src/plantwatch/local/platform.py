@@ -37,10 +37,11 @@ from plantwatch.api.auth import LocalTokens, create_token, load_or_create_key
 from plantwatch.api.ratelimit import RateLimiter
 from plantwatch.cloud.stream_handler import StreamHandler, kinesis_event
 from plantwatch.contract.legacy import LEGACY_TOPIC_FILTER, LegacyDefaults
-from plantwatch.contract.topics import BATCH_TOPIC_FILTER, floor_ack_topic, floor_alert_topic
+from plantwatch.contract.topics import ALERT_TOPIC_FILTER, BATCH_TOPIC_FILTER, floor_ack_topic, floor_alert_topic
 from plantwatch.domain.alerts import AlertEngine
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.gateway import Gateway, GatewayConfig
 from plantwatch.services.stream_processing import ProcessReport, StreamProcessor
 
@@ -189,8 +190,10 @@ class LocalPlatform:
             self._deliver,
             self.endpoint,
             client_id="plantwatch-bridge",
-            topics=[BATCH_TOPIC_FILTER, LEGACY_TOPIC_FILTER],
+            topics=[BATCH_TOPIC_FILTER, LEGACY_TOPIC_FILTER, ALERT_TOPIC_FILTER],
         )
+        # the gateways' alert topic (in the cloud: a topic rule into SNS), stored for the API and dashboard
+        self.alert_ingest = AlertIngest(store=self.store, sink=self.store, archive=self.archive, clock=self.clock)
         self.consumer = _Worker("stream-processor", self._consume)
         self.gateway_worker = _Worker("gateways", self._gateways_step, idle_s=0.1)
         self.broker = EmbeddedBroker(host=options.host, port=options.mqtt_port)
@@ -208,6 +211,9 @@ class LocalPlatform:
 
     # --- loops -------------------------------------------------------------------------------------------
     def _deliver(self, topic: str, payload: bytes) -> None:
+        if topic.endswith("/alerts") and topic.startswith("plantwatch/gateways/"):
+            self.alert_ingest.handle(topic, payload)  # stored before the bridge acknowledges it
+            return
         self.stream.append(topic, payload, self.clock.now_ms())
         self.consumer.wake.set()
 

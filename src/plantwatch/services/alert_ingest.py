@@ -1,0 +1,102 @@
+"""Alert ingestion: events from the gateways' alert topic become stored alerts that the API and dashboard list.
+
+A gateway publishes every alert event (raised, acknowledged on the floor, cleared) and every spool-loss
+notice on ``plantwatch/gateways/{gateway_id}/alerts`` through its spool. Events are stored by ``alert_id``
+(a later event of an alert replaces the earlier state, so re-delivery is harmless). A spool-loss notice is a
+drop the gateway had to make: it is kept with the quarantine, counted, never silently forgotten. Anything
+else on the topic is quarantined with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from plantwatch.contract.alerts import Alert as StoredAlert
+from plantwatch.contract.rejection import QuarantineEntry, Rejection
+from plantwatch.domain.alerts import ALERT_SCHEMA, LOSS_SCHEMA, AlertEvent, AlertStatus, SpoolLoss
+from plantwatch.ports import Archive, Clock, Sink
+
+log = logging.getLogger(__name__)
+
+
+class AlertStore(Protocol):
+    """Where alerts are kept for the API."""
+
+    def record_alerts(self, alerts: Sequence[StoredAlert]) -> int:
+        """Insert or update alerts by id."""
+        ...
+
+
+def stored_alert(event: AlertEvent) -> StoredAlert:
+    """The stored form of an alert as of ``event``."""
+    alert = event.alert
+    cleared = alert.status is AlertStatus.CLEARED
+    return StoredAlert(
+        alert_id=alert.alert_id,
+        plant=alert.plant,
+        line=alert.line,
+        asset=alert.asset,
+        sensor_id=alert.sensor_id,
+        kind=alert.kind,
+        state="cleared" if cleared else "open",
+        raised_at_ms=alert.raised_ms,
+        cleared_at_ms=alert.updated_ms if cleared else None,
+        reasons=alert.reasons,
+        score=alert.score or 0.0,
+        gateway_id=alert.gateway_id,
+    )
+
+
+def loss_reason(loss: SpoolLoss) -> str:
+    """What a spool-loss notice says, in words."""
+    batches = sum(r[2] for r in loss.dropped)
+    readings = sum(r[3] for r in loss.dropped)
+    ranges = ", ".join(f"{first}-{last}" for first, last, _, _ in loss.dropped) or "none"
+    return (
+        f"gateway {loss.gateway_id} spool full (policy {loss.policy}): dropped {batches} batches / {readings} "
+        f"readings (seq {ranges}), refused {loss.rejected_readings} readings"
+    )
+
+
+class AlertIngest:
+    """Stores alert events, and keeps spool-loss notices and bad alert payloads with the quarantine."""
+
+    def __init__(self, *, store: AlertStore, sink: Sink, archive: Archive, clock: Clock) -> None:
+        self.store = store
+        self.sink = sink
+        self.archive = archive
+        self.clock = clock
+        self.stored = 0
+        self.quarantined = 0
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Take one message from an alert topic; raises only if the store or archive fails (redeliver)."""
+        try:
+            document: Any = msgspec.json.decode(payload)
+            schema = document.get("schema") if isinstance(document, dict) else None
+            if schema == ALERT_SCHEMA:
+                self.store.record_alerts([stored_alert(msgspec.convert(document, AlertEvent))])
+                self.stored += 1
+                return
+            if schema == LOSS_SCHEMA:
+                reason = loss_reason(msgspec.convert(document, SpoolLoss))
+                log.warning("%s", reason)
+            else:
+                reason = (
+                    f"not an alert event: schema {str(schema)[:40]!r}, expected {ALERT_SCHEMA!r} or {LOSS_SCHEMA!r}"
+                )
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            reason = f"alert payload does not decode: {exc}"
+        self._quarantine(topic, payload, reason)
+
+    def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
+        entry = QuarantineEntry.of(
+            Rejection(reason=reason), payload=payload, source=topic, received_at_ms=self.clock.now_ms()
+        )
+        self.archive.put_quarantine([entry])
+        self.sink.record_quarantine([entry])
+        self.quarantined += 1
