@@ -56,7 +56,9 @@ def test_raised_then_cleared_alert_is_one_row_with_its_lifecycle(parts: tuple[Al
 
 def test_spool_loss_and_junk_are_kept_with_the_quarantine(parts: tuple[AlertIngest, DuckDBStore]) -> None:
     ingest, store = parts
-    loss = SpoolLoss(gateway_id="gw-line-1", at_ms=NOW_MS, policy="drop_oldest", dropped=[(4, 9, 6, 600)], rejected_readings=0)
+    loss = SpoolLoss(
+        gateway_id="gw-line-1", at_ms=NOW_MS, policy="drop_oldest", dropped=[(4, 9, 6, 600)], rejected_readings=0
+    )
     ingest.handle(alert_topic("gw-line-1"), encode_loss(loss))
     ingest.handle(alert_topic("gw-line-1"), b'{"schema": "something.else"}')
     ingest.handle(alert_topic("gw-line-1"), b"\xff not json")
