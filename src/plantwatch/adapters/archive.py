@@ -44,7 +44,7 @@ from plantwatch.adapters.archive_manifest import (
     sha256_hex,
 )
 from plantwatch.adapters.arrow_tables import quarantine_table, readings_table
-from plantwatch.contract.batch import ScoredBatch
+from plantwatch.contract.columns import Batch
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import Clock
 
@@ -165,7 +165,7 @@ class ComplianceArchive:
             self._refresh()
             return {key for key in keys if key not in self._archived}
 
-    def put_batches(self, batches: Sequence[ScoredBatch]) -> None:
+    def put_batches(self, batches: Sequence[Batch]) -> None:
         """Archive batches not archived before, one Parquet object per (date, plant, line)."""
         with self._lock:
             self._refresh()

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from plantwatch.adapters.archive import quarantine_id
 from plantwatch.adapters.arrow_tables import readings_table
-from plantwatch.contract.batch import ScoredBatch
+from plantwatch.contract.columns import Batch, count_of
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import WriteOutcome
 
@@ -50,7 +50,7 @@ class DuckDBStore:
         """A cursor for one thread's queries."""
         return self._con.cursor()
 
-    def write(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
+    def write(self, batches: Sequence[Batch]) -> WriteOutcome:
         """Store batches not stored before, atomically with their keys in the batch ledger."""
         unique = {batch.key: batch for batch in batches}
         with self._write_lock:
@@ -73,7 +73,7 @@ class DuckDBStore:
                     "gateway_id": [b.gateway_id for b in fresh],
                     "seq": pa.array([b.seq for b in fresh], pa.int64()),
                     "plant": [b.plant for b in fresh],
-                    "readings": pa.array([len(b.readings) for b in fresh], pa.int32()),
+                    "readings": pa.array([count_of(b) for b in fresh], pa.int32()),
                 }
             )
             cur.execute("BEGIN TRANSACTION")

@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
+import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from plantwatch.adapters.timestream_records import Call, Row, calls, dimensions_bytes, rows_of
-from plantwatch.contract.batch import ScoredBatch
+from plantwatch.adapters.timestream_records import Call, Rows, calls, dimensions_bytes, rows_of
+from plantwatch.contract.columns import Batch
 from plantwatch.contract.reading import MAX_FUTURE_MS
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import Clock, SinkRejection, WriteOutcome
@@ -78,7 +79,7 @@ class TimestreamSink:
         self.rng = rng or random.Random()
         self.calls = 0
 
-    def write(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
+    def write(self, batches: Sequence[Batch]) -> WriteOutcome:
         """Write every reading (and alert); retryable failures become ``incomplete``, refusals ``rejected``."""
         now = self.clock.now_ms()
         readings, alerts = rows_of(batches)
@@ -95,45 +96,48 @@ class TimestreamSink:
         incomplete: set[str] = set()
         for request, (ok, refused) in zip(requests, results, strict=True):
             if not ok:
-                incomplete.update(row.batch_key for row in request.rows)
+                incomplete.update(request.rows.keys_between(request.start, request.stop))
                 continue
-            if request.rows[0].alert_type is None:
-                written += len(request.rows) - len(refused)
+            if request.rows.alert_types is None:
+                written += request.stop - request.start - len(refused)
             for i, reason in refused:
                 if _about_time(reason):
                     # our own checks found its time acceptable: the service's window moved (a retention change,
                     # clock skew), so it can succeed later: hand it back rather than quarantine it
                     log.warning("Timestream refused a record for its time (%s); handing it back", reason)
-                    incomplete.add(request.rows[i].batch_key)
+                    incomplete.add(request.rows.key(request.start + i))
                 else:
-                    rejected.append(self._rejection(request.rows[i], reason))
+                    rejected.append(self._rejection(request.rows, request.start + i, reason))
         return WriteOutcome(
             written=written, duplicate_batches=0, incomplete=tuple(sorted(incomplete)), rejected=tuple(rejected)
         )
 
-    def _admissible(self, rows: list[Row], now_ms: int, rejected: list[SinkRejection]) -> list[Row]:
+    def _admissible(self, rows: Rows, now_ms: int, rejected: list[SinkRejection]) -> Rows:
         """The rows Timestream can accept; the others are added to ``rejected`` with the reason."""
-        future = now_ms + MAX_FUTURE_MS
+        future = rows.ts_ms > now_ms + MAX_FUTURE_MS
         oldest = now_ms - (self.magnetic_retention_ms if self.magnetic_writes else self.memory_retention_ms)
-        too_big = {s for s in {row.sensor for row in rows} if dimensions_bytes(s) + _RECORD_OVERHEAD > MAX_RECORD_BYTES}
-        if not too_big and all(oldest <= row.ts_ms <= future for row in rows):
+        old = rows.ts_ms < oldest
+        big_sensor = np.array(
+            [dimensions_bytes(s) + _RECORD_OVERHEAD > MAX_RECORD_BYTES for s in rows.sensors], dtype=np.bool_
+        )
+        big = big_sensor[rows.sensor] if len(big_sensor) else np.zeros(len(rows), dtype=np.bool_)
+        bad = future | old | big
+        if not bad.any():
             return rows
-        keep = []
-        for row in rows:
-            if row.ts_ms > future:
-                rejected.append(self._rejection(row, "time is more than 15 minutes in the future"))
-            elif row.ts_ms < oldest:
-                reason = (
-                    "time is older than the magnetic store retention"
-                    if self.magnetic_writes
-                    else "time is older than the memory store retention and magnetic store writes are off"
-                )
-                rejected.append(self._rejection(row, reason))
-            elif row.sensor in too_big:
-                rejected.append(self._rejection(row, f"record is over {MAX_RECORD_BYTES} bytes"))
+        too_old = (
+            "time is older than the magnetic store retention"
+            if self.magnetic_writes
+            else "time is older than the memory store retention and magnetic store writes are off"
+        )
+        for i in np.flatnonzero(bad).tolist():
+            if future[i]:
+                reason = "time is more than 15 minutes in the future"
+            elif old[i]:
+                reason = too_old
             else:
-                keep.append(row)
-        return keep
+                reason = f"record is over {MAX_RECORD_BYTES} bytes"
+            rejected.append(self._rejection(rows, i, reason))
+        return rows.take(np.flatnonzero(~bad))
 
     def _send(self, request: Call) -> tuple[bool, list[tuple[int, str]]]:
         """Send one request with retries: (written?, [(index, reason) refused for good])."""
@@ -162,13 +166,15 @@ class TimestreamSink:
                 log.info("Timestream %s (attempt %d); retrying in %.3f s", problem, attempt, delay)
                 self.sleep(delay)
         log.warning(
-            "Timestream failing after %d attempts; handing %d records back", self.max_attempts, len(request.rows)
+            "Timestream failing after %d attempts; handing %d records back",
+            self.max_attempts,
+            request.stop - request.start,
         )
         return False, []
 
-    def _rejection(self, row: Row, reason: str) -> SinkRejection:
+    def _rejection(self, rows: Rows, i: int, reason: str) -> SinkRejection:
         return SinkRejection(
-            batch_key=row.batch_key, sensor_id=row.sensor[3], ts_ms=row.ts_ms, reason=f"Timestream: {reason}"
+            batch_key=rows.key(i), sensor_id=rows.sensor_id(i), ts_ms=int(rows.ts_ms[i]), reason=f"Timestream: {reason}"
         )
 
     def record_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:
