@@ -12,6 +12,7 @@ boto3 calls made here: timestream-write WriteRecords (and DescribeEndpoints, don
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import time
@@ -22,13 +23,15 @@ from typing import Any, Final
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from plantwatch.adapters.timestream_records import Call, Rows, calls, dimensions_bytes, rows_of
+from plantwatch.adapters.timestream_records import MAX_RECORDS_PER_CALL, Call, Rows, calls, dimensions_bytes, rows_of
 from plantwatch.contract.columns import Batch
 from plantwatch.contract.reading import MAX_FUTURE_MS
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import Clock, SinkRejection, WriteOutcome
 
 log = logging.getLogger(__name__)
+#: (written?, [(index in the request, reason) refused for good])
+_Result = tuple[bool, list[tuple[int, str]]]
 
 MAX_RECORD_BYTES: Final = 2048
 #: bytes of a record beyond its dimensions: time, version, measure names and values, alert type (bounded)
@@ -86,31 +89,39 @@ class TimestreamSink:
         rejected: list[SinkRejection] = []
         readings = self._admissible(readings, now, rejected)
         alerts = self._admissible(alerts, now, rejected)
-        requests = [*calls(readings), *calls(alerts)]
-        if self.workers > 1 and len(requests) > 1:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                results = list(pool.map(self._send, requests))
-        else:
-            results = [self._send(request) for request in requests]
         written = 0
         incomplete: set[str] = set()
-        for request, (ok, refused) in zip(requests, results, strict=True):
+        for rows, start, stop, (ok, refused) in self._send_all(readings, alerts):
             if not ok:
-                incomplete.update(request.rows.keys_between(request.start, request.stop))
+                incomplete.update(rows.keys_between(start, stop))
                 continue
-            if request.rows.alert_types is None:
-                written += request.stop - request.start - len(refused)
+            if rows.alert_types is None:
+                written += stop - start - len(refused)
             for i, reason in refused:
                 if _about_time(reason):
                     # our own checks found its time acceptable: the service's window moved (a retention change,
                     # clock skew), so it can succeed later: hand it back rather than quarantine it
                     log.warning("Timestream refused a record for its time (%s); handing it back", reason)
-                    incomplete.add(request.rows.key(request.start + i))
+                    incomplete.add(rows.key(start + i))
                 else:
-                    rejected.append(self._rejection(request.rows, request.start + i, reason))
+                    rejected.append(self._rejection(rows, start + i, reason))
         return WriteOutcome(
             written=written, duplicate_batches=0, incomplete=tuple(sorted(incomplete)), rejected=tuple(rejected)
         )
+
+    def _send_all(self, readings: Rows, alerts: Rows) -> list[tuple[Rows, int, int, _Result]]:
+        """Send every request (in parallel windows when ``workers`` > 1); each request's dicts are dropped once sent."""
+        requests = itertools.chain(calls(readings), calls(alerts))
+        done: list[tuple[Rows, int, int, _Result]] = []
+        count = -(-len(readings) // MAX_RECORDS_PER_CALL) - (-len(alerts) // MAX_RECORDS_PER_CALL)
+        if self.workers > 1 and count > 1:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                while window := list(itertools.islice(requests, 4 * self.workers)):
+                    results = pool.map(self._send, window)
+                    done.extend((c.rows, c.start, c.stop, r) for c, r in zip(window, results, strict=True))
+        else:
+            done.extend((c.rows, c.start, c.stop, self._send(c)) for c in requests)
+        return done
 
     def _admissible(self, rows: Rows, now_ms: int, rejected: list[SinkRejection]) -> Rows:
         """The rows Timestream can accept; the others are added to ``rejected`` with the reason."""
@@ -139,7 +150,7 @@ class TimestreamSink:
             rejected.append(self._rejection(rows, i, reason))
         return rows.take(np.flatnonzero(~bad))
 
-    def _send(self, request: Call) -> tuple[bool, list[tuple[int, str]]]:
+    def _send(self, request: Call) -> _Result:
         """Send one request with retries: (written?, [(index, reason) refused for good])."""
         for attempt in range(1, self.max_attempts + 1):
             try:

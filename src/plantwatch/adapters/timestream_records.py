@@ -132,37 +132,42 @@ def dimensions_bytes(sensor: Sensor) -> int:
 
 
 def calls(rows: Rows) -> Iterator[Call]:
-    """WriteRecords requests of at most 100 records for ``rows`` (all readings or all alerts)."""
-    times = list(map(str, rows.ts_ms.tolist()))
-    alerts = rows.alert_types
-    if alerts is None:
-        records = [
-            {
-                "Time": t,
-                "MeasureValues": [
-                    {"Name": "value", "Value": v, "Type": "DOUBLE"},
-                    {"Name": "score", "Value": s, "Type": "DOUBLE"},
-                    _ANOMALY[a],
-                ],
-            }
-            for t, v, s, a in zip(
-                times,
-                map(repr, rows.value.tolist()),
-                map(repr, rows.score.tolist()),
-                rows.anomaly.tolist(),
-                strict=True,
-            )
-        ]
-    else:
-        records = [{"Time": t, "MeasureValue": "1"} for t in times]
-    sensors = rows.sensor.tolist()
-    versions = rows.version.tolist()
-    for start in range(0, len(records), MAX_RECORDS_PER_CALL):
-        stop = min(start + MAX_RECORDS_PER_CALL, len(records))
-        yield _call(rows, records[start:stop], sensors[start:stop], versions[start:stop], start, stop)
+    """WriteRecords requests of at most 100 records for ``rows`` (all readings or all alerts), built lazily.
+
+    Each request's dicts are made only when it is taken, so a sender that drops a request once sent keeps
+    about one request's dicts alive instead of every reading's (a few hundred MB for a large event).
+    """
+    for start in range(0, len(rows), MAX_RECORDS_PER_CALL):
+        yield _call(rows, start, min(start + MAX_RECORDS_PER_CALL, len(rows)))
 
 
-def _call(rows: Rows, records: list[Record], sensors: list[int], versions: list[int], start: int, stop: int) -> Call:
+def _records(rows: Rows, start: int, stop: int) -> list[Record]:
+    times = map(str, rows.ts_ms[start:stop].tolist())
+    if rows.alert_types is not None:
+        return [{"Time": t, "MeasureValue": "1"} for t in times]
+    return [
+        {
+            "Time": t,
+            "MeasureValues": [
+                {"Name": "value", "Value": v, "Type": "DOUBLE"},
+                {"Name": "score", "Value": s, "Type": "DOUBLE"},
+                _ANOMALY[a],
+            ],
+        }
+        for t, v, s, a in zip(
+            times,
+            map(repr, rows.value[start:stop].tolist()),
+            map(repr, rows.score[start:stop].tolist()),
+            rows.anomaly[start:stop].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _call(rows: Rows, start: int, stop: int) -> Call:
+    records = _records(rows, start, stop)
+    sensors = rows.sensor[start:stop].tolist()
+    versions = rows.version[start:stop].tolist()
     present = [rows.sensors[s] for s in dict.fromkeys(sensors)]
     first = present[0]
     shared = [i for i in range(len(DIMENSIONS)) if all(s[i] == first[i] for s in present)]
