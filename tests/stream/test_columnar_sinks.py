@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import msgspec
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stream_support import T0, FixedClock, scored_readings
 
 from plantwatch.adapters.arrow_tables import readings_table
 from plantwatch.adapters.timestream import TimestreamSink
-from plantwatch.adapters.timestream_records import READING_MEASURE
+from plantwatch.adapters.timestream_records import READING_MEASURE, float_reprs
 from plantwatch.contract.batch import SCHEMA_VERSION, ScoredBatch
 from plantwatch.contract.columns import BatchColumns
 from plantwatch.domain.thresholds import THRESHOLD_MODEL
@@ -98,3 +101,10 @@ def test_the_archive_table_holds_every_reading_with_its_batch(clock: FixedClock)
     ]
     assert table.to_pylist() == expected
     assert any(row["reasons"] for row in expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=50))
+def test_measure_values_are_written_as_python_writes_them(values: list[float]) -> None:
+    edges = [0.0, -0.0, 1e-4, 9.9e-5, 1e15, 1e16, 9999999999999998.0, 5e-324, 123.0, -5.0, 55.3, 1.5e10]
+    assert float_reprs(np.array(values + edges)) == [repr(v) for v in values + edges]

@@ -1,6 +1,6 @@
 """Timestream WriteRecords requests from batches: rows grouped by sensor, 100 per call, shared parts common.
 
-Pure (no I/O). Rows are kept as columns (:class:`Rows`); only the request dicts boto3 needs are built per
+No I/O. Rows are kept as columns (:class:`Rows`); only the request dicts boto3 needs are built per
 reading. A call's ``CommonAttributes`` carry what all its records share (measure name and type, time unit,
 version, and the dimensions every sensor in the call has in common), so each record carries only its time,
 its measures and the dimensions that differ.
@@ -14,6 +14,8 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from plantwatch.contract.columns import Batch, columns_of
 
@@ -131,20 +133,56 @@ def dimensions_bytes(sensor: Sensor) -> int:
     return sum(len(name) + len(value) for name, value in zip(DIMENSIONS, sensor, strict=True))
 
 
+def float_reprs(values: npt.NDArray[np.float64]) -> list[str]:
+    """``repr()`` of each (finite) value, formatted by Arrow: the same shortest round-trip digits, about 3x faster.
+
+    Arrow and Python agree on the digits; they differ only in layout, fixed here: Arrow writes integral values
+    without ``.0`` (added), and picks exponent notation by other rules (those values are formatted by ``repr``).
+    """
+    text = pc.cast(pa.array(values, pa.float64()), pa.string())
+    magnitude = np.abs(values)
+    python_exponent = ((magnitude < 1e-4) & (values != 0)) | (magnitude >= 1e16)
+    exponent = pc.match_substring(text, "e").to_numpy(zero_copy_only=False) | python_exponent
+    integral = ~pc.match_substring(text, ".").to_numpy(zero_copy_only=False) & ~exponent
+    if integral.any():
+        text = pc.if_else(pa.array(integral), pc.binary_join_element_wise(text, ".0", ""), text)
+    out: list[str] = text.to_pylist()
+    for i in np.flatnonzero(exponent).tolist():
+        out[i] = repr(float(values[i]))
+    return out
+
+
+#: Rows whose strings are formatted at once (Arrow's per-call overhead is amortised, the working set stays small).
+_WINDOW: Final = 50 * MAX_RECORDS_PER_CALL
+
+
 def calls(rows: Rows) -> Iterator[Call]:
     """WriteRecords requests of at most 100 records for ``rows`` (all readings or all alerts), built lazily.
 
     Each request's dicts are made only when it is taken, so a sender that drops a request once sent keeps
     about one request's dicts alive instead of every reading's (a few hundred MB for a large event).
     """
-    for start in range(0, len(rows), MAX_RECORDS_PER_CALL):
-        yield _call(rows, start, min(start + MAX_RECORDS_PER_CALL, len(rows)))
+    for window in range(0, len(rows), _WINDOW):
+        end = min(window + _WINDOW, len(rows))
+        times = pc.cast(pa.array(rows.ts_ms[window:end]), pa.string()).to_pylist()
+        values: list[str] = []
+        scores: list[str] = []
+        anomalies: list[bool] = []
+        if rows.alert_types is None:
+            values = float_reprs(rows.value[window:end])
+            scores = float_reprs(rows.score[window:end])
+            anomalies = rows.anomaly[window:end].tolist()
+        for start in range(0, end - window, MAX_RECORDS_PER_CALL):
+            stop = min(start + MAX_RECORDS_PER_CALL, end - window)
+            part = slice(start, stop)
+            if rows.alert_types is None:
+                records = _readings(times[part], values[part], scores[part], anomalies[part])
+            else:
+                records = [{"Time": t, "MeasureValue": "1"} for t in times[part]]
+            yield _call(rows, records, window + start, window + stop)
 
 
-def _records(rows: Rows, start: int, stop: int) -> list[Record]:
-    times = map(str, rows.ts_ms[start:stop].tolist())
-    if rows.alert_types is not None:
-        return [{"Time": t, "MeasureValue": "1"} for t in times]
+def _readings(times: list[str], values: list[str], scores: list[str], anomalies: list[bool]) -> list[Record]:
     return [
         {
             "Time": t,
@@ -154,18 +192,11 @@ def _records(rows: Rows, start: int, stop: int) -> list[Record]:
                 _ANOMALY[a],
             ],
         }
-        for t, v, s, a in zip(
-            times,
-            map(repr, rows.value[start:stop].tolist()),
-            map(repr, rows.score[start:stop].tolist()),
-            rows.anomaly[start:stop].tolist(),
-            strict=True,
-        )
+        for t, v, s, a in zip(times, values, scores, anomalies, strict=True)
     ]
 
 
-def _call(rows: Rows, start: int, stop: int) -> Call:
-    records = _records(rows, start, stop)
+def _call(rows: Rows, records: list[Record], start: int, stop: int) -> Call:
     sensors = rows.sensor[start:stop].tolist()
     versions = rows.version[start:stop].tolist()
     present = [rows.sensors[s] for s in dict.fromkeys(sensors)]
