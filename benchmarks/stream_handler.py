@@ -224,9 +224,8 @@ def breakdown(records: list[StreamRecord], n: int) -> None:
     print(f"where the handler's {own:.3f} s go (one run, without the fake), microseconds per reading:")
     for step, spent in timer.seconds.items():
         print(f"  {step}: {spent / n * 1e6:.2f}")
-    print(
-        f"  the rest (event parsing, base64, gunzip, processor bookkeeping, freeing): {(own - sum(timer.seconds.values())) / n * 1e6:.2f}"
-    )
+    rest = (own - sum(timer.seconds.values())) / n * 1e6
+    print(f"  the rest (event parsing, base64, gunzip, processor bookkeeping, freeing): {rest:.2f}")
     print(f"  total: {own / n * 1e6:.2f}")
 
 
