@@ -104,7 +104,13 @@ def test_the_archive_table_holds_every_reading_with_its_batch(clock: FixedClock)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=50))
+@given(
+    st.lists(
+        st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**17), 10**17).map(float),
+        min_size=1,
+        max_size=50,
+    )
+)
 def test_measure_values_are_written_as_python_writes_them(values: list[float]) -> None:
     edges = [0.0, -0.0, 1e-4, 9.9e-5, 1e15, 1e16, 9999999999999998.0, 5e-324, 123.0, -5.0, 55.3, 1.5e10]
     assert float_reprs(np.array(values + edges)) == [repr(v) for v in values + edges]

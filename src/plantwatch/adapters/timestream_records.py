@@ -140,13 +140,12 @@ def float_reprs(values: npt.NDArray[np.float64]) -> list[str]:
     without ``.0`` (added), and picks exponent notation by other rules (those values are formatted by ``repr``).
     """
     text = pc.cast(pa.array(values, pa.float64()), pa.string())
+    out: list[str] = text.to_pylist()
     magnitude = np.abs(values)
     python_exponent = ((magnitude < 1e-4) & (values != 0)) | (magnitude >= 1e16)
     exponent = pc.match_substring(text, "e").to_numpy(zero_copy_only=False) | python_exponent
-    integral = ~pc.match_substring(text, ".").to_numpy(zero_copy_only=False) & ~exponent
-    if integral.any():
-        text = pc.if_else(pa.array(integral), pc.binary_join_element_wise(text, ".0", ""), text)
-    out: list[str] = text.to_pylist()
+    for i in np.flatnonzero((values == np.floor(values)) & ~exponent).tolist():
+        out[i] += ".0"  # positional and integral: Arrow writes no fraction
     for i in np.flatnonzero(exponent).tolist():
         out[i] = repr(float(values[i]))
     return out
@@ -199,15 +198,15 @@ def _readings(times: list[str], values: list[str], scores: list[str], anomalies:
 def _call(rows: Rows, records: list[Record], start: int, stop: int) -> Call:
     sensors = rows.sensor[start:stop].tolist()
     versions = rows.version[start:stop].tolist()
-    present = [rows.sensors[s] for s in dict.fromkeys(sensors)]
-    first = present[0]
-    shared = [i for i in range(len(DIMENSIONS)) if all(s[i] == first[i] for s in present)]
+    present = {s: rows.sensors[s] for s in sensors}
+    first = next(iter(present.values()))
+    shared = [i for i in range(len(DIMENSIONS)) if all(s[i] == first[i] for s in present.values())]
     common: Record = {"TimeUnit": "MILLISECONDS"}
     if shared:
         common["Dimensions"] = [{"Name": DIMENSIONS[i], "Value": first[i]} for i in shared]
     own = {
-        s: [{"Name": DIMENSIONS[i], "Value": rows.sensors[s][i]} for i in range(len(DIMENSIONS)) if i not in shared]
-        for s in dict.fromkeys(sensors)
+        s: [{"Name": DIMENSIONS[i], "Value": sensor[i]} for i in range(len(DIMENSIONS)) if i not in shared]
+        for s, sensor in present.items()
     }
     same_version = min(versions) == max(versions)
     if same_version:
