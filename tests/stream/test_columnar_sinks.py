@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 import numpy as np
+import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stream_support import T0, FixedClock, scored_readings
 
 from plantwatch.adapters.arrow_tables import readings_table
+from plantwatch.adapters.fs_archive import FilesystemArchive
 from plantwatch.adapters.timestream import TimestreamSink
 from plantwatch.adapters.timestream_records import READING_MEASURE, float_reprs
 from plantwatch.contract.batch import SCHEMA_VERSION, ScoredBatch
@@ -114,3 +117,31 @@ def test_the_archive_table_holds_every_reading_with_its_batch(clock: FixedClock)
 def test_measure_values_are_written_as_python_writes_them(values: list[float]) -> None:
     edges = [0.0, -0.0, 1e-4, 9.9e-5, 1e15, 1e16, 9999999999999998.0, 5e-324, 123.0, -5.0, 55.3, 1.5e10]
     assert float_reprs(np.array(values + edges)) == [repr(v) for v in values + edges]
+
+
+def test_archive_objects_hold_each_partitions_rows_in_order(tmp_path: Path, clock: FixedClock) -> None:
+    # GIVEN batches of two lines whose readings cross midnight, interleaved
+    late = T0 + 43_200_000 - 30_000  # 23:59:30
+    structs = [
+        ScoredBatch(
+            schema_version=SCHEMA_VERSION,
+            gateway_id=f"gw-{line}",
+            seq=seq,
+            plant="plant-1",
+            model=THRESHOLD_MODEL,
+            readings=tuple(scored_readings(line, 300, late + seq)),
+        )
+        for seq, line in [(1, "line-2"), (2, "line-1"), (3, "line-2")]
+    ]
+    # WHEN they are archived as columns
+    FilesystemArchive(tmp_path, clock=clock).put_batches([BatchColumns.of(b) for b in structs])
+    # THEN each (date, plant, line) object holds exactly that partition's rows, in their original order
+    everything = readings_table(structs).to_pylist()
+    objects = sorted(tmp_path.glob("batches/**/*.parquet"))
+    assert [p.relative_to(tmp_path / "batches").parent.as_posix() for p in objects] == [
+        f"date={day}/plant=plant-1/line={line}" for day in ("2026-01-01", "2026-01-02") for line in ("line-1", "line-2")
+    ]
+    for path in objects:
+        day, _, line = (part.split("=")[1] for part in path.relative_to(tmp_path / "batches").parent.parts)
+        expected = [r for r in everything if r["line"] == line and r["ts"].date().isoformat() == day]
+        assert pq.read_table(path).to_pylist() == expected
