@@ -7,7 +7,7 @@ from typing import Protocol
 
 import msgspec
 
-from plantwatch.contract.batch import ScoredBatch
+from plantwatch.contract.columns import Batch
 from plantwatch.contract.reading import Reading, ScoredReading
 from plantwatch.contract.rejection import QuarantineEntry
 
@@ -177,8 +177,8 @@ class WriteOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class Sink(Protocol):
     """Where accepted readings are stored for analytics; writes are idempotent by batch key."""
 
-    def write(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
-        """Store every batch not stored before; a batch already stored is counted, not stored again."""
+    def write(self, batches: Sequence[Batch]) -> WriteOutcome:
+        """Store every batch (of structs or of columns) not stored before; one already stored is counted, not stored."""
         ...
 
     def record_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:
@@ -189,7 +189,7 @@ class Sink(Protocol):
 class Archive(Protocol):
     """The compliance archive: every accepted batch and every quarantined input, kept as written."""
 
-    def put_batches(self, batches: Sequence[ScoredBatch]) -> None:
+    def put_batches(self, batches: Sequence[Batch]) -> None:
         """Archive accepted batches."""
         ...
 

@@ -21,8 +21,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -44,7 +44,7 @@ from plantwatch.adapters.archive_manifest import (
     sha256_hex,
 )
 from plantwatch.adapters.arrow_tables import quarantine_table, readings_table
-from plantwatch.contract.batch import ScoredBatch
+from plantwatch.contract.columns import Batch
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import Clock
 
@@ -70,8 +70,25 @@ def _parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def _partition(combo: dict[str, Any]) -> tuple[int, str, str]:
-    return combo["day"], combo["plant"], combo["line"]
+def _partitions(table: pa.Table) -> list[tuple[tuple[int, str, str], pa.Table]]:
+    """The table's rows by (day number, plant, line), in that order; rows keep their order within a partition."""
+    days = np.floor_divide(table["ts"].cast(pa.int64()).to_numpy(), _DAY_MS)
+    plants = pc.dictionary_encode(table["plant"]).combine_chunks()
+    lines = pc.dictionary_encode(table["line"]).combine_chunks()
+    n_plants, n_lines = len(plants.dictionary), len(lines.dictionary)
+    first_day = int(days.min()) if len(days) else 0
+    code = ((days - first_day) * n_plants + plants.indices.to_numpy()) * n_lines + lines.indices.to_numpy()
+    order = np.argsort(code, kind="stable")
+    codes, starts = np.unique(code[order], return_index=True)
+    ordered = table.take(pa.array(order))
+    bounds = [*starts.tolist(), len(order)]
+    parts = []
+    for i, c in enumerate(codes.tolist()):
+        rest, line = divmod(c, n_lines)
+        day, plant = divmod(rest, n_plants)
+        name = (first_day + day, plants.dictionary[plant].as_py(), lines.dictionary[line].as_py())
+        parts.append((name, ordered.slice(bounds[i], bounds[i + 1] - bounds[i])))
+    return sorted(parts, key=lambda p: p[0])
 
 
 def _digest(members: Sequence[str]) -> str:
@@ -165,7 +182,7 @@ class ComplianceArchive:
             self._refresh()
             return {key for key in keys if key not in self._archived}
 
-    def put_batches(self, batches: Sequence[ScoredBatch]) -> None:
+    def put_batches(self, batches: Sequence[Batch]) -> None:
         """Archive batches not archived before, one Parquet object per (date, plant, line)."""
         with self._lock:
             self._refresh()
@@ -173,18 +190,11 @@ class ComplianceArchive:
             if not fresh:
                 return
             table = readings_table(list(fresh.values()))
-            days = pc.divide(table["ts"].cast(pa.int64()), _DAY_MS)
-            keys = pa.table({"day": days, "plant": table["plant"], "line": table["line"]})
             objects = []
-            for combo in sorted(keys.group_by(["day", "plant", "line"]).aggregate([]).to_pylist(), key=_partition):
-                mask = pc.and_(
-                    pc.and_(pc.equal(days, combo["day"]), pc.equal(table["plant"], combo["plant"])),
-                    pc.equal(table["line"], combo["line"]),
-                )
-                part = table.filter(mask)
+            for (day_number, plant, line), part in _partitions(table):
                 members = sorted(pc.unique(part["batch_key"]).to_pylist())
-                day = day_of(combo["day"] * _DAY_MS)
-                key = f"batches/date={day}/plant={combo['plant']}/line={combo['line']}/part-{_digest(members)}.parquet"
+                day = day_of(day_number * _DAY_MS)
+                key = f"batches/date={day}/plant={plant}/line={line}/part-{_digest(members)}.parquet"
                 objects.append(self._put_object(key, _parquet(part), part.num_rows, members))
             self._append(objects)
 

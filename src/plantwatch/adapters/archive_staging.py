@@ -21,6 +21,7 @@ import msgspec
 
 from plantwatch.adapters.archive import ComplianceArchive
 from plantwatch.contract.batch import ScoredBatch
+from plantwatch.contract.columns import Batch, count_of, scored_batch_of
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import Clock
 
@@ -48,7 +49,7 @@ class RollingArchive:
         self._lock = threading.Lock()
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(ScoredBatch)
-        self._staged: dict[str, ScoredBatch] = {}
+        self._staged: dict[str, Batch] = {}
         self._staged_readings = 0
         self._oldest_ms: int | None = None
         staging.parent.mkdir(parents=True, exist_ok=True)
@@ -73,13 +74,13 @@ class RollingArchive:
             with self.staging.open("r+b") as f:
                 f.truncate(pos)
 
-    def _stage(self, batch: ScoredBatch) -> None:
+    def _stage(self, batch: Batch) -> None:
         self._staged[batch.key] = batch
-        self._staged_readings += len(batch.readings)
+        self._staged_readings += count_of(batch)
         if self._oldest_ms is None:
             self._oldest_ms = self.clock.now_ms()
 
-    def put_batches(self, batches: Sequence[ScoredBatch]) -> None:
+    def put_batches(self, batches: Sequence[Batch]) -> None:
         """Stage batches neither staged nor archived, durably; seal when the log is big or old enough."""
         with self._lock:
             candidates = {b.key: b for b in batches if b.key not in self._staged}
@@ -87,7 +88,7 @@ class RollingArchive:
             fresh = [b for k, b in candidates.items() if k in fresh_keys]
             if fresh:
                 for batch in fresh:
-                    frame = self._encoder.encode(batch)
+                    frame = self._encoder.encode(scored_batch_of(batch))
                     self._log.write(_FRAME.pack(len(frame)) + frame)
                     self._stage(batch)
                 self._log.flush()

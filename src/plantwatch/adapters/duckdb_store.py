@@ -16,9 +16,9 @@ from plantwatch.adapters.arrow_tables import readings_table
 from plantwatch.adapters.duckdb_alerts import ALERTS_SCHEMA, record_alerts
 from plantwatch.adapters.duckdb_rollups import ROLLUP_SCHEMA, maintain_rollups
 from plantwatch.contract.alerts import Alert
-from plantwatch.contract.batch import ScoredBatch
 
 # --- end analytics additions ---
+from plantwatch.contract.columns import Batch, count_of
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import WriteOutcome
 
@@ -58,7 +58,7 @@ class DuckDBStore:
         """A cursor for one thread's queries."""
         return self._con.cursor()
 
-    def write(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
+    def write(self, batches: Sequence[Batch]) -> WriteOutcome:
         """Store batches not stored before, atomically with their keys in the batch ledger."""
         unique = {batch.key: batch for batch in batches}
         with self._write_lock:
@@ -81,7 +81,7 @@ class DuckDBStore:
                     "gateway_id": [b.gateway_id for b in fresh],
                     "seq": pa.array([b.seq for b in fresh], pa.int64()),
                     "plant": [b.plant for b in fresh],
-                    "readings": pa.array([len(b.readings) for b in fresh], pa.int32()),
+                    "readings": pa.array([count_of(b) for b in fresh], pa.int32()),
                 }
             )
             cur.execute("BEGIN TRANSACTION")

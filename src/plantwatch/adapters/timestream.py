@@ -12,6 +12,7 @@ boto3 calls made here: timestream-write WriteRecords (and DescribeEndpoints, don
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import time
@@ -19,15 +20,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
+import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from plantwatch.adapters.timestream_records import Call, Row, calls, dimensions_bytes, rows_of
-from plantwatch.contract.batch import ScoredBatch
+from plantwatch.adapters.timestream_records import MAX_RECORDS_PER_CALL, Call, Rows, calls, dimensions_bytes, rows_of
+from plantwatch.contract.columns import Batch
 from plantwatch.contract.reading import MAX_FUTURE_MS
 from plantwatch.contract.rejection import QuarantineEntry
 from plantwatch.ports import Clock, SinkRejection, WriteOutcome
 
 log = logging.getLogger(__name__)
+#: (written?, [(index in the request, reason) refused for good])
+_Result = tuple[bool, list[tuple[int, str]]]
 
 MAX_RECORD_BYTES: Final = 2048
 #: bytes of a record beyond its dimensions: time, version, measure names and values, alert type (bounded)
@@ -78,64 +82,75 @@ class TimestreamSink:
         self.rng = rng or random.Random()
         self.calls = 0
 
-    def write(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
+    def write(self, batches: Sequence[Batch]) -> WriteOutcome:
         """Write every reading (and alert); retryable failures become ``incomplete``, refusals ``rejected``."""
         now = self.clock.now_ms()
         readings, alerts = rows_of(batches)
         rejected: list[SinkRejection] = []
         readings = self._admissible(readings, now, rejected)
         alerts = self._admissible(alerts, now, rejected)
-        requests = [*calls(readings), *calls(alerts)]
-        if self.workers > 1 and len(requests) > 1:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                results = list(pool.map(self._send, requests))
-        else:
-            results = [self._send(request) for request in requests]
         written = 0
         incomplete: set[str] = set()
-        for request, (ok, refused) in zip(requests, results, strict=True):
+        for rows, start, stop, (ok, refused) in self._send_all(readings, alerts):
             if not ok:
-                incomplete.update(row.batch_key for row in request.rows)
+                incomplete.update(rows.keys_between(start, stop))
                 continue
-            if request.rows[0].alert_type is None:
-                written += len(request.rows) - len(refused)
+            if rows.alert_types is None:
+                written += stop - start - len(refused)
             for i, reason in refused:
                 if _about_time(reason):
                     # our own checks found its time acceptable: the service's window moved (a retention change,
                     # clock skew), so it can succeed later: hand it back rather than quarantine it
                     log.warning("Timestream refused a record for its time (%s); handing it back", reason)
-                    incomplete.add(request.rows[i].batch_key)
+                    incomplete.add(rows.key(start + i))
                 else:
-                    rejected.append(self._rejection(request.rows[i], reason))
+                    rejected.append(self._rejection(rows, start + i, reason))
         return WriteOutcome(
             written=written, duplicate_batches=0, incomplete=tuple(sorted(incomplete)), rejected=tuple(rejected)
         )
 
-    def _admissible(self, rows: list[Row], now_ms: int, rejected: list[SinkRejection]) -> list[Row]:
-        """The rows Timestream can accept; the others are added to ``rejected`` with the reason."""
-        future = now_ms + MAX_FUTURE_MS
-        oldest = now_ms - (self.magnetic_retention_ms if self.magnetic_writes else self.memory_retention_ms)
-        too_big = {s for s in {row.sensor for row in rows} if dimensions_bytes(s) + _RECORD_OVERHEAD > MAX_RECORD_BYTES}
-        if not too_big and all(oldest <= row.ts_ms <= future for row in rows):
-            return rows
-        keep = []
-        for row in rows:
-            if row.ts_ms > future:
-                rejected.append(self._rejection(row, "time is more than 15 minutes in the future"))
-            elif row.ts_ms < oldest:
-                reason = (
-                    "time is older than the magnetic store retention"
-                    if self.magnetic_writes
-                    else "time is older than the memory store retention and magnetic store writes are off"
-                )
-                rejected.append(self._rejection(row, reason))
-            elif row.sensor in too_big:
-                rejected.append(self._rejection(row, f"record is over {MAX_RECORD_BYTES} bytes"))
-            else:
-                keep.append(row)
-        return keep
+    def _send_all(self, readings: Rows, alerts: Rows) -> list[tuple[Rows, int, int, _Result]]:
+        """Send every request (in parallel windows when ``workers`` > 1); each request's dicts are dropped once sent."""
+        requests = itertools.chain(calls(readings), calls(alerts))
+        done: list[tuple[Rows, int, int, _Result]] = []
+        count = -(-len(readings) // MAX_RECORDS_PER_CALL) - (-len(alerts) // MAX_RECORDS_PER_CALL)
+        if self.workers > 1 and count > 1:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                while window := list(itertools.islice(requests, 4 * self.workers)):
+                    results = pool.map(self._send, window)
+                    done.extend((c.rows, c.start, c.stop, r) for c, r in zip(window, results, strict=True))
+        else:
+            done.extend((c.rows, c.start, c.stop, self._send(c)) for c in requests)
+        return done
 
-    def _send(self, request: Call) -> tuple[bool, list[tuple[int, str]]]:
+    def _admissible(self, rows: Rows, now_ms: int, rejected: list[SinkRejection]) -> Rows:
+        """The rows Timestream can accept; the others are added to ``rejected`` with the reason."""
+        future = rows.ts_ms > now_ms + MAX_FUTURE_MS
+        oldest = now_ms - (self.magnetic_retention_ms if self.magnetic_writes else self.memory_retention_ms)
+        old = rows.ts_ms < oldest
+        big_sensor = np.array(
+            [dimensions_bytes(s) + _RECORD_OVERHEAD > MAX_RECORD_BYTES for s in rows.sensors], dtype=np.bool_
+        )
+        big = big_sensor[rows.sensor] if len(big_sensor) else np.zeros(len(rows), dtype=np.bool_)
+        bad = future | old | big
+        if not bad.any():
+            return rows
+        too_old = (
+            "time is older than the magnetic store retention"
+            if self.magnetic_writes
+            else "time is older than the memory store retention and magnetic store writes are off"
+        )
+        for i in np.flatnonzero(bad).tolist():
+            if future[i]:
+                reason = "time is more than 15 minutes in the future"
+            elif old[i]:
+                reason = too_old
+            else:
+                reason = f"record is over {MAX_RECORD_BYTES} bytes"
+            rejected.append(self._rejection(rows, i, reason))
+        return rows.take(np.flatnonzero(~bad))
+
+    def _send(self, request: Call) -> _Result:
         """Send one request with retries: (written?, [(index, reason) refused for good])."""
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -162,13 +177,15 @@ class TimestreamSink:
                 log.info("Timestream %s (attempt %d); retrying in %.3f s", problem, attempt, delay)
                 self.sleep(delay)
         log.warning(
-            "Timestream failing after %d attempts; handing %d records back", self.max_attempts, len(request.rows)
+            "Timestream failing after %d attempts; handing %d records back",
+            self.max_attempts,
+            request.stop - request.start,
         )
         return False, []
 
-    def _rejection(self, row: Row, reason: str) -> SinkRejection:
+    def _rejection(self, rows: Rows, i: int, reason: str) -> SinkRejection:
         return SinkRejection(
-            batch_key=row.batch_key, sensor_id=row.sensor[3], ts_ms=row.ts_ms, reason=f"Timestream: {reason}"
+            batch_key=rows.key(i), sensor_id=rows.sensor_id(i), ts_ms=int(rows.ts_ms[i]), reason=f"Timestream: {reason}"
         )
 
     def record_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:

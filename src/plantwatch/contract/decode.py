@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any, Final, Literal
+from collections.abc import Sequence
+from typing import Any, Final, Literal, cast
 
 import msgspec
 
@@ -63,7 +64,7 @@ def decode_payload(
             f"payload is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit: send smaller batches"
         )
     if payload.startswith(GZIP_MAGIC):
-        inflated = _gunzip(payload)
+        inflated = gunzip(payload)
         if isinstance(inflated, str):
             return _rejected(inflated)
         payload = inflated
@@ -101,7 +102,8 @@ def _parse_json(payload: bytes) -> Any:
             return _Invalid(str(exc))
 
 
-def _gunzip(payload: bytes) -> bytes | str:
+def gunzip(payload: bytes) -> bytes | str:
+    """The inflated gzip ``payload`` (bounded by MAX_DECOMPRESSED_BYTES), or why it cannot be inflated."""
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
         data = inflater.decompress(payload, MAX_DECOMPRESSED_BYTES)
@@ -114,7 +116,8 @@ def _gunzip(payload: bytes) -> bytes | str:
     return data
 
 
-def _header_problem(document: dict[str, Any]) -> str | None:
+def header_problem(document: dict[str, Any]) -> str | None:
+    """Why a batch document's header (version, seq, model, gateway, plant) is refused, or None."""
     version = document.get("schema_version")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         return (
@@ -154,15 +157,51 @@ def _columns(document: dict[str, Any]) -> dict[str, list[Any]] | str:
     return columns
 
 
+def sensor_entry_problem(
+    line: object, asset: object, sensor_id: object, sensor_type: object, unit: object
+) -> str | None:
+    """Why a sensor dictionary entry with these fields is not valid, or None if it is."""
+    return (
+        ident_problem("line", line)
+        or ident_problem("asset", asset)
+        or ident_problem("sensor_id", sensor_id)
+        or sensor_type_problem(sensor_type)
+        or unit_problem(unit)
+    )
+
+
+def reading_rejection(
+    i: int,
+    idx: object,
+    ts: object,
+    value: object,
+    score: object,
+    anomaly: object,
+    reasons: object,
+    sensors: Sequence[SensorRef | str],
+    now_ms: int,
+) -> Rejection | None:
+    """Why reading ``i`` of a batch (its cells, and the batch's checked sensor entries) is refused, or None."""
+    sensor = sensors[idx] if isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < len(sensors) else None
+    if sensor is None:
+        return Rejection(reason=f"sensor index {str(idx)[:20]} is not in the batch's sensors", index=i)
+    if isinstance(sensor, str):
+        return Rejection(reason=sensor, index=i)
+    problem = (
+        timestamp_problem(ts, now_ms)
+        or value_problem("value", value)
+        or value_problem("score", score)
+        or (None if isinstance(anomaly, bool) else f"anomaly must be true or false, got {str(anomaly)[:20]}")
+        or reasons_problem(reasons)
+    )
+    return None if problem is None else Rejection(reason=problem, index=i, sensor_id=sensor.sensor_id)
+
+
 def _sensor(entry: object) -> SensorRef | str:
     if not isinstance(entry, dict):
         return "sensor entry must be an object"
-    problem = (
-        ident_problem("line", entry.get("line"))
-        or ident_problem("asset", entry.get("asset"))
-        or ident_problem("sensor_id", entry.get("sensor_id"))
-        or sensor_type_problem(entry.get("sensor_type"))
-        or unit_problem(entry.get("unit"))
+    problem = sensor_entry_problem(
+        entry.get("line"), entry.get("asset"), entry.get("sensor_id"), entry.get("sensor_type"), entry.get("unit")
     )
     if problem:
         return problem
@@ -176,7 +215,7 @@ def _sensor(entry: object) -> SensorRef | str:
 
 
 def _decode_batch(document: dict[str, Any], *, now_ms: int) -> DecodeResult:
-    problem = _header_problem(document)
+    problem = header_problem(document)
     if problem:
         return _rejected(problem)
     columns = _columns(document)
@@ -187,25 +226,11 @@ def _decode_batch(document: dict[str, Any], *, now_ms: int) -> DecodeResult:
     readings: list[ScoredReading] = []
     rejections: list[Rejection] = []
     for i, (idx, ts, value, score, anomaly, reasons) in enumerate(zip(*(columns[c] for c in COLUMNS), strict=True)):
-        sensor = (
-            sensors[idx] if isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < len(sensors) else None
-        )
-        if sensor is None:
-            rejections.append(Rejection(reason=f"sensor index {str(idx)[:20]} is not in the batch's sensors", index=i))
+        rejection = reading_rejection(i, idx, ts, value, score, anomaly, reasons, sensors, now_ms)
+        if rejection is not None:
+            rejections.append(rejection)
             continue
-        if isinstance(sensor, str):
-            rejections.append(Rejection(reason=sensor, index=i))
-            continue
-        problem = (
-            timestamp_problem(ts, now_ms)
-            or value_problem("value", value)
-            or value_problem("score", score)
-            or (None if isinstance(anomaly, bool) else f"anomaly must be true or false, got {str(anomaly)[:20]}")
-            or reasons_problem(reasons)
-        )
-        if problem:
-            rejections.append(Rejection(reason=problem, index=i, sensor_id=sensor.sensor_id))
-            continue
+        sensor = cast(SensorRef, sensors[idx])  # checked by reading_rejection
         reading = Reading(
             plant=plant,
             line=sensor.line,

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import msgspec
 
 from plantwatch.contract.batch import SCHEMA_VERSION, ScoredBatch
-from plantwatch.contract.decode import decode_payload
+from plantwatch.contract.columns import BatchColumns
+from plantwatch.contract.decode_columns import ColumnDecoder
 from plantwatch.contract.legacy import LegacyDefaults
 from plantwatch.contract.rejection import QuarantineEntry, Rejection
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
@@ -52,7 +53,7 @@ class ProcessReport(msgspec.Struct, kw_only=True):
 
 class _Decoded(msgspec.Struct, kw_only=True):
     record: StreamRecord
-    batch: ScoredBatch | None
+    batch: BatchColumns | None
     quarantine: list[QuarantineEntry]
 
 
@@ -73,11 +74,12 @@ class StreamProcessor:
         self.clock = clock
         self.legacy_defaults = legacy_defaults or LegacyDefaults()
         self.legacy_scorer = legacy_scorer or ThresholdScorer()
+        self.decoder = ColumnDecoder()
 
-    def decode(self, record: StreamRecord) -> tuple[ScoredBatch | None, list[QuarantineEntry]]:
-        """The batch a record carries (valid readings only) and quarantine entries for all it rejected."""
+    def decode(self, record: StreamRecord) -> tuple[BatchColumns | None, list[QuarantineEntry]]:
+        """The batch a record carries (valid readings only, as columns) and quarantine entries for all it rejected."""
         now = self.clock.now_ms()
-        result = decode_payload(record.data, now_ms=now, topic=record.topic, legacy_defaults=self.legacy_defaults)
+        result = self.decoder.decode(record.data, now_ms=now, topic=record.topic, legacy_defaults=self.legacy_defaults)
         source = _source(record)
         quarantine = [
             QuarantineEntry.of(rejection, payload=record.data, source=source, received_at_ms=now)
@@ -86,15 +88,17 @@ class StreamProcessor:
         batch = result.batch
         if result.legacy is not None:
             reading = result.legacy
-            batch = ScoredBatch(
-                schema_version=SCHEMA_VERSION,
-                gateway_id=f"raw.{reading.sensor_id}",
-                seq=reading.ts_ms,
-                plant=reading.plant,
-                model=THRESHOLD_MODEL,
-                readings=(self.legacy_scorer.score(reading),),
+            batch = BatchColumns.of(
+                ScoredBatch(
+                    schema_version=SCHEMA_VERSION,
+                    gateway_id=f"raw.{reading.sensor_id}",
+                    seq=reading.ts_ms,
+                    plant=reading.plant,
+                    model=THRESHOLD_MODEL,
+                    readings=(self.legacy_scorer.score(reading),),
+                )
             )
-        if batch is not None and not batch.readings:
+        if batch is not None and not batch.count:
             batch = None
         return batch, quarantine
 
@@ -111,11 +115,11 @@ class StreamProcessor:
         report.quarantined = len(quarantine)
 
         first_of_key: dict[str, int] = {}
-        batches: list[ScoredBatch] = []
+        batches: list[BatchColumns] = []
         for i, d in enumerate(decoded):
             if d.batch is None:
                 continue
-            report.readings_in += len(d.batch.readings)
+            report.readings_in += d.batch.count
             if d.batch.key in first_of_key:
                 report.duplicate_batches += 1
                 continue
@@ -158,7 +162,7 @@ class StreamProcessor:
             return False
         return True
 
-    def _store(self, batches: Sequence[ScoredBatch]) -> WriteOutcome:
+    def _store(self, batches: Sequence[BatchColumns]) -> WriteOutcome:
         """Archive, then write to the sink; a failure marks every batch the failing step did not finish."""
         keys = tuple(b.key for b in batches)
         try:
