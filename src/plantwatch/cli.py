@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--fault-every", type=float, default=300.0, help="seconds between faults on a line")
     sim.add_argument("--fault-duration", type=float, default=60.0, help="seconds each fault lasts")
     up.set_defaults(func=_up)
+    from plantwatch.cli_train import add_parser as add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 
