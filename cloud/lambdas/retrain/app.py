@@ -1,0 +1,16 @@
+"""Scheduled retraining (EventBridge): archive window from S3 -> train -> evaluate -> register -> Greengrass."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from plantwatch.adapters.aws_retrain import build_job
+
+logging.getLogger().setLevel(logging.INFO)
+JOB = build_job()  # wiring once per container, from PLANTWATCH_* environment variables
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run one retraining for the event's window."""
+    return JOB.run(event)
