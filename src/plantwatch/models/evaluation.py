@@ -273,7 +273,8 @@ def tune_policy(
 
     Candidate thresholds are high quantiles of the healthy windows' scores. Among feasible policies the
     shortest median delay wins, then fewer false alerts, then the higher threshold (more margin). With no
-    feasible policy, the most episodes caught, then fewest false alerts.
+    feasible policy, the most episodes caught within the false-alert budget (else at all), then fewest false
+    alerts.
     """
     healthy = np.concatenate(
         [
@@ -296,7 +297,8 @@ def tune_policy(
         delay = a.median_delay_s if a.median_delay_s is not None else math.inf
         if feasible:
             return (0.0, delay, a.false_alerts, -e.policy.threshold)
-        return (1.0, -a.detected, a.false_alerts, delay)
+        within_budget = a.max_false_alerts_per_line_day <= false_alert_budget
+        return (1.0 if within_budget else 2.0, -a.detected, a.false_alerts, delay)
 
     best = min(results, key=key)
     return best.policy, results
