@@ -94,7 +94,7 @@ def train_group(
         # A data time, not the wall clock: the same data and seed give a byte-identical artifact.
         "trained_at_ms": window["end_ms"],
         "window": window,
-        "assets": [a.asset for a in assets],
+        "assets": list(dict.fromkeys(a.asset for a in assets)),
         "feature_rows": total,
         "healthy_rows_used": int(rows.shape[0]),
         "excluded_rows": int(sum(int((a.faulty | a.flagged).sum()) for a in assets)),
