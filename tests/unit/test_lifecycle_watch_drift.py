@@ -18,10 +18,18 @@ from plantwatch.domain.simulator import DAY_MS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import ThresholdScorer
 from plantwatch.models import ForestModel
 from plantwatch.models.datasets import simulator_assets
-from plantwatch.models.drift import DriftMonitor, DriftStatus, merge_summaries, psi, summarise_scores
+from plantwatch.models.drift import (
+    DriftMonitor,
+    DriftStatus,
+    ScoreSummary,
+    merge_summaries,
+    psi,
+    summarise_scores,
+)
 from plantwatch.models.pipeline import train_on_simulator
 from plantwatch.models.registry import ModelRegistry
 from plantwatch.models.trainer import TrainConfig, with_training
+from plantwatch.services.drift_watch import DriftTracker
 from plantwatch.services.gateway import Gateway, GatewayConfig
 from plantwatch.services.model_watch import ModelWatch, RegistryModelSource
 from tests.unit.lifecycle_support import PERIODS, SIM, TRAIN
@@ -152,3 +160,35 @@ def test_psi_is_zero_for_the_reference_itself_and_grows_with_the_shift() -> None
     small = [0] * 8 + [50, 200, 150] + [0] * 9
     large = [0] * 9 + [50, 200, 150] + [0] * 8
     assert 0 < psi(reference, small) < psi(reference, large)
+
+
+def test_drift_tracker_triggers_retraining_once_per_drift_episode() -> None:
+    model = ForestModel.load(Path(__file__).resolve().parents[2] / "models" / f"{NAME}.pwf")
+    reference = model.info.training["score_histogram"]
+    calls: list[str] = []
+    tracker = DriftTracker({"line-1": DriftMonitor(model, min_scores=10)}, window=2, consecutive=2,
+                           on_drift=lambda line, status: calls.append(line))  # fmt: skip
+    healthy = [int(1000 * q) for q in reference]
+    shifted = [0] * (len(reference) - 1) + [1000]  # every score in the top bin
+
+    def feed(counts: list[int], hour: int) -> DriftStatus | None:
+        return tracker.observe(
+            ScoreSummary(line="line-1", start_ms=hour, end_ms=hour + 1, counts=counts, mean=0, p99=0)
+        )
+
+    assert feed(healthy, 0) is None  # not a full window yet
+    first = feed(healthy, 1)
+    assert first is not None
+    assert not first.drifted
+    for hour in range(2, 8):
+        feed(shifted, hour)
+    assert calls == ["line-1"]  # once, although every later check drifted too
+    status = tracker.status("line-1")
+    assert status is not None
+    assert status.drifted
+    for hour in range(8, 10):
+        feed(healthy, hour)
+    for hour in range(10, 14):
+        feed(shifted, hour)
+    assert calls == ["line-1", "line-1"]  # a new drift episode after a healthy check
+    assert tracker.observe(ScoreSummary(line="line-9", start_ms=0, end_ms=1, counts=healthy, mean=0, p99=0)) is None
