@@ -17,6 +17,8 @@ from plantwatch.models.registry import ModelRegistry, ObjectStore
 from plantwatch.models.report import outcome_report, plot_scores, write_json
 from plantwatch.models.trainer import TrainConfig
 
+_DEFAULTS = TrainConfig()
+
 
 def add_parser(sub: Any) -> None:
     """Register the ``train`` subcommand."""
@@ -33,9 +35,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--version", default="1", help="model version when no registry is used")
     p.add_argument("--scope", choices=["line", "asset_class"], default="line", help="one model per line or per class")
     p.add_argument("--seed", type=int, default=0, help="forest seed (same data + seed = identical artifact)")
-    p.add_argument("--trees", type=int, default=100)
-    p.add_argument("--max-samples", type=int, default=256)
-    p.add_argument("--window", type=int, default=60, help="feature window, readings")
+    p.add_argument("--trees", type=int, default=_DEFAULTS.n_estimators)
+    p.add_argument("--max-samples", type=int, default=_DEFAULTS.max_samples)
+    p.add_argument("--window", type=int, default=_DEFAULTS.window, help="feature window, readings")
+    p.add_argument(
+        "--waveform-types",
+        default=",".join(_DEFAULTS.waveform_types),
+        help="comma-separated sensor types that also get rms/peak/crest features (empty: none)",
+    )
     sim = p.add_argument_group("simulated plant (training source, and labelled validation/test periods)")
     sim.add_argument("--plant", default="plant-1")
     sim.add_argument("--lines", type=int, default=3)
@@ -73,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``plantwatch train``."""
     sim = SimulationConfig(plant=args.plant, lines=args.lines, assets_per_line=args.assets_per_line, seed=args.sim_seed)
     train = TrainConfig(
-        scope=args.scope, seed=args.seed, n_estimators=args.trees, max_samples=args.max_samples, window=args.window
+        scope=args.scope,
+        seed=args.seed,
+        n_estimators=args.trees,
+        max_samples=args.max_samples,
+        window=args.window,
+        waveform_types=tuple(t for t in args.waveform_types.split(",") if t),
     )
     periods = Periods(train_days=args.train_days, validation_days=args.validation_days, test_days=args.test_days)
     out = Path(args.out)

@@ -15,10 +15,10 @@ from plantwatch.models.pipeline import Periods
 from plantwatch.models.trainer import TrainConfig
 
 SIM = SimulationConfig(lines=2, assets_per_line=2, seed=11)
-TRAIN = TrainConfig(n_estimators=25, max_samples=128, window=20, stride=3, seed=3)
-#: 6 h of training segments (5 min every 30 min), 2 h validation, 2 h test.
+TRAIN = TrainConfig(n_estimators=100, max_samples=512, window=10, stride=3, seed=3)
+#: A day of training segments (5 min every hour: the whole daily cycle), then 2 h validation and 2 h test.
 MODEL = ModelRef(name="original-thresholds", version="1")
-PERIODS = Periods(train_days=0.25, train_segment_s=300, train_every_s=1800, validation_days=1 / 12, test_days=1 / 12)
+PERIODS = Periods(train_days=1.0, train_segment_s=300, train_every_s=3600, validation_days=1 / 12, test_days=1 / 12)
 
 
 def archive_simulated_readings(root: Path, sim: SimulationConfig, start_ms: int, end_ms: int) -> int:

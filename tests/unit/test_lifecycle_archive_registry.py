@@ -47,8 +47,10 @@ def test_train_from_archive_registers_and_promotes_a_first_champion(tmp_path: Pa
     archive_simulated_readings(tmp_path / "archive", SIM, 0, HOUR)
     args = [
         "train", "--from-archive", str(tmp_path / "archive"), "--end", "1970-01-01T01:00:00",
-        "--lines", "2", "--assets-per-line", "2", "--sim-seed", "11", "--trees", "25", "--max-samples", "128",
-        "--window", "20", "--train-days", "0.25", "--validation-days", str(1 / 12), "--test-days", str(1 / 12),
+        "--lines", "2", "--assets-per-line", "2", "--sim-seed", "11", "--trees", str(TRAIN.n_estimators),
+        "--max-samples", str(TRAIN.max_samples), "--window", str(TRAIN.window), "--waveform-types", "",
+        "--train-days", str(PERIODS.train_days), "--validation-days", str(PERIODS.validation_days),
+        "--test-days", str(PERIODS.test_days),
     ]  # fmt: skip
     assert main(args) == 0
     registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))

@@ -186,7 +186,8 @@ def evaluate(
         roc_auc=roc_auc(all_scores, labels) if with_auc else None,
     )
     start = min(int(a.ts[0]) for a in scored.assets)
-    end = max(int(a.ts[-1]) for a in scored.assets) + 1
+    step = min((int(a.ts[1] - a.ts[0]) for a in scored.assets if len(a.ts) > 1), default=1)
+    end = max(int(a.ts[-1]) for a in scored.assets) + step  # the last sample covers one sample period
     inside = [f for f in faults if f.start_ms >= start and f.end_ms + tail_ms <= end]
     alerts = alerts_of(scored, policy)
     by_asset: dict[str, list[AlertInterval]] = {}
@@ -264,7 +265,7 @@ def tune_policy(
     faults: Sequence[Fault],
     *,
     tail_ms: int,
-    raise_after: Sequence[int] = (1, 2, 3, 4, 5),
+    raise_after: Sequence[int] = (1, 2, 3, 5, 8, 10, 12, 15),
     clear_after: int = 5,
     rules: bool = True,
     false_alert_budget: float = TARGET_FALSE_ALERTS_PER_LINE_DAY / 2,

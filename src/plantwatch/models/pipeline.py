@@ -68,11 +68,16 @@ def simulator_training_assets(config: SimulationConfig, train: TrainConfig, peri
 
 
 def labelled_period(config: SimulationConfig, train: TrainConfig, start_ms: int, days: float) -> LabelledSet:
-    """Feature windows and faults of the simulated plant over ``days`` from ``start_ms``."""
+    """Feature windows of the simulated plant at every sample time of ``days`` from ``start_ms``, and its faults.
+
+    The readings of the window before ``start_ms`` are included (a gateway runs continuously), so the first
+    row is the window ending at ``start_ms``.
+    """
     simulator = PlantSimulator(config)
     end = start_ms + int(days * DAY_MS)
+    warmup = (train.window - 1) * config.sample_period_ms
     return LabelledSet(
-        assets=simulator_assets(simulator, train.spec, start_ms=start_ms, end_ms=end),
+        assets=simulator_assets(simulator, train.spec, start_ms=start_ms - warmup, end_ms=end),
         faults=simulator.faults_between(start_ms, end),
     )
 
