@@ -65,17 +65,22 @@ class Params:
     raise_after: int = 1
     clear_after: int = 1
     n_estimators: int = 100
+    #: "auto" (scikit-learn's min(256, rows)) or "all" (every training window: a file has only ~390)
+    max_samples: str = "auto"
     seed: int = 0
 
 
-def scores_for(f: SkabFile, sensors: str, window: int, n_estimators: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def scores_for(f: SkabFile, p: Params) -> tuple[np.ndarray, np.ndarray]:
     """Forest anomaly scores of the training windows and of every test point (features as on the gateway)."""
-    names = SENSOR_SETS[sensors]
-    spec = FeatureSpec(sensor_types=tuple(n.replace(" ", "_") for n in names), window=window, waveform_types=())
+    names = SENSOR_SETS[p.sensors]
+    spec = FeatureSpec(sensor_types=tuple(n.replace(" ", "_") for n in names), window=p.window, waveform_types=())
     columns = {spec.sensor_types[i]: f.values[:, SENSORS.index(n)] for i, n in enumerate(names)}
     rows = bulk_features(spec, f.ts_ms, columns)  # row k = window ending at point k + window - 1
-    split = TRAIN_ROWS - window + 1
-    model: ForestModel = train_forest(rows[:split], spec, n_estimators=n_estimators, seed=seed, name=f.name)
+    split = TRAIN_ROWS - p.window + 1
+    max_samples: str | float = 1.0 if p.max_samples == "all" else p.max_samples
+    model: ForestModel = train_forest(
+        rows[:split], spec, n_estimators=p.n_estimators, max_samples=max_samples, seed=p.seed, name=f.name
+    )
     return model.anomaly_score(rows[:split]), model.anomaly_score(rows[split:])
 
 
@@ -95,9 +100,9 @@ def run(files: list[SkabFile], p: Params, cache: Cache) -> dict[str, float]:
     """Pooled F1/FAR/MAR and NAB for one parameter set over ``files``."""
     counts, nab = Counts(), Nab()
     for f in files:
-        key = (f.name, p.sensors, p.window, p.n_estimators, p.seed)
+        key = (f.name, p.sensors, p.window, p.n_estimators, p.max_samples, p.seed)
         if key not in cache:
-            cache[key] = scores_for(f, p.sensors, p.window, p.n_estimators, p.seed)
+            cache[key] = scores_for(f, p)
         active = decide(*cache[key], p)
         counts.add(active, f.anomaly[TRAIN_ROWS:])
         ts = f.ts_ms[TRAIN_ROWS:]
@@ -113,14 +118,14 @@ def run(files: list[SkabFile], p: Params, cache: Cache) -> dict[str, float]:
     }
 
 
-def choose(valve1: list[SkabFile], cache: Cache) -> tuple[Params, list[dict[str, object]]]:
+def choose(valve1: list[SkabFile], cache: Cache, max_samples: str) -> tuple[Params, list[dict[str, object]]]:
     """The best F1 on valve1/ among parameter sets with FAR <= FAR_BUDGET there (ties: lower FAR)."""
     grid = itertools.product(
         SENSOR_SETS, (5, 10, 20, 40, 60), (0.95, 0.98, 1.0, 1.02, 1.05), (1, 3, 5, 10), (1, 10, 30, 60, 120)
     )
     trials: list[dict[str, object]] = []
     for sensors, window, margin, n, m in grid:
-        p = Params(sensors=sensors, window=window, margin=margin, raise_after=n, clear_after=m)
+        p = Params(sensors=sensors, window=window, margin=margin, raise_after=n, clear_after=m, max_samples=max_samples)
         trials.append({"params": asdict(p), **run(valve1, p, cache)})
     ok = [t for t in trials if float(t["far_pct"]) <= FAR_BUDGET_PCT]  # type: ignore[arg-type]
     best = max(ok or trials, key=lambda t: (float(t["f1"]), -float(t["far_pct"])))  # type: ignore[arg-type]
@@ -132,12 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", default=str(REPO.parent / "shared" / "datasets" / "skab"))
     parser.add_argument("--out", default=str(REPO / "docs" / "skab"))
+    parser.add_argument("--max-samples", choices=["auto", "all"], default="auto", help="rows per tree")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root, out = Path(args.data), Path(args.out)
     groups = {g: load_group(root, g) for g in GROUPS}
     cache: Cache = {}
-    params, trials = choose(groups["valve1"], cache)
+    params, trials = choose(groups["valve1"], cache, args.max_samples)
     log.info("chosen on valve1/: %s", params)
     results = {g: run(files, params, cache) for g, files in groups.items()}
     everything = [f for files in groups.values() for f in files]
@@ -152,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         "valve1_trials": len(trials),
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "skab.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    plot(results, baseline, out / "skab.png")
+    stem = "skab" if args.max_samples == "auto" else f"skab-{args.max_samples}"
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    plot(results, baseline, out / f"{stem}.png")
     for name, r in results.items():
         log.info(
             "%-7s F1 %.3f  FAR %5.2f %%  MAR %5.2f %%  NAB %.2f",
