@@ -186,7 +186,7 @@ def plot(results: dict[str, dict[str, float]], baseline: dict[str, float], path:
     ax.axvline(10.0, color="grey", linestyle=":")
     ax.set_xlabel("FAR, % (false alarms among normal points)")
     ax.set_ylabel("F1 (pooled, point-wise)")
-    ax.set_title("SKAB: plantwatch detector vs published figures (target: F1 >= 0.60, FAR <= 10 %)")
+    ax.set_title("SKAB: plantwatch vs published (target F1 >= 0.60 at FAR <= 10 %)", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
