@@ -26,7 +26,7 @@ from botocore.stub import ANY, Stubber
 from plantwatch.adapters.aws_retrain import RetrainJob, RetrainSettings
 from plantwatch.adapters.object_store import S3ObjectStore
 from plantwatch.models.registry import ModelRegistry
-from tests.unit.lifecycle_support import PERIODS, SIM, TRAIN, archive_simulated_readings
+from tests.unit.lifecycle_support import ARCHIVE_PERIODS, SIM, TRAIN, archive_simulated_readings
 from tests.unit.ml_support import require_sklearn
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -140,7 +140,7 @@ def test_retraining_job_from_the_s3_archive_to_registry_and_greengrass(tmp_path:
             "PLANTWATCH_WINDOW_DAYS": "1",
             "PLANTWATCH_TRAIN": msgspec.json.encode(TRAIN).decode(),
             "PLANTWATCH_SIMULATION": msgspec.json.encode(SIM).decode(),
-            "PLANTWATCH_PERIODS": msgspec.json.encode(PERIODS).decode(),
+            "PLANTWATCH_PERIODS": msgspec.json.encode(ARCHIVE_PERIODS).decode(),
         }
     )
     greengrass = boto3.client("greengrassv2")

@@ -57,3 +57,7 @@ def archive_simulated_readings(root: Path, sim: SimulationConfig, start_ms: int,
             count += len(readings)
         archive.put_batches(batches)
     return count
+
+
+#: Labelled periods for models trained on the first archived hour: the same hour of the next day (daily phase).
+ARCHIVE_PERIODS = Periods(train_days=1.0, validation_days=1 / 48, test_days=1 / 48)

@@ -17,7 +17,7 @@ from plantwatch.models.evaluation import AlertPolicy, evaluate, score_assets
 from plantwatch.models.pipeline import evaluation_sets, summarise, tail_ms, train_on_simulator
 from plantwatch.models.registry import ModelRegistry, compare
 from plantwatch.models.trainer import with_training
-from tests.unit.lifecycle_support import PERIODS, SIM, TRAIN, archive_simulated_readings
+from tests.unit.lifecycle_support import ARCHIVE_PERIODS, PERIODS, SIM, TRAIN, archive_simulated_readings
 from tests.unit.ml_support import require_sklearn
 
 HOUR = 3_600_000
@@ -49,8 +49,8 @@ def test_train_from_archive_registers_and_promotes_a_first_champion(tmp_path: Pa
         "train", "--from-archive", str(tmp_path / "archive"), "--end", "1970-01-01T01:00:00",
         "--lines", "2", "--assets-per-line", "2", "--sim-seed", "11", "--trees", str(TRAIN.n_estimators),
         "--max-samples", str(TRAIN.max_samples), "--window", str(TRAIN.window), "--waveform-types", "",
-        "--train-days", str(PERIODS.train_days), "--validation-days", str(PERIODS.validation_days),
-        "--test-days", str(PERIODS.test_days),
+        "--train-days", str(ARCHIVE_PERIODS.train_days), "--validation-days", str(ARCHIVE_PERIODS.validation_days),
+        "--test-days", str(ARCHIVE_PERIODS.test_days),
     ]  # fmt: skip
     assert main(args) == 0
     registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
@@ -115,6 +115,9 @@ def test_promotion_refuses_a_worse_challenger_and_keeps_it_as_rejected(tmp_path:
 def test_compare_orders_recall_then_false_alerts_then_delay() -> None:
     base = {"episodes": 10, "detected": 10, "max_false_alerts_per_line_day": 0.0, "median_delay_s": 7.0}
     assert compare(base, None).promote
+    first = compare({**base, "targets_met": {"every_episode_detected": True, "false_alerts_at_most_1": False}}, None)
+    assert not first.promote
+    assert "false_alerts_at_most_1" in first.reason
     assert not compare({**base, "detected": 9}, base).promote
     assert not compare({**base, "median_delay_s": 30.0}, base).promote
     assert compare({**base, "max_false_alerts_per_line_day": 0.9}, base).promote  # still within the target

@@ -173,7 +173,8 @@ def roc_auc(scores: FloatArray, labels: BoolArray) -> float | None:
 def evaluate(
     scored: ScoredAssets, faults: Sequence[Fault], policy: AlertPolicy, *, tail_ms: int, with_auc: bool = True
 ) -> Evaluation:
-    """Evaluate ``policy`` on scored, labelled windows; faults not wholly inside the scored period are ignored."""
+    """Evaluate ``policy`` on scored, labelled windows; faults of other assets, or not wholly inside the scored
+    period, are ignored."""
     all_scores = np.concatenate(scored.scores)
     labels = np.concatenate([a.faulty for a in scored.assets])
     flags = np.concatenate([decide(a, s, policy) for a, s in zip(scored.assets, scored.scores, strict=True)])
@@ -188,7 +189,8 @@ def evaluate(
     start = min(int(a.ts[0]) for a in scored.assets)
     step = min((int(a.ts[1] - a.ts[0]) for a in scored.assets if len(a.ts) > 1), default=1)
     end = max(int(a.ts[-1]) for a in scored.assets) + step  # the last sample covers one sample period
-    inside = [f for f in faults if f.start_ms >= start and f.end_ms + tail_ms <= end]
+    scored_assets = {a.asset for a in scored.assets}
+    inside = [f for f in faults if f.asset in scored_assets and f.start_ms >= start and f.end_ms + tail_ms <= end]
     alerts = alerts_of(scored, policy)
     by_asset: dict[str, list[AlertInterval]] = {}
     for alert in alerts:

@@ -74,11 +74,15 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def compare(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None) -> Decision:
-    """Promote unless the challenger catches fewer episodes, raises more false alerts, or is clearly slower.
+    """Promote unless the challenger catches fewer episodes, raises more false alerts, or is clearly slower;
+    with no champion, promote it only if it meets every target it was evaluated against.
 
     Both arguments are evaluation summaries (:func:`plantwatch.models.pipeline.summarise`) on the same set.
     """
     if champion is None:
+        missed = [name for name, met in challenger.get("targets_met", {}).items() if not met]
+        if missed:
+            return Decision(promote=False, reason=f"no champion yet, and it misses targets: {', '.join(missed)}")
         return Decision(promote=True, reason="no champion yet")
     c_recall = challenger["detected"] / max(challenger["episodes"], 1)
     k_recall = champion["detected"] / max(champion["episodes"], 1)
