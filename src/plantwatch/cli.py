@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--subject", default="operator", help="who the token is for (recorded in the audit log)")
     create.add_argument("--ttl-days", type=float, default=30.0, help="validity in days")
     create.set_defaults(func=_token_create)
+    from plantwatch.cli_train import add_parser as add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 

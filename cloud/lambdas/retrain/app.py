@@ -1,20 +1,16 @@
-"""Retraining Lambda (placeholder): reads its Terraform configuration; the training job is not here yet."""
+"""Scheduled retraining (EventBridge): archive window from S3 -> train -> evaluate -> register -> Greengrass."""
 
 from __future__ import annotations
 
-import os
+import logging
 from typing import Any
 
-import plantwatch
+from plantwatch.adapters.aws_retrain import build_job
 
-ARCHIVE_URL = os.environ["PLANTWATCH_ARCHIVE_URL"]
-MODEL_URL = os.environ["PLANTWATCH_MODEL_URL"]
-THING_GROUPS = [g for g in os.environ["PLANTWATCH_THING_GROUPS"].split(",") if g]
+logging.getLogger().setLevel(logging.INFO)
+JOB = build_job()  # wiring once per container, from PLANTWATCH_* environment variables
 
 
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    """Not implemented yet: the retraining service (archive -> model -> Greengrass deployment) replaces this."""
-    raise NotImplementedError(
-        f"plantwatch {plantwatch.__version__}: the retraining Lambda is a placeholder "
-        f"(would train from {ARCHIVE_URL} into {MODEL_URL} for {THING_GROUPS}); deploy the real handler"
-    )
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run one retraining for the event's window."""
+    return JOB.run(event)

@@ -44,6 +44,14 @@ def _digest(manifest: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> st
     return h.hexdigest()
 
 
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed timestamp, so the same model always gives the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
 def write_artifact(model: ForestModel, path: Path) -> str:
     """Write ``model`` to ``path`` (atomically replaced); returns the artifact's SHA-256."""
     arrays = {name: np.ascontiguousarray(getattr(model.trees, name)) for name in _array_fields()}
@@ -57,11 +65,11 @@ def write_artifact(model: ForestModel, path: Path) -> str:
     manifest["sha256"] = _digest(manifest, arrays)
     tmp = path.with_name(path.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(MANIFEST, msgspec.json.format(msgspec.json.encode(manifest, order="sorted")))
+        zf.writestr(_entry(MANIFEST), msgspec.json.format(msgspec.json.encode(manifest, order="sorted")))
         for name, array in arrays.items():
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, array, allow_pickle=False)
-            zf.writestr(f"{name}.npy", buffer.getvalue())
+            zf.writestr(_entry(f"{name}.npy"), buffer.getvalue())
     tmp.replace(path)
     return str(manifest["sha256"])
 

@@ -1,0 +1,145 @@
+"""``plantwatch train``: train, tune and evaluate models from the simulator, a local archive or S3."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from plantwatch.domain.simulator import SimulationConfig
+from plantwatch.models.pipeline import Periods, simulator_training_assets, summarise, train_on_simulator
+from plantwatch.models.registry import ModelRegistry, ObjectStore
+from plantwatch.models.report import outcome_report, plot_scores, write_json
+from plantwatch.models.trainer import TrainConfig
+
+_DEFAULTS = TrainConfig()
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``train`` subcommand."""
+    p = sub.add_parser("train", help="train, tune and evaluate Isolation Forests (simulator, local archive or S3)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--from-archive", metavar="DIR", help="train on a local archive (its batches/ folder)")
+    src.add_argument("--from-s3", metavar="S3_URL", help="train on the S3 archive, e.g. s3://bucket/prefix")
+    p.add_argument("--start", help="archive window start (ISO date/time, UTC); default: everything")
+    p.add_argument("--end", help="archive window end (ISO date/time, UTC); default: now")
+    p.add_argument("--out", default="models", help="where artifacts, report.json and report.png go")
+    p.add_argument(
+        "--registry", help="registry folder or s3://bucket/prefix (default for --from-archive: DIR/../registry)"
+    )
+    p.add_argument("--version", default="1", help="model version when no registry is used")
+    p.add_argument("--scope", choices=["line", "asset_class"], default="line", help="one model per line or per class")
+    p.add_argument("--seed", type=int, default=0, help="forest seed (same data + seed = identical artifact)")
+    p.add_argument("--trees", type=int, default=_DEFAULTS.n_estimators)
+    p.add_argument("--max-samples", type=int, default=_DEFAULTS.max_samples)
+    p.add_argument("--window", type=int, default=_DEFAULTS.window, help="feature window, readings")
+    p.add_argument(
+        "--waveform-types",
+        default=",".join(_DEFAULTS.waveform_types),
+        help="comma-separated sensor types that also get rms/peak/crest features (empty: none)",
+    )
+    sim = p.add_argument_group("simulated plant (training source, and labelled validation/test periods)")
+    sim.add_argument("--plant", default="plant-1")
+    sim.add_argument("--lines", type=int, default=3)
+    sim.add_argument("--assets-per-line", type=int, default=4)
+    sim.add_argument("--sim-seed", type=int, default=7)
+    sim.add_argument("--train-days", type=float, default=7.0)
+    sim.add_argument("--validation-days", type=float, default=1.0)
+    sim.add_argument("--test-days", type=float, default=1.0)
+    p.set_defaults(func=run)
+
+
+def _ms(text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    stamp = datetime.fromisoformat(text)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return int(stamp.timestamp() * 1000)
+
+
+def _store(url: str) -> ObjectStore:
+    if url.startswith("s3://"):
+        import boto3
+
+        from plantwatch.adapters.object_store import S3ObjectStore
+
+        bucket, _, prefix = url[5:].partition("/")
+        return S3ObjectStore(boto3.client("s3"), bucket, prefix)
+    from plantwatch.adapters.object_store import LocalObjectStore
+
+    return LocalObjectStore(Path(url))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``plantwatch train``."""
+    sim = SimulationConfig(plant=args.plant, lines=args.lines, assets_per_line=args.assets_per_line, seed=args.sim_seed)
+    train = TrainConfig(
+        scope=args.scope,
+        seed=args.seed,
+        n_estimators=args.trees,
+        max_samples=args.max_samples,
+        window=args.window,
+        waveform_types=tuple(t for t in args.waveform_types.split(",") if t),
+    )
+    periods = Periods(train_days=args.train_days, validation_days=args.validation_days, test_days=args.test_days)
+    out = Path(args.out)
+    source_url = args.from_s3 or args.from_archive
+    registry_url = args.registry
+    if args.from_archive and registry_url is None:
+        registry_url = str(Path(args.from_archive).resolve().parent / "registry")
+    if source_url is None and registry_url is None:
+        outcome = train_on_simulator(sim, train, periods, version=args.version)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, model in outcome.models.items():
+            sha = model.save(out / f"{name}.pwf")
+            print(f"{out / f'{name}.pwf'}  sha256 {sha}")
+        write_json(outcome_report(outcome), out / "report.json")
+        plot_scores(outcome.test_scores, outcome.policy.threshold, out / "report.png", title=_title(sim, periods))
+        print(msgspec.json.encode(summarise(outcome.test)).decode())
+        return 0 if all(outcome.test.targets_met.values()) else 1
+    return _retrain(args, sim, train, periods, source_url, registry_url or str(out / "registry"))
+
+
+def _retrain(
+    args: argparse.Namespace, sim: SimulationConfig, train: TrainConfig, periods: Periods, source: str | None, reg: str
+) -> int:
+    from plantwatch.models.datasets import reading_assets
+    from plantwatch.services.retraining import retrain, simulator_evaluator
+
+    if source is None:
+        assets = simulator_training_assets(sim, train, periods)
+        meta: dict[str, Any] = {"kind": "simulator", "plant": sim.plant, "seed": sim.seed}
+    else:
+        from plantwatch.adapters.archive_reader import read_archive
+
+        start, end = _ms(args.start, 0), _ms(args.end, int(time.time() * 1000))
+        columns = read_archive(_store(source), start_ms=start, end_ms=end, plant=args.plant)
+        assets = reading_assets(columns, train.spec)
+        meta = {"kind": "archive", "url": source, "start_ms": start, "end_ms": end, "readings": len(columns)}
+        if not assets:
+            print(f"no complete feature windows in {source} between {args.start} and {args.end}", file=sys.stderr)
+            return 2
+    results = retrain(
+        assets,
+        train=train,
+        registry=ModelRegistry(_store(reg)),
+        evaluator=simulator_evaluator(sim, train, periods),
+        source=meta,
+    )
+    for r in results:
+        verdict = "promoted" if r.promoted else "rejected"
+        print(f"{r.name} v{r.version}: {verdict} ({r.reason}); test {msgspec.json.encode(r.metrics).decode()}")
+    return 0
+
+
+def _title(sim: SimulationConfig, periods: Periods) -> str:
+    return (
+        f"{sim.plant}: {sim.lines} lines x {sim.assets_per_line} assets, test period {periods.test_days:g} simulated "
+        "day(s)"
+    )

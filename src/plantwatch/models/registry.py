@@ -1,0 +1,199 @@
+"""The model registry: versioned artifacts with metadata, and champion/challenger promotion.
+
+The same layout on a local folder and under an S3 prefix (any :class:`ObjectStore`)::
+
+    <name>/versions/<version>/model.pwf     the artifact (ForestModel.save)
+    <name>/versions/<version>/entry.json    status, parent, SHA-256, spec hash, window, rows, metrics
+    <name>/versions/<version>/report.json   the evaluation report the decision was made on
+    <name>/champion.json                    {"version": ..., "sha256": ...}: what gateways should run
+
+Versions are 1, 2, 3, ... per model name. A challenger is promoted only when it is not worse than the champion
+on the same evaluation set (:func:`compare`); otherwise it stays, with status ``rejected``, and its report.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
+
+import msgspec
+
+from plantwatch.models.artifact import artifact_sha256
+from plantwatch.models.evaluation import TARGET_FALSE_ALERTS_PER_LINE_DAY
+from plantwatch.models.forest import ForestModel
+
+log = logging.getLogger(__name__)
+
+ARTIFACT: Final = "model.pwf"
+#: A challenger may be this much slower (median detection delay, seconds) and still be promoted.
+DELAY_TOLERANCE_S: Final = 5.0
+
+Status = Literal["candidate", "champion", "rejected", "retired"]
+
+
+class ObjectStore(Protocol):
+    """Bytes by key: a local folder or an S3 prefix."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write (or replace) ``key``."""
+        ...
+
+    def get(self, key: str) -> bytes | None:
+        """The bytes of ``key``, or None when absent."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
+        ...
+
+
+class RegistryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything known about one model version."""
+
+    name: str
+    version: str
+    status: Status
+    parent: str | None
+    sha256: str
+    feature_spec_hash: str | None
+    threshold: float
+    training_window: dict[str, int] = msgspec.field(default_factory=dict)
+    rows: dict[str, int] = msgspec.field(default_factory=dict)
+    metrics: dict[str, Any] = msgspec.field(default_factory=dict)
+    decision: str = ""
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of a challenger against the champion."""
+
+    promote: bool
+    reason: str
+
+
+def compare(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None) -> Decision:
+    """Promote unless the challenger catches fewer episodes, raises more false alerts, or is clearly slower;
+    with no champion, promote it only if it meets every target it was evaluated against.
+
+    Both arguments are evaluation summaries (:func:`plantwatch.models.pipeline.summarise`) on the same set.
+    """
+    if champion is None:
+        missed = [name for name, met in challenger.get("targets_met", {}).items() if not met]
+        if missed:
+            return Decision(promote=False, reason=f"no champion yet, and it misses targets: {', '.join(missed)}")
+        return Decision(promote=True, reason="no champion yet")
+    c_recall = challenger["detected"] / max(challenger["episodes"], 1)
+    k_recall = champion["detected"] / max(champion["episodes"], 1)
+    if c_recall < k_recall:
+        return Decision(promote=False, reason=f"detects fewer episodes ({c_recall:.3f} < {k_recall:.3f})")
+    c_false, k_false = challenger["max_false_alerts_per_line_day"], champion["max_false_alerts_per_line_day"]
+    if c_false > k_false and c_false > TARGET_FALSE_ALERTS_PER_LINE_DAY:
+        return Decision(promote=False, reason=f"more false alerts per line per day ({c_false:.2f} > {k_false:.2f})")
+    c_delay, k_delay = challenger.get("median_delay_s"), champion.get("median_delay_s")
+    if c_delay is not None and k_delay is not None and c_delay > k_delay + DELAY_TOLERANCE_S:
+        return Decision(promote=False, reason=f"slower median detection ({c_delay:.1f} s > {k_delay:.1f} s)")
+    return Decision(promote=True, reason="not worse than the champion on the same evaluation set")
+
+
+class ModelRegistry:
+    """Versioned models over an :class:`ObjectStore`."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def versions(self, name: str) -> list[str]:
+        """Registered versions of ``name``, oldest first."""
+        found = {key.split("/")[2] for key in self.store.list(f"{name}/versions/") if key.count("/") >= 3}
+        return sorted(found, key=lambda v: (len(v), v))
+
+    def next_version(self, name: str) -> str:
+        """The version the next registration of ``name`` gets."""
+        existing = [int(v) for v in self.versions(name) if v.isdigit()]
+        return str(max(existing, default=0) + 1)
+
+    def entry(self, name: str, version: str) -> RegistryEntry:
+        """One version's entry."""
+        data = self.store.get(f"{name}/versions/{version}/entry.json")
+        if data is None:
+            raise KeyError(f"{name} version {version} is not registered")
+        return msgspec.json.decode(data, type=RegistryEntry)
+
+    def champion(self, name: str) -> RegistryEntry | None:
+        """The promoted version of ``name``, if any."""
+        data = self.store.get(f"{name}/champion.json")
+        if data is None:
+            return None
+        return self.entry(name, msgspec.json.decode(data)["version"])
+
+    def report(self, name: str, version: str) -> dict[str, Any] | None:
+        """The evaluation report stored with a version."""
+        data = self.store.get(f"{name}/versions/{version}/report.json")
+        return None if data is None else dict(msgspec.json.decode(data))
+
+    def artifact_bytes(self, name: str, version: str) -> bytes:
+        """A version's artifact, as stored."""
+        data = self.store.get(f"{name}/versions/{version}/{ARTIFACT}")
+        if data is None:
+            raise KeyError(f"{name} version {version} has no artifact")
+        return data
+
+    def load(self, name: str, version: str) -> ForestModel:
+        """A version's model, verified against the SHA-256 its entry records."""
+        entry = self.entry(name, version)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / ARTIFACT
+            path.write_bytes(self.artifact_bytes(name, version))
+            return ForestModel.load(path, sha256=entry.sha256)
+
+    def register(
+        self, model: ForestModel, *, metrics: Mapping[str, Any], report: Mapping[str, Any] | None = None
+    ) -> RegistryEntry:
+        """Store a model as a candidate under its own name and version (set by the trainer)."""
+        name, version = model.info.name, model.info.version
+        if self.store.get(f"{name}/versions/{version}/entry.json") is not None:
+            raise ValueError(f"{name} version {version} is already registered")
+        champion = self.champion(name)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / ARTIFACT
+            model.save(path)
+            data = path.read_bytes()
+            sha = artifact_sha256(path)
+        training = model.info.training
+        entry = RegistryEntry(
+            name=name,
+            version=version,
+            status="candidate",
+            parent=champion.version if champion else None,
+            sha256=sha,
+            feature_spec_hash=model.feature_spec.hash if model.feature_spec else None,
+            threshold=model.info.threshold,
+            training_window=dict(training.get("window", {})),
+            rows={k: int(training[k]) for k in ("feature_rows", "healthy_rows_used", "excluded_rows") if k in training},
+            metrics=dict(metrics),
+        )
+        base = f"{name}/versions/{version}"
+        self.store.put(f"{base}/{ARTIFACT}", data)
+        self.store.put(f"{base}/report.json", msgspec.json.encode(dict(report or {}), order="sorted"))
+        self._write_entry(entry)
+        return entry
+
+    def decide(self, name: str, version: str, champion_metrics: Mapping[str, Any] | None) -> Decision:
+        """Promote ``version`` or keep it as rejected, given the champion's metrics on the same evaluation set."""
+        entry = self.entry(name, version)
+        decision = compare(entry.metrics, champion_metrics)
+        if decision.promote:
+            previous = self.champion(name)
+            if previous is not None and previous.version != version:
+                self._write_entry(msgspec.structs.replace(previous, status="retired"))
+            self._write_entry(msgspec.structs.replace(entry, status="champion", decision=decision.reason))
+            self.store.put(f"{name}/champion.json", msgspec.json.encode({"version": version, "sha256": entry.sha256}))
+        else:
+            self._write_entry(msgspec.structs.replace(entry, status="rejected", decision=decision.reason))
+        log.info("registry decision", extra={"model": name, "version": version, "promote": decision.promote})
+        return decision
+
+    def _write_entry(self, entry: RegistryEntry) -> None:
+        key = f"{entry.name}/versions/{entry.version}/entry.json"
+        self.store.put(key, msgspec.json.format(msgspec.json.encode(entry, order="sorted")))

@@ -1,0 +1,112 @@
+"""Retraining: train a challenger per model group, evaluate it and the champion on the same labelled set,
+register it, promote it only if it is not worse, and publish a promoted model to the gateways."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from plantwatch.domain.simulator import SimulationConfig
+from plantwatch.models.datasets import AssetFeatures
+from plantwatch.models.forest import ForestModel
+from plantwatch.models.pipeline import LabelledSet, Outcome, Periods, evaluation_sets, summarise, tail_ms, tune_and_test
+from plantwatch.models.registry import ModelRegistry, RegistryEntry
+from plantwatch.models.report import outcome_report
+from plantwatch.models.trainer import TrainConfig, group_assets, train_group
+
+log = logging.getLogger(__name__)
+
+
+class ModelPublisher(Protocol):
+    """Where a promoted model goes next (a Greengrass component version and a deployment, or nothing)."""
+
+    def publish(self, entry: RegistryEntry, artifact: bytes, lines: Sequence[str]) -> dict[str, Any]:
+        """Make the promoted version reach the gateways of ``lines``; returns what was created."""
+        ...
+
+
+class GroupResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What retraining did for one model group."""
+
+    name: str
+    version: str
+    promoted: bool
+    reason: str
+    metrics: dict[str, Any]
+    champion_metrics: dict[str, Any] | None
+    published: dict[str, Any] | None = None
+
+
+class Evaluator(msgspec.Struct, frozen=True, kw_only=True):
+    """The labelled evaluation set (validation for tuning, test for the decision) every model is judged on."""
+
+    validation: LabelledSet
+    test: LabelledSet
+    tail_ms: int
+
+    def for_assets(self, names: set[str]) -> Evaluator:
+        """The part of the set that concerns these assets."""
+
+        def part(s: LabelledSet) -> LabelledSet:
+            return LabelledSet(
+                assets=[a for a in s.assets if a.asset in names], faults=[f for f in s.faults if f.asset in names]
+            )
+
+        return Evaluator(validation=part(self.validation), test=part(self.test), tail_ms=self.tail_ms)
+
+    def run(self, name: str, model: ForestModel, train: TrainConfig) -> Outcome:
+        """Tune on validation and evaluate on test."""
+        return tune_and_test({name: model}, train, self.validation, self.test, tail=self.tail_ms)
+
+
+def simulator_evaluator(config: SimulationConfig, train: TrainConfig, periods: Periods) -> Evaluator:
+    """The simulated plant's labelled validation and test periods."""
+    validation, test = evaluation_sets(config, train, periods)
+    return Evaluator(validation=validation, test=test, tail_ms=tail_ms(config, train))
+
+
+def retrain(
+    assets: Sequence[AssetFeatures],
+    *,
+    train: TrainConfig,
+    registry: ModelRegistry,
+    evaluator: Evaluator,
+    source: Mapping[str, Any],
+    publisher: ModelPublisher | None = None,
+) -> list[GroupResult]:
+    """Train, evaluate, register and (if promoted) publish one challenger per model group."""
+    results = []
+    for name, group in group_assets(assets, train).items():
+        version = registry.next_version(name)
+        challenger = train_group(name, group, train, version=version, source=source)
+        ev = evaluator.for_assets({a.asset for a in group})
+        outcome = ev.run(name, challenger, train)
+        model = outcome.models[name]
+        metrics = summarise(outcome.test)
+        champion_entry = registry.champion(name)
+        champion_metrics = None
+        if champion_entry is not None:
+            champion = registry.load(name, champion_entry.version)
+            champion_metrics = summarise(ev.run(name, champion, train).test)
+        entry = registry.register(model, metrics=metrics, report=outcome_report(outcome))
+        decision = registry.decide(name, entry.version, champion_metrics)
+        published = None
+        if decision.promote and publisher is not None:
+            lines = sorted({a.line for a in group})
+            published = publisher.publish(registry.entry(name, version), registry.artifact_bytes(name, version), lines)
+        log.info("retrained", extra={"model": name, "version": version, "promoted": decision.promote})
+        results.append(
+            GroupResult(
+                name=name,
+                version=version,
+                promoted=decision.promote,
+                reason=decision.reason,
+                metrics=metrics,
+                champion_metrics=champion_metrics,
+                published=published,
+            )
+        )
+    return results

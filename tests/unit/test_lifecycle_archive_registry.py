@@ -1,0 +1,134 @@
+"""Training from the archive (real Parquet written by the archive adapter), and the registry's promotion rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+from plantwatch.adapters.archive_reader import read_archive
+from plantwatch.adapters.object_store import LocalObjectStore
+from plantwatch.cli import main
+from plantwatch.domain.simulator import PlantSimulator
+from plantwatch.models.datasets import reading_assets, simulator_assets
+from plantwatch.models.evaluation import AlertPolicy, evaluate, score_assets
+from plantwatch.models.pipeline import evaluation_sets, summarise, tail_ms, train_on_simulator
+from plantwatch.models.registry import ModelRegistry, compare
+from plantwatch.models.trainer import with_training
+from tests.unit.lifecycle_support import ARCHIVE_PERIODS, PERIODS, SIM, TRAIN, archive_simulated_readings
+from tests.unit.ml_support import require_sklearn
+
+HOUR = 3_600_000
+
+
+def test_archived_readings_give_the_same_features_as_the_simulator(tmp_path: Path) -> None:
+    start = 5 * HOUR
+    written = archive_simulated_readings(tmp_path / "archive", SIM, start, start + 600_000)
+    store = LocalObjectStore(tmp_path / "archive")
+    columns = read_archive(store, start_ms=start, end_ms=start + 600_000, plant=SIM.plant)
+    assert len(columns) == written
+    from_archive = {a.asset: a for a in reading_assets(columns, TRAIN.spec)}
+    simulated = simulator_assets(PlantSimulator(SIM), TRAIN.spec, start_ms=start, end_ms=start + 600_000)
+    assert sorted(from_archive) == sorted(a.asset for a in simulated)
+    for expected in simulated:
+        got = from_archive[expected.asset]
+        np.testing.assert_array_equal(got.ts, expected.ts)
+        np.testing.assert_array_equal(got.rows, expected.rows)
+    # the window filter applies to reading times, not only to date partitions
+    part = read_archive(store, start_ms=start, end_ms=start + 60_000, plant=SIM.plant)
+    assert len(part) == 60 * len(PlantSimulator(SIM).sensors)
+    assert len(read_archive(store, start_ms=start, end_ms=start + 600_000, plant="another-plant")) == 0
+
+
+def test_train_from_archive_registers_and_promotes_a_first_champion(tmp_path: Path) -> None:
+    require_sklearn()
+    archive_simulated_readings(tmp_path / "archive", SIM, 0, HOUR)
+    args = [
+        "train", "--from-archive", str(tmp_path / "archive"), "--end", "1970-01-01T01:00:00",
+        "--lines", "2", "--assets-per-line", "2", "--sim-seed", "11", "--trees", str(TRAIN.n_estimators),
+        "--max-samples", str(TRAIN.max_samples), "--window", str(TRAIN.window), "--waveform-types", "",
+        "--train-days", str(ARCHIVE_PERIODS.train_days), "--validation-days", str(ARCHIVE_PERIODS.validation_days),
+        "--test-days", str(ARCHIVE_PERIODS.test_days),
+    ]  # fmt: skip
+    assert main(args) == 0
+    registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
+    champion = registry.champion("plant-1.line-1")
+    assert champion is not None
+    assert champion.version == "1"
+    assert champion.status == "champion"
+    assert champion.parent is None
+    assert champion.rows["feature_rows"] > 0
+    assert champion.training_window["end_ms"] < HOUR
+    assert champion.feature_spec_hash == TRAIN.spec.hash
+    model = registry.load("plant-1.line-1", "1")
+    assert model.info.training["source"]["kind"] == "archive"
+    # a second run registers version 2 with version 1 as its parent
+    assert main(args) == 0
+    second = registry.entry("plant-1.line-1", "2")
+    assert second.parent == "1"
+    assert second.status in {"champion", "rejected"}
+
+
+def test_promotion_refuses_a_worse_challenger_and_keeps_it_as_rejected(tmp_path: Path) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, TRAIN, PERIODS)
+    registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
+    _, test = evaluation_sets(SIM, TRAIN, PERIODS)
+    name = "plant-1.line-1"
+    line_test = [a for a in test.assets if a.line == "line-1"]
+
+    def metrics(model, policy: AlertPolicy):  # type: ignore[no-untyped-def]
+        scored = score_assets({name: model}, line_test, TRAIN)
+        return summarise(evaluate(scored, test.faults, policy, tail_ms=tail_ms(SIM, TRAIN)))
+
+    champion = outcome.models[name]
+    champion_metrics = metrics(champion, outcome.policy)
+    registry.register(champion, metrics=champion_metrics, report={"note": "champion"})
+    assert registry.decide(name, "1", None).promote
+    # GIVEN a challenger whose threshold sits inside the healthy score range (it alerts on healthy time)
+    loose = AlertPolicy(threshold=0.35, rules=True)
+    challenger = with_training(champion, {}, version="2", threshold=loose.threshold)
+    challenger_metrics = metrics(challenger, loose)
+    registry.register(challenger, metrics=challenger_metrics, report={"note": "challenger"})
+    # WHEN it is compared with the champion on the same evaluation set
+    decision = registry.decide(name, "2", champion_metrics)
+    # THEN it is refused, kept as rejected with its report, and the champion stays
+    assert not decision.promote
+    assert "false alerts" in decision.reason
+    rejected = registry.entry(name, "2")
+    assert rejected.status == "rejected"
+    assert rejected.parent == "1"
+    assert registry.report(name, "2") == {"note": "challenger"}
+    champion_entry = registry.champion(name)
+    assert champion_entry is not None
+    assert champion_entry.version == "1"
+    # a challenger as good as the champion is promoted, and the old champion is retired
+    same = with_training(champion, {}, version="3")
+    registry.register(same, metrics=champion_metrics)
+    assert registry.decide(name, "3", champion_metrics).promote
+    assert registry.entry(name, "1").status == "retired"
+    assert registry.versions(name) == ["1", "2", "3"]
+
+
+def test_compare_orders_recall_then_false_alerts_then_delay() -> None:
+    base = {"episodes": 10, "detected": 10, "max_false_alerts_per_line_day": 0.0, "median_delay_s": 7.0}
+    assert compare(base, None).promote
+    first = compare({**base, "targets_met": {"every_episode_detected": True, "false_alerts_at_most_1": False}}, None)
+    assert not first.promote
+    assert "false_alerts_at_most_1" in first.reason
+    assert not compare({**base, "detected": 9}, base).promote
+    assert not compare({**base, "median_delay_s": 30.0}, base).promote
+    assert compare({**base, "max_false_alerts_per_line_day": 0.9}, base).promote  # still within the target
+    assert not compare({**base, "max_false_alerts_per_line_day": 2.0}, base).promote
+
+
+def test_registry_refuses_to_overwrite_a_version(tmp_path: Path) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    registry = ModelRegistry(LocalObjectStore(tmp_path))
+    model = outcome.models["plant-1.line-2"]
+    registry.register(model, metrics={})
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(model, metrics={})

@@ -1,0 +1,194 @@
+"""Hot reload between batches (no reading lost or scored twice), and drift on a shifted operating point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from plantwatch.adapters.object_store import LocalObjectStore
+from plantwatch.adapters.simulator_source import SimulatorSource
+from plantwatch.adapters.sqlite_spool import SqliteSpool
+from plantwatch.contract.decode import decode_payload
+from plantwatch.domain.decision import AnomalyDetector
+from plantwatch.domain.simulator import DAY_MS, PlantSimulator, SimulationConfig
+from plantwatch.domain.thresholds import ThresholdScorer
+from plantwatch.models import ForestModel
+from plantwatch.models.datasets import simulator_assets
+from plantwatch.models.drift import (
+    DriftMonitor,
+    DriftStatus,
+    ScoreSummary,
+    merge_summaries,
+    psi,
+    summarise_scores,
+)
+from plantwatch.models.pipeline import train_on_simulator
+from plantwatch.models.registry import ModelRegistry
+from plantwatch.models.trainer import TrainConfig, with_training
+from plantwatch.services.drift_watch import DriftTracker
+from plantwatch.services.gateway import Gateway, GatewayConfig
+from plantwatch.services.model_watch import ModelWatch, RegistryModelSource
+from tests.unit.lifecycle_support import PERIODS, SIM, TRAIN
+from tests.unit.ml_support import require_sklearn
+
+NAME = "plant-1.line-1"
+HOUR = 3_600_000
+SPEC = TrainConfig().spec
+
+
+@pytest.fixture(scope="module")
+def outcome():  # type: ignore[no-untyped-def]
+    require_sklearn()
+    return train_on_simulator(SIM, TRAIN, PERIODS)
+
+
+def test_a_promoted_model_is_swapped_in_between_batches(tmp_path: Path, outcome) -> None:  # type: ignore[no-untyped-def]
+    registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
+    v1 = outcome.models[NAME]
+    registry.register(v1, metrics={})
+    registry.decide(NAME, "1", None)
+    detector = AnomalyDetector(spec=TRAIN.spec, thresholds=ThresholdScorer(), model=registry.load(NAME, "1"))
+    watch = ModelWatch(detector, RegistryModelSource(registry, NAME))
+    spool = SqliteSpool(tmp_path / "spool.db")
+    simulator = PlantSimulator(SIM)
+    gateway = Gateway(
+        config=GatewayConfig(gateway_id="gw-1", plant=SIM.plant, batch_interval_ms=5000),
+        sources=[SimulatorSource(simulator, "line-1")],
+        scorer=detector,  # type: ignore[arg-type]
+        model=detector.model_ref,
+        spool=spool,
+    )
+    start = 1_790_000_000_000  # November 2026
+    promoted_at = None
+    for k in range(0, 240):
+        now = start + k * 1000 + 500  # mid-tick: every poll yields one tick
+        if k == 97:  # GIVEN a challenger promoted in the registry while the gateway runs (mid-interval)
+            v2 = with_training(v1, {}, version="2", threshold=0.99)
+            registry.register(v2, metrics={})
+            registry.decide(NAME, "2", None)
+            assert watch.poll()
+            assert watch.pending is not None
+            promoted_at = now
+        watch.apply(gateway)  # WHEN the gateway loop reaches its next step
+        gateway.step(now)
+    gateway.flush()
+    # THEN every reading was spooled exactly once, each batch names one model, v1 strictly before v2
+    readings: list[tuple[str, int]] = []
+    versions: list[str] = []
+    for batch in spool.peek(10_000):
+        decoded = decode_payload(batch.payload, now_ms=start + DAY_MS)
+        assert decoded.batch is not None
+        assert not decoded.rejections
+        versions.append(decoded.batch.model.version)
+        readings.extend((s.reading.sensor_id, s.reading.ts_ms) for s in decoded.batch.readings)
+        stamps = [s.reading.ts_ms for s in decoded.batch.readings]
+        if decoded.batch.model.version == "1":
+            assert max(stamps) <= promoted_at
+        else:
+            assert min(stamps) > promoted_at - 1000
+    sensors = len(simulator.sensors_of("line-1"))
+    assert len(readings) == len(set(readings)) == 240 * sensors
+    assert versions == sorted(versions)
+    assert set(versions) == {"1", "2"}
+    assert detector.model_ref.version == "2"
+    assert not watch.poll()  # nothing new: no second swap
+
+
+def test_a_broken_promotion_keeps_the_current_model(tmp_path: Path, outcome) -> None:  # type: ignore[no-untyped-def]
+    registry = ModelRegistry(LocalObjectStore(tmp_path))
+    registry.register(outcome.models[NAME], metrics={})
+    registry.decide(NAME, "1", None)
+    detector = AnomalyDetector(spec=TRAIN.spec, model=outcome.models[NAME])
+    watch = ModelWatch(detector, RegistryModelSource(registry, NAME))
+    artifact = tmp_path / NAME / "versions" / "1" / "model.pwf"
+    artifact.write_bytes(artifact.read_bytes()[:-10])  # truncated on disk
+    assert not watch.poll()
+    assert watch.pending is None
+    assert detector.model is outcome.models[NAME]
+
+
+class ShiftedPlant(PlantSimulator):
+    """The simulated plant with one line's pressure operating point moved by ``shift`` from ``from_ms`` on."""
+
+    def __init__(self, config: SimulationConfig, *, line: str, shift: float, from_ms: int) -> None:
+        super().__init__(config)
+        self.line, self.shift, self.from_ms = line, shift, from_ms
+
+    def values(self, sensor_id: str, ts_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        out = super().values(sensor_id, ts_ms)
+        ref = self.sensors[self._index[sensor_id]]
+        if ref.line == self.line and ref.sensor_type == "pressure":
+            out = out + np.where(ts_ms >= self.from_ms, self.shift, 0.0)
+        return out
+
+
+def _daily_status(simulator: PlantSimulator, model: ForestModel, monitor: DriftMonitor, day: int) -> DriftStatus:
+    """Hourly score summaries of line-1 (as gateways send them), merged over the day and checked."""
+    start = day * DAY_MS
+    assets = simulator_assets(simulator, SPEC, start_ms=start, end_ms=start + DAY_MS, lines=["line-1"])
+    hourly = []
+    for h in range(24):
+        a, b = start + h * HOUR, start + (h + 1) * HOUR
+        scores = np.concatenate([model.anomaly_score(x.rows[(x.ts >= a) & (x.ts < b)]) for x in assets])
+        hourly.append(summarise_scores("line-1", a, b, scores))
+    return monitor.check(merge_summaries(hourly))
+
+
+def test_drift_is_raised_when_a_line_operating_point_shifts_and_not_on_the_healthy_baseline() -> None:
+    # the committed baseline (trained on a week of the healthy plant), on days it was not trained on
+    model = ForestModel.load(Path(__file__).resolve().parents[2] / "models" / f"{NAME}.pwf")
+    monitor = DriftMonitor(model)
+    healthy = msgspec.structs.replace(SimulationConfig(), fault_after_s=1e9, fault_every_s=0.0)
+    baseline = _daily_status(PlantSimulator(healthy), model, monitor, day=10)
+    assert not baseline.drifted, baseline.psi
+    # GIVEN line-1's pressure operating point moved up by 12 bar (2 x the spread between its assets)
+    shifted = _daily_status(ShiftedPlant(healthy, line="line-1", shift=12.0, from_ms=0), model, monitor, day=11)
+    # THEN the day's PSI crosses the threshold, and three such days in a row ask for retraining
+    assert shifted.drifted, shifted.psi
+    assert shifted.psi > 4 * baseline.psi
+    assert monitor.should_retrain([baseline, shifted, shifted, shifted])
+    assert not monitor.should_retrain([shifted, shifted, baseline])
+
+
+def test_psi_is_zero_for_the_reference_itself_and_grows_with_the_shift() -> None:
+    reference = [0.0] * 8 + [0.25, 0.5, 0.25] + [0.0] * 9
+    assert psi(reference, [int(400 * q) for q in reference]) == pytest.approx(0.0, abs=1e-9)
+    small = [0] * 8 + [50, 200, 150] + [0] * 9
+    large = [0] * 9 + [50, 200, 150] + [0] * 8
+    assert 0 < psi(reference, small) < psi(reference, large)
+
+
+def test_drift_tracker_triggers_retraining_once_per_drift_episode() -> None:
+    model = ForestModel.load(Path(__file__).resolve().parents[2] / "models" / f"{NAME}.pwf")
+    reference = model.info.training["score_histogram"]
+    calls: list[str] = []
+    tracker = DriftTracker({"line-1": DriftMonitor(model, min_scores=10)}, window=2, consecutive=2,
+                           on_drift=lambda line, status: calls.append(line))  # fmt: skip
+    healthy = [int(1000 * q) for q in reference]
+    shifted = [0] * (len(reference) - 1) + [1000]  # every score in the top bin
+
+    def feed(counts: list[int], hour: int) -> DriftStatus | None:
+        return tracker.observe(
+            ScoreSummary(line="line-1", start_ms=hour, end_ms=hour + 1, counts=counts, mean=0, p99=0)
+        )
+
+    assert feed(healthy, 0) is None  # not a full window yet
+    first = feed(healthy, 1)
+    assert first is not None
+    assert not first.drifted
+    for hour in range(2, 8):
+        feed(shifted, hour)
+    assert calls == ["line-1"]  # once, although every later check drifted too
+    status = tracker.status("line-1")
+    assert status is not None
+    assert status.drifted
+    for hour in range(8, 10):
+        feed(healthy, hour)
+    for hour in range(10, 14):
+        feed(shifted, hour)
+    assert calls == ["line-1", "line-1"]  # a new drift episode after a healthy check
+    assert tracker.observe(ScoreSummary(line="line-9", start_ms=0, end_ms=1, counts=healthy, mean=0, p99=0)) is None

@@ -1,0 +1,50 @@
+"""SKAB's scoring as re-implemented in benchmarks/skab_protocol.py: pooled point-wise counts and the NAB score."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from skab_protocol import Counts, Nab, edges, trailing
+
+
+def test_pooled_f1_far_mar_follow_the_readme_formulas() -> None:
+    counts = Counts()
+    counts.add(np.array([1, 1, 0, 0], dtype=bool), np.array([1, 0, 1, 0], dtype=bool))
+    counts.add(np.array([1, 0], dtype=bool), np.array([1, 1], dtype=bool))
+    # TP 2, FP 1, FN 2, TN 1
+    assert counts.metrics() == pytest.approx({"f1": 2 / (2 + 1.5), "far_pct": 50.0, "mar_pct": 50.0})
+
+
+def test_always_anomalous_scores_f1_but_full_far() -> None:
+    actual = np.array([1] * 537 + [0] * 463, dtype=bool)
+    counts = Counts()
+    counts.add(np.ones(1000, dtype=bool), actual)
+    assert counts.metrics()["f1"] == pytest.approx(0.70, abs=0.005)
+    assert counts.metrics()["far_pct"] == 100.0
+
+
+def test_nab_rewards_early_detections_and_penalises_misses_and_false_positives() -> None:
+    perfect, late, none, noisy = Nab(), Nab(), Nab(), Nab()
+    perfect.add([0, 100_000], [0, 100_000])
+    late.add([0, 100_000], [50_000, 150_000])
+    none.add([0, 100_000], [])
+    noisy.add([0, 100_000], [0, 100_000, 70_000, 90_000])  # two detections outside every window
+    assert none.normalised() == pytest.approx(dict.fromkeys(none.normalised(), 0.0))
+    assert perfect.normalised()["standard"] > late.normalised()["standard"] > 0
+    assert noisy.false_positives == 2
+    assert noisy.normalised()["low_fp"] < noisy.normalised()["standard"] < perfect.normalised()["standard"]
+    assert none.missed == 2
+
+
+def test_edges_and_trailing_windows() -> None:
+    ts = np.arange(6, dtype=np.int64) * 1000
+    assert edges(np.array([0, 1, 1, 0, 0, 1], dtype=bool), ts) == [1000, 3000, 5000]
+    flags = np.array([1, 0, 1, 1, 0, 0], dtype=np.float64)
+    np.testing.assert_array_equal(trailing(flags, 3, "median"), [0, 0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(trailing(flags, 2, "max"), [0, 1, 1, 1, 1, 0])
