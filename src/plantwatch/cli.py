@@ -21,6 +21,7 @@ def _up(args: argparse.Namespace) -> int:
         port=args.port,
         mqtt_port=args.mqtt_port,
         duration_s=args.duration,
+        models_dir=Path(args.models_dir),
         simulation=SimulationConfig(
             plant=args.plant,
             lines=args.lines,
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="HTTP API port")
     up.add_argument("--mqtt-port", type=int, default=1883, help="embedded MQTT broker port")
     up.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    up.add_argument("--models-dir", default="models", help="baseline models {plant}.{line}.pwf (default: ./models)")
     sim = up.add_argument_group("simulated plant")
     sim.add_argument("--plant", default="plant-1")
     sim.add_argument("--lines", type=int, default=3)

@@ -29,6 +29,7 @@ from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.adapters.fs_archive import FilesystemArchive
 from plantwatch.adapters.mqtt import MqttAlertNotifier, MqttBridge, MqttEndpoint, MqttUplink
+from plantwatch.adapters.object_store import LocalObjectStore
 from plantwatch.adapters.simulator_source import SimulatorSource
 from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.adapters.sqlite_stream import SqliteStream
@@ -39,10 +40,15 @@ from plantwatch.cloud.stream_handler import StreamHandler, kinesis_event
 from plantwatch.contract.legacy import LEGACY_TOPIC_FILTER, LegacyDefaults
 from plantwatch.contract.topics import ALERT_TOPIC_FILTER, BATCH_TOPIC_FILTER, floor_ack_topic, floor_alert_topic
 from plantwatch.domain.alerts import AlertEngine
+from plantwatch.domain.decision import AnomalyDetector
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.models.forest import ForestModel
+from plantwatch.models.registry import ModelRegistry
+from plantwatch.ports import Scorer
 from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.gateway import Gateway, GatewayConfig
+from plantwatch.services.model_watch import ModelWatch, RegistryModelSource
 from plantwatch.services.stream_processing import ProcessReport, StreamProcessor
 
 log = logging.getLogger(__name__)
@@ -61,6 +67,8 @@ class PlatformOptions(msgspec.Struct, kw_only=True):
     simulation: SimulationConfig = msgspec.field(default_factory=SimulationConfig)
     progress_every_s: float = 2.0
     api_rate_per_s: float = 50.0
+    #: baseline models ``{plant}.{line}.pwf``; a line without one scores with thresholds and limits alone
+    models_dir: Path = Path("models")
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -155,9 +163,16 @@ class LocalPlatform:
         self.uplinks: list[MqttUplink] = []
         self.spools: list[SqliteSpool] = []
         self.floors: list[MqttAlertNotifier] = []
-        scorer = ThresholdScorer(limits=SIMULATED_PLANT_LIMITS)
+        thresholds = ThresholdScorer(limits=SIMULATED_PLANT_LIMITS)
+        # promoted models (plantwatch train --from-archive DATA_DIR/archive) are picked up from the registry
+        registry = ModelRegistry(LocalObjectStore(data / "registry"))
+        self.watches: dict[str, ModelWatch] = {}
         for line in self.simulator.lines:
             gateway_id = f"gw-{line}"
+            scorer = self._scorer(line, thresholds)
+            if isinstance(scorer, AnomalyDetector):
+                name = f"{self.simulation.plant}.{line}"
+                self.watches[gateway_id] = ModelWatch(scorer, RegistryModelSource(registry, name))
             spool = SqliteSpool(data / "gateways" / f"{gateway_id}.spool.sqlite")
             uplink = MqttUplink(spool, self.endpoint, client_id=gateway_id)
             # floor alerts go straight to the local broker, whether or not the uplink is up
@@ -179,7 +194,7 @@ class LocalPlatform:
                     config=GatewayConfig(gateway_id=gateway_id, plant=self.simulation.plant),
                     sources=[SimulatorSource(self.simulator, line)],
                     scorer=scorer,
-                    model=THRESHOLD_MODEL,
+                    model=scorer.model_ref if isinstance(scorer, AnomalyDetector) else THRESHOLD_MODEL,
                     spool=spool,
                     alerts=alerts,
                     notifiers=[floor],
@@ -196,6 +211,7 @@ class LocalPlatform:
         self.alert_ingest = AlertIngest(store=self.store, sink=self.store, archive=self.archive, clock=self.clock)
         self.consumer = _Worker("stream-processor", self._consume)
         self.gateway_worker = _Worker("gateways", self._gateways_step, idle_s=0.1)
+        self.model_worker = _Worker("model-watch", self._poll_models, idle_s=5.0)
         self.broker = EmbeddedBroker(host=options.host, port=options.mqtt_port)
         # API security (api branch): tokens signed with the data dir's key, a local rate limit
         self.token_key = load_or_create_key(data)
@@ -236,9 +252,30 @@ class LocalPlatform:
             self._last_trim_ms = now
         return True
 
+    def _scorer(self, line: str, thresholds: ThresholdScorer) -> Scorer:
+        """The line's forest decision if a baseline model is there, else thresholds and limits alone."""
+        path = self.options.models_dir / f"{self.simulation.plant}.{line}.pwf"
+        if not path.exists():
+            log.warning("no model at %s: %s scores with thresholds and limits only", path, line)
+            return thresholds
+        model = ForestModel.load(path)
+        if model.feature_spec is None:
+            log.warning("model %s records no feature specification: %s scores with thresholds only", path, line)
+            return thresholds
+        return AnomalyDetector(spec=model.feature_spec, thresholds=thresholds, model=model)
+
+    def _poll_models(self) -> bool:
+        """Load and verify newly promoted models off the scoring path; they are swapped in between batches."""
+        for watch in self.watches.values():
+            watch.poll()
+        return False
+
     def _gateways_step(self) -> bool:
         now = self.clock.now_ms()
         for gateway in self.gateways:
+            watch = self.watches.get(gateway.config.gateway_id)
+            if watch is not None:
+                watch.apply(gateway)
             gateway.step(now)
         return False
 
@@ -277,6 +314,7 @@ class LocalPlatform:
             for floor in self.floors:
                 floor.start()
             self.gateway_worker.thread.start()
+            self.model_worker.thread.start()
             while not server.started:
                 if server_task.done():
                     raise SystemExit("plantwatch: the HTTP API failed to start")
@@ -327,6 +365,7 @@ class LocalPlatform:
 
     def _shutdown(self) -> None:
         """Stop in data-flow order, so what was read is spooled, published, streamed and stored if it can be."""
+        self.model_worker.stop()
         self.gateway_worker.stop()
         for gateway in self.gateways:
             gateway.flush()
