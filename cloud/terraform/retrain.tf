@@ -14,15 +14,18 @@ data "aws_iam_policy_document" "retrain" {
   }
 
   statement {
-    sid       = "ListArchive"
+    sid       = "ListArchiveAndRegistry"
     actions   = ["s3:ListBucket"]
-    resources = [module.archive_bucket.arn]
+    resources = [module.archive_bucket.arn, module.artifacts_bucket.arn]
   }
 
   statement {
-    sid       = "WriteModels"
-    actions   = ["s3:PutObject", "s3:GetObject"]
-    resources = ["${module.artifacts_bucket.arn}/models/*"]
+    sid     = "WriteModels"
+    actions = ["s3:PutObject", "s3:GetObject"]
+    resources = [
+      "${module.artifacts_bucket.arn}/models/*",
+      "${module.artifacts_bucket.arn}/greengrass/artifacts/*",
+    ]
   }
 
   statement {
@@ -39,8 +42,14 @@ data "aws_iam_policy_document" "retrain" {
 
   statement {
     sid       = "DeployToLines"
-    actions   = ["greengrass:CreateDeployment"]
-    resources = ["*"] # CreateDeployment has no resource-level permissions; its IoT side is scoped below.
+    actions   = ["greengrass:CreateDeployment", "greengrass:ListDeployments"]
+    resources = ["*"] # neither has resource-level permissions; the IoT side of a deployment is scoped below.
+  }
+
+  statement {
+    sid       = "ReadLineDeployments"
+    actions   = ["greengrass:GetDeployment"]
+    resources = ["arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:deployments:*"]
   }
 
   statement {
@@ -76,10 +85,13 @@ module "retrain" {
   policy_json            = data.aws_iam_policy_document.retrain.json
 
   environment = {
-    PLANTWATCH_ARCHIVE_URL  = "s3://${module.archive_bucket.id}/batches/"
-    PLANTWATCH_MODEL_URL    = "s3://${module.artifacts_bucket.id}/models/"
-    PLANTWATCH_THING_GROUPS = join(",", [for g in aws_iot_thing_group.line : g.name])
-    POWERTOOLS_SERVICE_NAME = "retrain"
+    PLANTWATCH_ARCHIVE_BUCKET           = module.archive_bucket.id
+    PLANTWATCH_ARCHIVE_PREFIX           = "batches/"
+    PLANTWATCH_REGISTRY_BUCKET          = module.artifacts_bucket.id
+    PLANTWATCH_REGISTRY_PREFIX          = "models/registry"
+    PLANTWATCH_ARTIFACT_BUCKET          = module.artifacts_bucket.id
+    PLANTWATCH_THING_GROUP_ARN_TEMPLATE = "${local.iot_arn}:thinggroup/${var.project_name}-{line}"
+    POWERTOOLS_SERVICE_NAME             = "retrain"
   }
 }
 

@@ -27,6 +27,7 @@ STAR_RESOURCE_OK = {
     "xray:PutTelemetryRecords",
     "timestream:DescribeEndpoints",
     "greengrass:CreateDeployment",
+    "greengrass:ListDeployments",  # List access level, no resource type in the service authorization reference
     "greengrass:GetComponentVersionArtifact",
     "greengrass:ResolveComponentCandidates",
     "greengrass:GetDeploymentConfiguration",

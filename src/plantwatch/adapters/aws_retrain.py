@@ -43,12 +43,24 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RetrainSettings:
         """Read ``PLANTWATCH_ARCHIVE_BUCKET`` etc.; ``PLANTWATCH_TRAIN``/``_SIMULATION``/``_PERIODS`` hold JSON."""
+        # each variable is read by its literal name, so tests/infra can check them against Terraform
+        given = {
+            "archive_bucket": env.get("PLANTWATCH_ARCHIVE_BUCKET"),
+            "archive_prefix": env.get("PLANTWATCH_ARCHIVE_PREFIX"),
+            "registry_bucket": env.get("PLANTWATCH_REGISTRY_BUCKET"),
+            "registry_prefix": env.get("PLANTWATCH_REGISTRY_PREFIX"),
+            "artifact_bucket": env.get("PLANTWATCH_ARTIFACT_BUCKET"),
+            "thing_group_arn_template": env.get("PLANTWATCH_THING_GROUP_ARN_TEMPLATE"),
+            "plant": env.get("PLANTWATCH_PLANT"),
+            "window_days": env.get("PLANTWATCH_WINDOW_DAYS"),
+            "train": env.get("PLANTWATCH_TRAIN"),
+            "simulation": env.get("PLANTWATCH_SIMULATION"),
+            "periods": env.get("PLANTWATCH_PERIODS"),
+        }
         raw: dict[str, Any] = {}
-        for field in cls.__struct_fields__:
-            value = env.get(f"PLANTWATCH_{field.upper()}")
-            if value is None:
-                continue
-            raw[field] = msgspec.json.decode(value) if field in ("train", "simulation", "periods") else value
+        for field, value in given.items():
+            if value is not None:
+                raw[field] = msgspec.json.decode(value) if field in ("train", "simulation", "periods") else value
         return msgspec.convert(raw, cls, strict=False)
 
 

@@ -79,8 +79,8 @@ def check_tz(tz: str | None) -> str | None:
 def window(start: datetime | None, end: datetime | None, now: datetime, default: timedelta) -> TimeRange:
     """The requested time range (default: ``default`` up to now), or 422."""
     end = end or now
-    start = start or end - default
     try:
+        start = start or end - default
         result = TimeRange(start_ms=ms(start), end_ms=ms(end))
     except (OverflowError, ValueError, OSError) as exc:
         raise unprocessable("start", f"time out of range: {exc}") from exc
