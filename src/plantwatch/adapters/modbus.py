@@ -67,18 +67,7 @@ class ModbusSource:
                 continue
             self._offline.discard(sensor.sensor_id)
             ref = self._refs[sensor.sensor_id]
-            out.append(
-                Reading(
-                    plant=self.plant,
-                    line=ref.line,
-                    asset=ref.asset,
-                    sensor_id=ref.sensor_id,
-                    sensor_type=ref.sensor_type,
-                    unit=ref.unit,
-                    ts_ms=now_ms,
-                    value=value * sensor.scale + sensor.offset,
-                )
-            )
+            out.append(ref.reading(plant=self.plant, ts_ms=now_ms, value=value * sensor.scale + sensor.offset))
         return out
 
     def _connected(self) -> bool:

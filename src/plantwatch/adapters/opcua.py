@@ -113,18 +113,7 @@ class OpcUaSource:
             dv = data.monitored_item.Value
             ts = _epoch_ms(dv.SourceTimestamp) or _epoch_ms(dv.ServerTimestamp) or time.time_ns() // 1_000_000
             ref = self._ref(spec)
-            self._queue.append(
-                Reading(
-                    plant=self.plant,
-                    line=ref.line,
-                    asset=ref.asset,
-                    sensor_id=ref.sensor_id,
-                    sensor_type=ref.sensor_type,
-                    unit=ref.unit,
-                    ts_ms=ts,
-                    value=value * spec.scale + spec.offset,
-                )
-            )
+            self._queue.append(ref.reading(plant=self.plant, ts_ms=ts, value=value * spec.scale + spec.offset))
             self._seen.add(spec.sensor_id)
         except Exception:
             log.exception("opcua notification handling failed")

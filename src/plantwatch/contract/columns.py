@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from plantwatch.contract.batch import SCHEMA_VERSION, ModelRef, ScoredBatch
-from plantwatch.contract.reading import Reading, ScoredReading, SensorRef
+from plantwatch.contract.reading import ScoredReading, SensorRef
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -88,16 +88,7 @@ class BatchColumns:
             strict=True,
         ):
             ref = self.sensors[idx]
-            reading = Reading(
-                plant=self.plant,
-                line=ref.line,
-                asset=ref.asset,
-                sensor_id=ref.sensor_id,
-                sensor_type=ref.sensor_type,
-                unit=ref.unit,
-                ts_ms=ts,
-                value=value,
-            )
+            reading = ref.reading(plant=self.plant, ts_ms=ts, value=value)
             readings.append(ScoredReading(reading=reading, score=score, anomaly=anomaly, reasons=tuple(reasons)))
         return ScoredBatch(
             schema_version=self.schema_version,

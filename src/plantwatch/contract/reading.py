@@ -44,6 +44,19 @@ class SensorRef(msgspec.Struct, frozen=True, kw_only=True):
     sensor_type: str
     unit: str
 
+    def reading(self, *, plant: str, ts_ms: int, value: float) -> Reading:
+        """A reading of this sensor in ``plant`` at ``ts_ms``."""
+        return Reading(
+            plant=plant,
+            line=self.line,
+            asset=self.asset,
+            sensor_id=self.sensor_id,
+            sensor_type=self.sensor_type,
+            unit=self.unit,
+            ts_ms=ts_ms,
+            value=value,
+        )
+
 
 class Reading(msgspec.Struct, frozen=True, kw_only=True):
     """One measurement: which sensor, when (epoch milliseconds, UTC), and what value."""

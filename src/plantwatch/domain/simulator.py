@@ -216,15 +216,8 @@ class PlantSimulator:
         """One reading of every sensor on ``line`` at ``ts_ms``."""
         stamp = np.array([ts_ms], dtype=np.int64)
         return [
-            Reading(
-                plant=self.config.plant,
-                line=ref.line,
-                asset=ref.asset,
-                sensor_id=ref.sensor_id,
-                sensor_type=ref.sensor_type,
-                unit=ref.unit,
-                ts_ms=ts_ms,
-                value=round(float(self.values(ref.sensor_id, stamp)[0]), 3),
+            ref.reading(
+                plant=self.config.plant, ts_ms=ts_ms, value=round(float(self.values(ref.sensor_id, stamp)[0]), 3)
             )
             for ref in self.sensors_of(line)
         ]
