@@ -44,29 +44,25 @@ resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   alarm_actions       = [aws_sns_topic.alarms.arn]
 }
 
-resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
-  for_each            = local.functions
-  alarm_name          = "${each.value}-errors"
-  alarm_description   = "${each.value} reported errors."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alarms.arn]
+locals {
+  # one alarm per function and Lambda metric, with what to do about it
+  lambda_metric_advice = {
+    Errors    = "reported errors."
+    Throttles = "was throttled: raise its reserved concurrency."
+  }
+  lambda_alarms = {
+    for pair in setproduct(keys(local.functions), keys(local.lambda_metric_advice)) :
+    "${pair[0]}-${lower(pair[1])}" => { function = local.functions[pair[0]], metric = pair[1] }
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
-  for_each            = local.functions
-  alarm_name          = "${each.value}-throttles"
-  alarm_description   = "${each.value} was throttled: raise its reserved concurrency."
+resource "aws_cloudwatch_metric_alarm" "lambda" {
+  for_each            = local.lambda_alarms
+  alarm_name          = "${each.value.function}-${lower(each.value.metric)}"
+  alarm_description   = "${each.value.function} ${local.lambda_metric_advice[each.value.metric]}"
   namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = each.value }
+  metric_name         = each.value.metric
+  dimensions          = { FunctionName = each.value.function }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from plantwatch.adapters.reading_queue import ReadingQueue
 from plantwatch.contract.legacy import LegacyDefaults, parse_legacy
 from plantwatch.contract.reading import Reading, SensorRef
 from plantwatch.edge.config import MqttSensorsSourceConfig
@@ -25,7 +25,7 @@ class MqttSensorsSource:
     def __init__(self, config: MqttSensorsSourceConfig, *, plant: str, client_id: str) -> None:
         self.config = config
         self.defaults = LegacyDefaults(plant=plant, asset=config.asset)
-        self._queue: deque[Reading] = deque()
+        self._queue = ReadingQueue()
         self.rejected = 0
         self._online = threading.Event()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
@@ -49,10 +49,7 @@ class MqttSensorsSource:
 
     def poll(self, now_ms: int) -> list[Reading]:
         """Readings received since the last poll."""
-        out: list[Reading] = []
-        while self._queue:
-            out.append(self._queue.popleft())
-        return out
+        return self._queue.drain()
 
     def read_once(self, timeout_s: float) -> list[Reading]:
         """Listen for ``once_wait_s`` (at most ``timeout_s``) and return the latest reading of each sensor heard."""
@@ -86,7 +83,7 @@ class MqttSensorsSource:
             log.warning("raw reading on %s rejected: %s", message.topic, exc)
             return
         if isinstance(parsed, Reading):
-            self._queue.append(parsed)
+            self._queue.put(parsed)
         else:
             self.rejected += 1
             log.warning("raw reading on %s rejected: %s", message.topic, parsed.reason)

@@ -8,7 +8,6 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.ua.object_ids import ObjectIds
 
+from plantwatch.adapters.reading_queue import ReadingQueue
 from plantwatch.contract.reading import Reading, SensorRef
 from plantwatch.edge.config import OpcUaNode, OpcUaSourceConfig
 
@@ -47,7 +47,7 @@ class OpcUaSource:
         self.config = config
         self.plant = plant
         self._by_node = {ua.NodeId.from_string(n.node_id): n for n in config.nodes}
-        self._queue: deque[Reading] = deque()
+        self._queue = ReadingQueue()
         self._seen: set[str] = set()
         self._online = threading.Event()
         self._stop = threading.Event()
@@ -77,10 +77,7 @@ class OpcUaSource:
 
     def poll(self, now_ms: int) -> list[Reading]:
         """Readings from the notifications received since the last poll."""
-        out: list[Reading] = []
-        while self._queue:
-            out.append(self._queue.popleft())
-        return out
+        return self._queue.drain()
 
     def read_once(self, timeout_s: float) -> list[Reading]:
         """Start, wait until every node has reported its value (or ``timeout_s`` passes), and return them."""
@@ -113,7 +110,7 @@ class OpcUaSource:
             dv = data.monitored_item.Value
             ts = _epoch_ms(dv.SourceTimestamp) or _epoch_ms(dv.ServerTimestamp) or time.time_ns() // 1_000_000
             ref = self._ref(spec)
-            self._queue.append(ref.reading(plant=self.plant, ts_ms=ts, value=value * spec.scale + spec.offset))
+            self._queue.put(ref.reading(plant=self.plant, ts_ms=ts, value=value * spec.scale + spec.offset))
             self._seen.add(spec.sensor_id)
         except Exception:
             log.exception("opcua notification handling failed")

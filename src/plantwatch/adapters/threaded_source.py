@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any
 
+from plantwatch.adapters.reading_queue import ReadingQueue
 from plantwatch.contract.reading import Reading, SensorRef
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ class ThreadedSource:
     def __init__(self, inner: Any, *, interval_s: float = 0.05, name: str = "source") -> None:
         self.inner = inner
         self.interval_s = interval_s
-        self._queue: deque[Reading] = deque()
+        self._queue = ReadingQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -29,10 +29,7 @@ class ThreadedSource:
 
     def poll(self, now_ms: int) -> list[Reading]:
         """Readings the background thread collected since the last poll."""
-        out: list[Reading] = []
-        while self._queue:
-            out.append(self._queue.popleft())
-        return out
+        return self._queue.drain()
 
     def offline(self) -> list[SensorRef]:
         """The inner source's offline sensors."""

@@ -231,16 +231,7 @@ def _decode_batch(document: dict[str, Any], *, now_ms: int) -> DecodeResult:
             rejections.append(rejection)
             continue
         sensor = cast(SensorRef, sensors[idx])  # checked by reading_rejection
-        reading = Reading(
-            plant=plant,
-            line=sensor.line,
-            asset=sensor.asset,
-            sensor_id=sensor.sensor_id,
-            sensor_type=sensor.sensor_type,
-            unit=sensor.unit,
-            ts_ms=ts,
-            value=float(value),
-        )
+        reading = sensor.reading(plant=plant, ts_ms=ts, value=float(value))
         readings.append(ScoredReading(reading=reading, score=float(score), anomaly=anomaly, reasons=tuple(reasons)))
     batch = ScoredBatch(
         schema_version=SCHEMA_VERSION,
