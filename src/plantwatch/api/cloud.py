@@ -1,5 +1,6 @@
-"""Composition root of the analytics API in AWS Lambda: Timestream answers, API Gateway's JWT authorizer
-(Cognito) has verified the token, API Gateway throttles; the app reads the verified claims from the event."""
+"""Composition root of the analytics API in AWS Lambda: Timestream answers, DynamoDB keeps alerts and their audit
+log, API Gateway's JWT authorizer (Cognito) has verified the token, API Gateway throttles; the app reads the
+verified claims from the event."""
 
 from __future__ import annotations
 
@@ -11,17 +12,29 @@ from fastapi import FastAPI
 from plantwatch.adapters.timestream_query import TimestreamQueries, TimestreamQueryClient
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import ApiGatewayClaims
+from plantwatch.services.analytics import AlertStore
 
 #: The original design's Timestream names.
 DEFAULT_DATABASE = "smart_manufacturing_iot_analytics_platform_sensor_database"
 DEFAULT_TABLE = "sensor_readings"
 
 
+def cloud_alert_store(env: Mapping[str, str] = os.environ) -> AlertStore | None:
+    """The DynamoDB alert store named by ``PLANTWATCH_ALERTS_TABLE`` and ``PLANTWATCH_AUDIT_TABLE``, if set."""
+    alerts_table = env.get("PLANTWATCH_ALERTS_TABLE")
+    audit_table = env.get("PLANTWATCH_AUDIT_TABLE")
+    if not alerts_table or not audit_table:
+        return None
+    from plantwatch.adapters.dynamo_alerts import connect_alert_store
+
+    return connect_alert_store(alerts_table=alerts_table, audit_table=audit_table)
+
+
 def build_cloud_app(client: TimestreamQueryClient, env: Mapping[str, str] = os.environ) -> FastAPI:
-    """The API over Timestream, configured by ``TIMESTREAM_DATABASE`` and ``TIMESTREAM_TABLE``."""
+    """The API over Timestream (``TIMESTREAM_DATABASE``, ``TIMESTREAM_TABLE``) and the DynamoDB alert store."""
     queries = TimestreamQueries(
         client,
         database=env.get("TIMESTREAM_DATABASE", DEFAULT_DATABASE),
         table=env.get("TIMESTREAM_TABLE", DEFAULT_TABLE),
     )
-    return create_app(queries, auth=ApiGatewayClaims(), dashboard=False)
+    return create_app(queries, alerts=cloud_alert_store(env), auth=ApiGatewayClaims(), dashboard=False)

@@ -25,6 +25,7 @@ from plantwatch.adapters.clock import SystemClock
 from plantwatch.cloud.settings import StreamSettings
 from plantwatch.contract.legacy import LegacyDefaults
 from plantwatch.ports import Archive, Clock, Sink, StreamRecord
+from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.stream_processing import ProcessReport, StreamProcessor
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class StreamHandler:
 
 
 def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> StreamProcessor:
-    """The composition root: sink and archive chosen from settings (boto3 is imported only when used)."""
+    """The composition root: sink, archive and alert store chosen from settings (boto3 is imported only when used)."""
     clock = clock or SystemClock()
     archive: Archive
     if settings.archive_url.startswith("s3://"):
@@ -168,6 +169,16 @@ def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> 
             magnetic_writes=settings.magnetic_writes,
             magnetic_retention_ms=settings.magnetic_retention_days * 86_400_000,
         )
+    alerts = None
+    if settings.alerts_table:
+        from plantwatch.adapters.dynamo_alerts import connect_alert_store
+
+        store = connect_alert_store(alerts_table=settings.alerts_table, audit_table=settings.audit_table)
+        alerts = AlertIngest(store=store, sink=sink, archive=archive, clock=clock)
     return StreamProcessor(
-        sink=sink, archive=archive, clock=clock, legacy_defaults=LegacyDefaults(plant=settings.legacy_plant)
+        sink=sink,
+        archive=archive,
+        clock=clock,
+        legacy_defaults=LegacyDefaults(plant=settings.legacy_plant),
+        alerts=alerts,
     )

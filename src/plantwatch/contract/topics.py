@@ -19,6 +19,11 @@ def alert_topic(gateway_id: str) -> str:
     return f"plantwatch/gateways/{gateway_id}/alerts"
 
 
+def is_alert_topic(topic: str | None) -> bool:
+    """Whether ``topic`` is a gateway's alert topic (what an IoT rule or bridge brings in from it)."""
+    return topic is not None and topic.startswith("plantwatch/gateways/") and topic.endswith("/alerts")
+
+
 def floor_alert_topic(gateway_id: str) -> str:
     """Where a gateway announces alert events on the floor (local broker or Greengrass local pub/sub)."""
     return f"plantwatch/floor/{gateway_id}/alerts"

@@ -23,8 +23,10 @@ from plantwatch.contract.columns import BatchColumns
 from plantwatch.contract.decode_columns import ColumnDecoder
 from plantwatch.contract.legacy import LegacyDefaults
 from plantwatch.contract.rejection import QuarantineEntry, Rejection
+from plantwatch.contract.topics import is_alert_topic
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
 from plantwatch.ports import Archive, Clock, Sink, SinkRejection, StreamRecord, WriteOutcome
+from plantwatch.services.alert_ingest import AlertIngest
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,15 @@ class ProcessReport(msgspec.Struct, kw_only=True):
     sink_rejected: int = 0
     #: records handed back for re-delivery (``failed_from`` and every record after it)
     retried: int = 0
+    #: alert events stored from gateways' alert topics (their bad payloads count in ``quarantined``)
+    alerts: int = 0
     #: id of the first record not fully archived and stored, or None when every record was handled
     failed_from: str | None = None
 
     def add(self, other: ProcessReport) -> None:
         """Add ``other``'s counts to this report (``failed_from`` is not summed)."""
-        for name in ("records", "readings_in", "written", "duplicate_batches", "quarantined", "sink_rejected"):
+        counts = ("records", "readings_in", "written", "duplicate_batches", "quarantined", "sink_rejected", "alerts")
+        for name in counts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.retried += other.retried
 
@@ -68,6 +73,7 @@ class StreamProcessor:
         clock: Clock,
         legacy_defaults: LegacyDefaults | None = None,
         legacy_scorer: ThresholdScorer | None = None,
+        alerts: AlertIngest | None = None,
     ) -> None:
         self.sink = sink
         self.archive = archive
@@ -75,6 +81,8 @@ class StreamProcessor:
         self.legacy_defaults = legacy_defaults or LegacyDefaults()
         self.legacy_scorer = legacy_scorer or ThresholdScorer()
         self.decoder = ColumnDecoder()
+        #: where records of gateways' alert topics go (without it they are decoded, and quarantined, as batches)
+        self.alerts = alerts
 
     def decode(self, record: StreamRecord) -> tuple[BatchColumns | None, list[QuarantineEntry]]:
         """The batch a record carries (valid readings only, as columns) and quarantine entries for all it rejected."""
@@ -105,7 +113,12 @@ class StreamProcessor:
     def process(self, records: Sequence[StreamRecord]) -> ProcessReport:
         """Process records in order; never raises for bad input or a failing store (see ``failed_from``)."""
         report = ProcessReport(records=len(records))
-        decoded = [_Decoded(record=r, batch=b, quarantine=q) for r in records for b, q in [self.decode(r)]]
+        alert_records = {i for i, r in enumerate(records) if self.alerts is not None and is_alert_topic(r.topic)}
+        decoded = [
+            _Decoded(record=r, batch=b, quarantine=q)
+            for i, r in enumerate(records)
+            for b, q in [(None, []) if i in alert_records else self.decode(r)]
+        ]
         failed = len(decoded)  # index of the first record not fully handled
 
         first_with_quarantine = next((i for i, d in enumerate(decoded) if d.quarantine), None)
@@ -139,6 +152,10 @@ class StreamProcessor:
                 if not self._quarantine(entries):
                     failed = min(failed, *(first_of_key[r.batch_key] for r in outcome.rejected))
 
+        if alert_records:
+            failed_alert = self._ingest_alerts([(i, records[i]) for i in sorted(alert_records)], report)
+            failed = failed if failed_alert is None else min(failed, failed_alert)
+
         if failed < len(decoded):
             report.failed_from = decoded[failed].record.record_id
             report.retried = len(decoded) - failed
@@ -149,6 +166,22 @@ class StreamProcessor:
                 len(decoded),
             )
         return report
+
+    def _ingest_alerts(self, records: Sequence[tuple[int, StreamRecord]], report: ProcessReport) -> int | None:
+        """Store alert events in order (bad ones are quarantined); the index of the first one not handled, if any."""
+        assert self.alerts is not None
+        stored, quarantined = self.alerts.stored, self.alerts.quarantined
+        failed = None
+        for i, record in records:
+            try:
+                self.alerts.handle(record.topic or "", record.data)
+            except Exception:
+                log.exception("the alert store failed; records from %s on will be retried", record.record_id)
+                failed = i
+                break
+        report.alerts += self.alerts.stored - stored
+        report.quarantined += self.alerts.quarantined - quarantined
+        return failed
 
     def _quarantine(self, entries: Sequence[QuarantineEntry]) -> bool:
         """Archive and count quarantine entries; False when a store failed (the input must come again)."""
