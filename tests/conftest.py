@@ -79,3 +79,12 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Any:
+    """A moto server that serves one request at a time (atomic like DynamoDB's conditional writes), per session."""
+    from tests.moto import moto_server
+
+    with moto_server(one_request_at_a_time=True) as url:
+        yield url
