@@ -69,7 +69,7 @@ def dynamodb_client(endpoint: str) -> Any:
         endpoint_url=endpoint,
         region_name="eu-west-1",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+        aws_secret_access_key="testing",
     )
 
 

@@ -15,8 +15,8 @@ from plantwatch.adapters.duckdb_alerts import DuckDBAlerts
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.adapters.dynamo_alerts import DynamoAlerts
 from plantwatch.contract.alerts import Alert
-from plantwatch.domain.alerts import AlertEvent, AlertStatus, encode_event
 from plantwatch.domain.alerts import Alert as WireAlert
+from plantwatch.domain.alerts import AlertEvent, AlertStatus, encode_event
 from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.analytics import Scope
 from tests.api_data import NOW_MS, alerts

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 from stream_support import FixedClock
-
 from tests.moto import moto_server
 
 
