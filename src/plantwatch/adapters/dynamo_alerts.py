@@ -13,16 +13,15 @@ reads plant B:
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from plantwatch.contract.alerts import Alert
+from plantwatch.adapters.dynamo_alert_writer import DynamoAlertWriter, attr_n, attr_s, dynamodb_client, error_code
 from plantwatch.domain.audit import GENESIS, AuditEntry, entry_hash, first_break
 from plantwatch.services.analytics import Row, Scope
 
@@ -30,17 +29,11 @@ log = logging.getLogger(__name__)
 
 #: The alerts table's index that lists a plant's alerts newest raised first.
 BY_RAISED: Final = "by_raised"
-_ORDER_MAX: Final = 2**63 - 1
 ACKNOWLEDGE: Final = "alert.acknowledge"
 
 
 class AuditContentionError(RuntimeError):
     """The audit chain's head kept moving: too many acknowledgements of one plant at the same moment."""
-
-
-def order_key(raised_at_ms: int, alert_id: str) -> str:
-    """Sort key of the ``by_raised`` index: ascending order is newest raised first, then alert id."""
-    return f"{_ORDER_MAX - raised_at_ms:020d}#{alert_id}"
 
 
 def table_definitions(alerts_table: str, audit_table: str) -> list[dict[str, Any]]:
@@ -85,14 +78,6 @@ def table_definitions(alerts_table: str, audit_table: str) -> list[dict[str, Any
     ]
 
 
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: int | float) -> dict[str, str]:
-    return {"N": str(value)}
-
-
 def _number(attr: dict[str, str] | None) -> int | None:
     return int(attr["N"]) if attr is not None else None
 
@@ -124,67 +109,13 @@ def _entry(row: Row) -> AuditEntry:
     return AuditEntry(**{k: row[k] for k in AuditEntry.__struct_fields__})
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-class DynamoAlerts:
+class DynamoAlerts(DynamoAlertWriter):
     """:class:`~plantwatch.services.analytics.AlertStore` over two DynamoDB tables (a boto3 ``dynamodb`` client)."""
 
     def __init__(self, client: Any, *, alerts_table: str, audit_table: str, max_attempts: int = 25) -> None:
-        self.client = client
-        self.alerts_table = alerts_table
+        super().__init__(client, alerts_table=alerts_table)
         self.audit_table = audit_table
         self.max_attempts = max_attempts
-
-    # --- ingest -------------------------------------------------------------------------------------
-
-    def record_alerts(self, alerts: Sequence[Alert]) -> int:
-        """Insert alerts or update known ones (acknowledgements stay); a cleared alert is never reopened."""
-        stored = 0
-        for alert in {a.alert_id: a for a in alerts}.values():
-            values: dict[str, Any] = {
-                ":line": _s(alert.line),
-                ":asset": _s(alert.asset),
-                ":sensor": _s(alert.sensor_id),
-                ":kind": _s(alert.kind),
-                ":state": _s(alert.state),
-                ":raised": _n(alert.raised_at_ms),
-                ":reasons": {"L": [_s(r) for r in alert.reasons]},
-                # DynamoDB numbers have no NaN or infinity
-                ":score": _n(alert.score if math.isfinite(alert.score) else 0.0),
-                ":gateway": _s(alert.gateway_id),
-                ":order": _s(order_key(alert.raised_at_ms, alert.alert_id)),
-            }
-            update = (
-                "SET #line = :line, asset = :asset, sensor_id = :sensor, kind = :kind, #state = :state, "
-                "raised_at_ms = :raised, reasons = :reasons, score = :score, gateway_id = :gateway, order_key = :order"
-            )
-            if alert.cleared_at_ms is None:
-                update += " REMOVE cleared_at_ms"
-            else:
-                update += ", cleared_at_ms = :cleared"
-                values[":cleared"] = _n(alert.cleared_at_ms)
-            condition: dict[str, Any] = {}
-            if alert.state != "cleared":  # a late or repeated event of a cleared alert must not reopen it
-                condition = {"ConditionExpression": "attribute_not_exists(#state) OR #state <> :cleared_state"}
-                values[":cleared_state"] = _s("cleared")
-            try:
-                self.client.update_item(
-                    TableName=self.alerts_table,
-                    Key={"plant": _s(alert.plant), "alert_id": _s(alert.alert_id)},
-                    UpdateExpression=update,
-                    ExpressionAttributeNames={"#line": "line", "#state": "state"},
-                    ExpressionAttributeValues=values,
-                    **condition,
-                )
-            except ClientError as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
-                    raise
-                log.info("alert %s is already cleared: a late %s event leaves it so", alert.alert_id, alert.state)
-                continue
-            stored += 1
-        return stored
 
     # --- reads --------------------------------------------------------------------------------------
 
@@ -193,7 +124,7 @@ class DynamoAlerts:
         for plant in scope.plants:
             item = self.client.get_item(
                 TableName=self.alerts_table,
-                Key={"plant": _s(plant), "alert_id": _s(alert_id)},
+                Key={"plant": attr_s(plant), "alert_id": attr_s(alert_id)},
                 ConsistentRead=True,
             ).get("Item")
             if item is not None and scope.allows(plant, item["line"]["S"]):
@@ -206,19 +137,19 @@ class DynamoAlerts:
         if state is not None:
             filters.append("#state = :state")
             names["#state"] = "state"
-            values[":state"] = _s(state)
+            values[":state"] = attr_s(state)
         if scope.lines:
             placeholders = [f":line{i}" for i in range(len(scope.lines))]
             filters.append(f"#line IN ({', '.join(placeholders)})")
             names["#line"] = "line"
-            values |= {p: _s(line) for p, line in zip(placeholders, scope.lines, strict=True)}
+            values |= {p: attr_s(line) for p, line in zip(placeholders, scope.lines, strict=True)}
         found: list[dict[str, Any]] = []
         for plant in scope.plants:
             request: dict[str, Any] = {
                 "TableName": self.alerts_table,
                 "IndexName": BY_RAISED,
                 "KeyConditionExpression": "plant = :plant",
-                "ExpressionAttributeValues": {":plant": _s(plant), **values},
+                "ExpressionAttributeValues": {":plant": attr_s(plant), **values},
                 "ConsistentRead": True,
                 "Limit": limit,
             }
@@ -234,7 +165,7 @@ class DynamoAlerts:
         request = {
             "TableName": self.audit_table,
             "KeyConditionExpression": "plant = :plant",
-            "ExpressionAttributeValues": {":plant": _s(plant)},
+            "ExpressionAttributeValues": {":plant": attr_s(plant)},
             "ConsistentRead": True,
         }
         return [_audit_row(item) for item in self._pages(request)]
@@ -271,7 +202,7 @@ class DynamoAlerts:
             try:
                 self.client.transact_write_items(TransactItems=self._acknowledgement(entry, prev))
             except ClientError as exc:
-                if _code(exc) != "TransactionCanceledException":
+                if error_code(exc) != "TransactionCanceledException":
                     raise
                 # someone else acknowledged this alert or appended to the chain first: look again
                 time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
@@ -284,7 +215,7 @@ class DynamoAlerts:
         items = self.client.query(
             TableName=self.audit_table,
             KeyConditionExpression="plant = :plant",
-            ExpressionAttributeValues={":plant": _s(plant)},
+            ExpressionAttributeValues={":plant": attr_s(plant)},
             ExpressionAttributeNames={"#hash": "hash"},
             ProjectionExpression="seq, #hash",
             ScanIndexForward=False,
@@ -299,22 +230,22 @@ class DynamoAlerts:
             {
                 "Update": {
                     "TableName": self.alerts_table,
-                    "Key": {"plant": _s(entry.plant), "alert_id": _s(entry.alert_id)},
+                    "Key": {"plant": attr_s(entry.plant), "alert_id": attr_s(entry.alert_id)},
                     "UpdateExpression": "SET acknowledged_by = :by, acknowledged_at_ms = :at",
                     "ConditionExpression": "attribute_exists(alert_id) AND attribute_not_exists(acknowledged_by)",
-                    "ExpressionAttributeValues": {":by": _s(entry.actor), ":at": _n(entry.at_ms)},
+                    "ExpressionAttributeValues": {":by": attr_s(entry.actor), ":at": attr_n(entry.at_ms)},
                 }
             },
             {
                 "Put": {
                     "TableName": self.audit_table,
                     "Item": {
-                        "plant": _s(entry.plant),
-                        "seq": _n(entry.seq),
-                        "at_ms": _n(entry.at_ms),
-                        **{k: _s(getattr(entry, k)) for k in ("actor", "action", "alert_id", "note")},
-                        "prev_hash": _s(prev),
-                        "hash": _s(entry_hash(entry, prev)),
+                        "plant": attr_s(entry.plant),
+                        "seq": attr_n(entry.seq),
+                        "at_ms": attr_n(entry.at_ms),
+                        **{k: attr_s(getattr(entry, k)) for k in ("actor", "action", "alert_id", "note")},
+                        "prev_hash": attr_s(prev),
+                        "hash": attr_s(entry_hash(entry, prev)),
                     },
                     "ConditionExpression": "attribute_not_exists(seq)",
                 }
@@ -333,9 +264,7 @@ class DynamoAlerts:
 
 def connect_alert_store(*, alerts_table: str, audit_table: str) -> DynamoAlerts:
     """The store over a boto3 DynamoDB client (region, credentials and ``AWS_ENDPOINT_URL`` from the environment)."""
-    import boto3
-
-    return DynamoAlerts(boto3.client("dynamodb"), alerts_table=alerts_table, audit_table=audit_table)
+    return DynamoAlerts(dynamodb_client(), alerts_table=alerts_table, audit_table=audit_table)
 
 
 def _take(items: Iterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:

@@ -25,9 +25,8 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     memory_retention_hours: int = 6
     magnetic_writes: bool = True
     magnetic_retention_days: int = 73_000
-    #: DynamoDB tables of alerts and their audit log; empty: alert records are not stored (quarantined as batches)
+    #: DynamoDB table of alerts; empty: alert records are not stored (they are quarantined as bad batches)
     alerts_table: str = ""
-    audit_table: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
@@ -46,7 +45,6 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
             ("magnetic_writes", env.get("TIMESTREAM_MAGNETIC_WRITES")),
             ("magnetic_retention_days", env.get("TIMESTREAM_MAGNETIC_RETENTION_DAYS")),
             ("alerts_table", env.get("PLANTWATCH_ALERTS_TABLE")),
-            ("audit_table", env.get("PLANTWATCH_AUDIT_TABLE")),
         ):
             if not value:
                 continue
@@ -62,6 +60,4 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"bad stream-processor configuration: {exc} (see docs/cloud.md)") from exc
         if not settings.archive_url:
             raise ValueError("PLANTWATCH_ARCHIVE_URL is required: s3://bucket/prefix or a local directory")
-        if bool(settings.alerts_table) != bool(settings.audit_table):
-            raise ValueError("PLANTWATCH_ALERTS_TABLE and PLANTWATCH_AUDIT_TABLE are set together, or neither")
         return settings

@@ -171,9 +171,9 @@ def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> 
         )
     alerts = None
     if settings.alerts_table:
-        from plantwatch.adapters.dynamo_alerts import connect_alert_store
+        from plantwatch.adapters.dynamo_alert_writer import connect_alert_writer
 
-        store = connect_alert_store(alerts_table=settings.alerts_table, audit_table=settings.audit_table)
+        store = connect_alert_writer(alerts_table=settings.alerts_table)
         alerts = AlertIngest(store=store, sink=sink, archive=archive, clock=clock)
     return StreamProcessor(
         sink=sink,
