@@ -71,6 +71,18 @@ data "aws_iam_policy_document" "analytics_api" {
   }
 
   statement {
+    sid       = "ReadAndAcknowledgeAlerts"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.alerts.arn, "${aws_dynamodb_table.alerts.arn}/index/by_raised"]
+  }
+
+  statement {
+    sid       = "AppendToAuditLog" # PutItem conditional on a free seq; no UpdateItem or DeleteItem on the log
+    actions   = ["dynamodb:PutItem", "dynamodb:Query"]
+    resources = [aws_dynamodb_table.alert_audit.arn]
+  }
+
+  statement {
     sid       = "DecryptReadings"
     actions   = ["kms:Decrypt"]
     resources = [aws_kms_key.this.arn]
@@ -81,7 +93,7 @@ module "analytics_api" {
   source = "./modules/lambda_function"
 
   function_name        = local.analytics_api_name
-  description          = "Analytics API (/analytics): FastAPI app served through Mangum, reads Timestream"
+  description          = "Analytics API (/analytics): FastAPI app served through Mangum, reads Timestream and alerts"
   package_file         = "${local.lambda_package_dir}/analytics_api.zip"
   handler              = "app.handler"
   architecture         = var.lambda_architecture
@@ -95,6 +107,8 @@ module "analytics_api" {
   environment = {
     TIMESTREAM_DATABASE     = aws_timestreamwrite_database.this.database_name
     TIMESTREAM_TABLE        = aws_timestreamwrite_table.this.table_name
+    PLANTWATCH_ALERTS_TABLE = aws_dynamodb_table.alerts.name
+    PLANTWATCH_AUDIT_TABLE  = aws_dynamodb_table.alert_audit.name
     PLANTWATCH_API_BASE     = "/${var.environment}"
     POWERTOOLS_SERVICE_NAME = "analytics-api"
   }
@@ -127,7 +141,8 @@ resource "aws_apigatewayv2_integration" "analytics" {
 }
 
 resource "aws_apigatewayv2_route" "analytics" {
-  for_each           = toset(["GET /analytics", "GET /v1/{proxy+}"]) # the FastAPI app's routes (src/plantwatch/api/app.py)
+  # The FastAPI app's routes (src/plantwatch/api/app.py): reads, and the one write, acknowledging an alert.
+  for_each           = toset(["GET /analytics", "GET /v1/{proxy+}", "POST /v1/alerts/{alert_id}/acknowledge"])
   api_id             = aws_apigatewayv2_api.this.id
   route_key          = each.key
   target             = "integrations/${aws_apigatewayv2_integration.analytics.id}"
@@ -172,5 +187,5 @@ resource "aws_lambda_permission" "api" {
   action        = "lambda:InvokeFunction"
   function_name = module.analytics_api.function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/GET/*"
+  source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/*/*"
 }

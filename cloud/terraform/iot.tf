@@ -173,6 +173,11 @@ locals {
       description = "Original raw sensor readings into the sensor data stream"
       sql         = "SELECT * FROM '${local.legacy_topic_filter}'"
     }
+    # Alert events (JSON) too: the stream processor stores them for the API (alerts.tf); SNS still gets them below.
+    gateway_alerts = {
+      description = "Gateway alert events into the sensor data stream, for the alert store"
+      sql         = "SELECT * FROM '${local.alert_topic_filter}'"
+    }
   }
 }
 

@@ -115,6 +115,14 @@ resource "aws_security_group" "stream_processor" {
     protocol        = "tcp"
     prefix_list_ids = [aws_vpc_endpoint.s3.prefix_list_id]
   }
+
+  egress {
+    description     = "HTTPS to DynamoDB (alerts) through the gateway endpoint"
+    from_port       = 443
+    to_port         = 443
+    protocol        = "tcp"
+    prefix_list_ids = [aws_vpc_endpoint.dynamodb.prefix_list_id]
+  }
 }
 
 resource "aws_security_group" "endpoints" {

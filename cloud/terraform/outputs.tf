@@ -97,3 +97,13 @@ output "kms_key_arn" {
   description = "Customer-managed key that encrypts the platform's data."
   value       = aws_kms_key.this.arn
 }
+
+output "alerts_table_name" {
+  description = "DynamoDB table of alerts (written by the stream processor, read and acknowledged by the API)."
+  value       = aws_dynamodb_table.alerts.name
+}
+
+output "alert_audit_table_name" {
+  description = "DynamoDB table of the per-plant hash-chained audit log of acknowledgements."
+  value       = aws_dynamodb_table.alert_audit.name
+}

@@ -47,6 +47,12 @@ data "aws_iam_policy_document" "stream_processor" {
   }
 
   statement {
+    sid       = "StoreAlerts"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.alerts.arn]
+  }
+
+  statement {
     sid       = "UsePlatformKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
@@ -75,6 +81,7 @@ module "stream_processor" {
     TIMESTREAM_DATABASE          = aws_timestreamwrite_database.this.database_name
     TIMESTREAM_TABLE             = aws_timestreamwrite_table.this.table_name
     PLANTWATCH_ARCHIVE_URL       = "s3://${module.archive_bucket.id}/batches/"
+    PLANTWATCH_ALERTS_TABLE      = aws_dynamodb_table.alerts.name
     POWERTOOLS_SERVICE_NAME      = "stream-processor"
     POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
   }

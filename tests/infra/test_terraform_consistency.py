@@ -16,6 +16,7 @@ from infra_code import required_actions as actions_needed
 from infra_hcl import TERRAFORM, Config, reference, statements
 from infra_tools import load_build_script
 
+from plantwatch.adapters.dynamo_alerts import table_definitions
 from plantwatch.contract import topics
 
 LAMBDA_MODULE = "./modules/lambda_function"
@@ -311,3 +312,30 @@ def test_build_defaults_match_terraform(root: Config) -> None:
         root.locals()["lambda_package_dir"] == '${coalesce(var.lambda_package_dir, "${path.root}/../../build/lambda")}'
     )
     assert build_lambdas.DEFAULT_OUT == REPO / "build" / "lambda"
+
+
+def test_alert_tables_match_the_adapter_and_are_protected(root: Config) -> None:
+    tables = root.resources("aws_dynamodb_table")
+    expected = table_definitions("alerts", "audit")
+    for (_, name), definition in zip(
+        [("aws_dynamodb_table", "alerts"), ("aws_dynamodb_table", "alert_audit")], expected, strict=True
+    ):
+        body = tables[("aws_dynamodb_table", name)]
+        keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
+        assert (body["hash_key"], body["range_key"]) == (keys["HASH"], keys["RANGE"]), name
+        declared = {a["name"]: a["type"] for a in body["attribute"]}
+        assert declared == {a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]}
+        indexes = {i["name"]: i["range_key"] for i in body.get("local_secondary_index", [])}
+        assert indexes == {
+            i["IndexName"]: i["KeySchema"][1]["AttributeName"] for i in definition.get("LocalSecondaryIndexes", [])
+        }
+        assert body["deletion_protection_enabled"] is True
+        assert body["point_in_time_recovery"][0]["enabled"] is True
+        assert body["server_side_encryption"][0]["kms_key_arn"] == "${aws_kms_key.this.arn}"
+    # the alerts topic reaches the stream (for the store) and SNS (for people)
+    assert root.locals()["stream_rules"]["gateway_alerts"]["sql"] == "SELECT * FROM '${local.alert_topic_filter}'"
+    # the audit log is append-only for every role: nothing may update or delete its entries
+    for (_, name), document in root.data("aws_iam_policy_document").items():
+        for statement in statements(document):
+            if "${aws_dynamodb_table.alert_audit.arn}" in statement.get("resources", []):
+                assert set(statement["actions"]) <= {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"}, name
