@@ -25,3 +25,17 @@ def reading(i: int = 0, *, value: float = 50.0, ts_ms: int | None = None, sensor
 def scored(i: int = 0, **kwargs: object) -> ScoredReading:
     """A valid, unflagged scored reading."""
     return ScoredReading(reading=reading(i, **kwargs), score=0.0, anomaly=False, reasons=())  # type: ignore[arg-type]
+
+
+def alert_event(
+    alert_id: str, status: str, *, plant: str = "plant-a", raised_ms: int = NOW_MS - 60_000, updated_ms: int = NOW_MS
+) -> bytes:
+    """A gateway's alert event (``status``: active, acknowledged or cleared) as published on its alert topic."""
+    from plantwatch.domain.alerts import Alert, AlertEvent, AlertStatus, encode_event
+
+    wire = Alert(
+        alert_id=alert_id, gateway_id="gw-1", plant=plant, line="line-1", asset="press-1", sensor_id="s-1",
+        sensor_type="temperature", kind="anomaly", status=AlertStatus(status), raised_ms=raised_ms,
+        updated_ms=updated_ms, score=0.8, reasons=("forest",),
+    )  # fmt: skip
+    return encode_event(AlertEvent(event={"active": "raised"}.get(status, status), alert=wire))

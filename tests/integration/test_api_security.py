@@ -18,7 +18,8 @@ from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import AUDIENCE, ISSUER, LocalTokens, create_token
 from plantwatch.api.ratelimit import RateLimiter
-from tests.api_data import KEY, NOW, filled_store
+from tests.api_data import KEY, NOW, alerts, filled_store
+from tests.moto import alert_tables
 
 START, END = "2025-11-24T13:30:00Z", "2025-11-24T16:00:00Z"
 FOREIGN_SENSOR = "plant-a.line-1.press-1.temperature"
@@ -60,8 +61,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
     return filled_store(Path(tmp_path_factory.mktemp("sec")) / "db.duckdb")
 
 
-def make_client(store: DuckDBStore, *, plants: list[str], lines: list[str] | None = None, **app: Any) -> TestClient:
-    api = create_app(DuckDBQueries(store), alerts=DuckDBAlerts(store), auth=LocalTokens(KEY), now=lambda: NOW, **app)
+def make_client(
+    store: DuckDBStore, *, plants: list[str], lines: list[str] | None = None, alerts: Any = None, **app: Any
+) -> TestClient:
+    alerts = alerts or DuckDBAlerts(store)
+    api = create_app(DuckDBQueries(store), alerts=alerts, auth=LocalTokens(KEY), now=lambda: NOW, **app)
     client = TestClient(api)
     client.headers["Authorization"] = f"Bearer {create_token(KEY, plants=plants, lines=lines, subject='tester')}"
     return client
@@ -222,3 +226,33 @@ def test_rate_limit_answers_429_with_retry_after_per_caller(store: DuckDBStore) 
     assert other.status_code == 200  # another caller has its own bucket
     now[0] += 0.5
     assert client.get("/v1/plants").status_code == 200
+
+
+ALERT_PATHS = {"/v1/alerts", "/v1/alerts/{alert_id}/acknowledge", "/v1/audit"}
+
+
+def test_the_cloud_alert_store_keeps_plants_and_lines_apart_too(store: DuckDBStore, dynamodb_endpoint: str) -> None:
+    # GIVEN the API over the DynamoDB alert store (as in the cloud), holding the same alerts
+    dynamo = alert_tables(dynamodb_endpoint)
+    dynamo.record_alerts(alerts())
+    client = make_client(store, plants=["plant-b"], alerts=dynamo)
+    # THEN a plant-b token gets the same 404s as over DuckDB, and only plant-b's alerts
+    for (method, path), params in FOREIGN.items():
+        if path in ALERT_PATHS:
+            response = call(client, method, path, params)
+            assert response.status_code == 404, (path, response.text)
+            assert response.json()["detail"] in ("no plant 'plant-a'", "no alert 'plant-a-0'")
+    assert {a["plant"] for a in client.get("/v1/alerts").json()} == {"plant-b"}
+    line_2 = make_client(store, plants=["plant-a"], lines=["line-2"], alerts=dynamo)
+    assert line_2.get("/v1/alerts").json() == []
+    assert line_2.post("/v1/alerts/plant-a-0/acknowledge").status_code == 404
+    # injection strings in every alert parameter are refused or find nothing, and change nothing
+    spec = client.get("/openapi.json").json()
+    for method, path in [(m, p) for (m, p) in FOREIGN if p in ALERT_PATHS]:
+        for name in {p["name"] for p in spec["paths"][path][method].get("parameters", [])}:
+            for bad in INJECTIONS:
+                response = call(client, method, path, {"alert_id": "plant-b-0"} | {name: bad})
+                assert response.status_code in (404, 422), (path, name, bad, response.text)
+    owner = make_client(store, plants=["plant-a"], alerts=dynamo)
+    assert all(a["acknowledged_by"] is None for a in owner.get("/v1/alerts").json())
+    assert dynamo.audit_entries("plant-a") == [] and dynamo.audit_entries("plant-b") == []

@@ -15,11 +15,10 @@ from plantwatch.adapters.duckdb_alerts import DuckDBAlerts
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.adapters.dynamo_alerts import DynamoAlerts
 from plantwatch.contract.alerts import Alert
-from plantwatch.domain.alerts import Alert as WireAlert
-from plantwatch.domain.alerts import AlertEvent, AlertStatus, encode_event
 from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.analytics import Scope
 from tests.api_data import NOW_MS, alerts
+from tests.helpers import alert_event
 from tests.moto import alert_tables
 
 A = Scope(subject="tester", plants=("plant-a",))
@@ -67,16 +66,6 @@ def test_it_answers_exactly_like_the_duckdb_store(dynamo: DynamoAlerts, tmp_path
     assert len(dynamo.alerts(BOTH, state=None, limit=1000)) == 34
 
 
-def event(alert_id: str, status: str, *, plant: str = "plant-a", updated_ms: int = NOW_MS) -> bytes:
-    """A gateway's alert event as published on its alert topic."""
-    wire = WireAlert(
-        alert_id=alert_id, gateway_id="gw-1", plant=plant, line="line-1", asset="press-1", sensor_id="s-1",
-        sensor_type="temperature", kind="anomaly", status=AlertStatus(status), raised_ms=NOW_MS - 60_000,
-        updated_ms=updated_ms, score=0.8, reasons=("forest",),
-    )  # fmt: skip
-    return encode_event(AlertEvent(event={"active": "raised"}.get(status, status), alert=wire))
-
-
 class _NoQuarantine:
     def put_quarantine(self, entries: Any) -> None:
         raise AssertionError(f"nothing should be quarantined: {entries}")
@@ -102,13 +91,13 @@ def test_ingest_is_idempotent_and_a_cleared_alert_stays_cleared(dynamo: DynamoAl
     ingest = AlertIngest(store=dynamo, sink=nothing, archive=nothing, clock=_Clock())  # type: ignore[arg-type]
     topic = "plantwatch/gateways/gw-1/alerts"
     # WHEN an alert is raised (delivered twice), acknowledged, cleared, and the raise arrives once more, late
-    ingest.handle(topic, event("gw-1:s-1:anomaly:1", "active"))
-    ingest.handle(topic, event("gw-1:s-1:anomaly:1", "active"))
+    ingest.handle(topic, alert_event("gw-1:s-1:anomaly:1", "active"))
+    ingest.handle(topic, alert_event("gw-1:s-1:anomaly:1", "active"))
     assert len(dynamo.alerts(A, state=None, limit=10)) == 1
     acked = dynamo.acknowledge(A, alert_id="gw-1:s-1:anomaly:1", actor="op-1", note="", at_ms=NOW_MS)
     assert acked is not None and acked["state"] == "open"
-    ingest.handle(topic, event("gw-1:s-1:anomaly:1", "cleared", updated_ms=NOW_MS + 5))
-    ingest.handle(topic, event("gw-1:s-1:anomaly:1", "active"))
+    ingest.handle(topic, alert_event("gw-1:s-1:anomaly:1", "cleared", updated_ms=NOW_MS + 5))
+    ingest.handle(topic, alert_event("gw-1:s-1:anomaly:1", "active"))
     # THEN there is one alert, cleared when the gateway said, still acknowledged by the first operator
     (row,) = dynamo.alerts(A, state=None, limit=10)
     assert (row["state"], row["cleared_at_ms"], row["acknowledged_by"]) == ("cleared", NOW_MS + 5, "op-1")

@@ -1,5 +1,6 @@
 """The analytics_api Lambda: an API Gateway HTTP API v2 event through Mangum gives the same body as the local
-app on uvicorn (Timestream answered by the recording fake, loaded with the same data as the local DuckDB)."""
+app on uvicorn (Timestream answered by the recording fake, loaded with the same data as the local DuckDB; alerts
+from DynamoDB on moto server, loaded with the same alerts)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import LocalTokens, create_token
 from plantwatch.api.cloud import DEFAULT_DATABASE, DEFAULT_TABLE
-from tests.api_data import KEY, NOW, filled_store
+from tests.api_data import KEY, NOW, alerts, filled_store
 from tests.conftest import REPO, free_port, wait_for
 from tests.fakes.timestream_query import FakeTimestreamQuery
+from tests.moto import alert_tables
 
 EVENT = json.loads((REPO / "tests/events/apigw_http_v2_series.json").read_text())
 
@@ -92,3 +94,77 @@ def test_the_verified_claims_scope_the_lambda_too(handler: Any) -> None:
     response = handler(unauthorized, LambdaContext())
     assert response["statusCode"] == 401
     assert "token" in json.loads(response["body"])["detail"]
+
+
+@pytest.fixture(scope="module")
+def alert_handler(store: Any, dynamodb_endpoint: str) -> Any:
+    """The Lambda as Terraform configures it with the alert tables: Timestream faked, DynamoDB on moto server."""
+    dynamo = alert_tables(dynamodb_endpoint)
+    dynamo.record_alerts(alerts())
+    fake = FakeTimestreamQuery(DEFAULT_DATABASE, DEFAULT_TABLE)
+    fake.load(store)
+    real_client = boto3.client
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            boto3, "client", lambda service, **kw: fake if service == "timestream-query" else real_client(service, **kw)
+        )
+        for name, value in {
+            "TIMESTREAM_DATABASE": DEFAULT_DATABASE,
+            "TIMESTREAM_TABLE": DEFAULT_TABLE,
+            "PLANTWATCH_ALERTS_TABLE": dynamo.alerts_table,
+            "PLANTWATCH_AUDIT_TABLE": dynamo.audit_table,
+            "PLANTWATCH_API_BASE": "/",
+            "AWS_ENDPOINT_URL": dynamodb_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+        }.items():
+            mp.setenv(name, value)
+        spec = importlib.util.spec_from_file_location(
+            "analytics_api_alerts", REPO / "cloud/lambdas/analytics_api/app.py"
+        )
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module.handler
+
+
+def request(method: str, path: str, query: str = "", *, plants: str = "plant-a", sub: str | None = None) -> Any:
+    """The canned HTTP API v2 event, turned into another request by another caller."""
+    event = copy.deepcopy(EVENT)
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["rawQueryString"] = query
+    event["queryStringParameters"] = dict(p.split("=", 1) for p in query.split("&")) if query else None
+    claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
+    claims["custom:plants"] = plants
+    claims["sub"] = sub or claims["sub"]
+    return event
+
+
+def test_alerts_are_listed_from_dynamodb_with_the_same_body_as_uvicorn(alert_handler: Any, uvicorn_url: str) -> None:
+    token = create_token(KEY, plants=["plant-a"])
+    for query in ("", "state=open", "plant=plant-a&state=cleared&limit=1"):
+        response = alert_handler(request("GET", "/v1/alerts", query), LambdaContext())
+        assert response["statusCode"] == 200, response["body"]
+        local = httpx.get(f"{uvicorn_url}/v1/alerts?{query}", headers={"Authorization": f"Bearer {token}"})
+        assert json.loads(response["body"]) == local.json() and local.json()
+
+
+def test_an_acknowledgement_through_the_lambda_is_recorded_once_in_the_chain(alert_handler: Any) -> None:
+    # a caller of plant-b can't acknowledge plant-a's alert, and learns nothing from trying
+    foreign = alert_handler(request("POST", "/v1/alerts/plant-a-0/acknowledge", plants="plant-b"), LambdaContext())
+    assert (foreign["statusCode"], json.loads(foreign["body"])) == (404, {"detail": "no alert 'plant-a-0'"})
+    first = alert_handler(request("POST", "/v1/alerts/plant-a-0/acknowledge", sub="operator-1"), LambdaContext())
+    assert first["statusCode"] == 200, first["body"]
+    assert json.loads(first["body"])["acknowledged_by"] == "operator-1"
+    second = alert_handler(request("POST", "/v1/alerts/plant-a-0/acknowledge", sub="operator-2"), LambdaContext())
+    assert json.loads(second["body"])["acknowledged_by"] == "operator-1"
+    audit = json.loads(alert_handler(request("GET", "/v1/audit"), LambdaContext())["body"])
+    assert audit["chain_intact"] is True
+    assert [(e["seq"], e["actor"], e["alert_id"]) for e in audit["entries"]] == [(1, "operator-1", "plant-a-0")]
+    assert (
+        json.loads(alert_handler(request("GET", "/v1/audit", plants="plant-b"), LambdaContext())["body"])["entries"]
+        == []
+    )
