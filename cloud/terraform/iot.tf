@@ -174,7 +174,7 @@ locals {
       sql         = "SELECT * FROM '${local.legacy_topic_filter}'"
     }
     # Alert events (JSON) too: the stream processor stores them for the API (alerts.tf); SNS still gets them below.
-    gateway_alerts = {
+    alert_events = {
       description = "Gateway alert events into the sensor data stream, for the alert store"
       sql         = "SELECT * FROM '${local.alert_topic_filter}'"
     }

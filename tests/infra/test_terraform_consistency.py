@@ -333,7 +333,9 @@ def test_alert_tables_match_the_adapter_and_are_protected(root: Config) -> None:
         assert body["point_in_time_recovery"][0]["enabled"] is True
         assert body["server_side_encryption"][0]["kms_key_arn"] == "${aws_kms_key.this.arn}"
     # the alerts topic reaches the stream (for the store) and SNS (for people)
-    assert root.locals()["stream_rules"]["gateway_alerts"]["sql"] == "SELECT * FROM '${local.alert_topic_filter}'"
+    assert root.locals()["stream_rules"]["alert_events"]["sql"] == "SELECT * FROM '${local.alert_topic_filter}'"
+    sns_rule = root.resources("aws_iot_topic_rule")[("aws_iot_topic_rule", "alerts")]["name"]
+    assert not any(sns_rule.endswith(f"_{key}") for key in root.locals()["stream_rules"]), "rule names must differ"
     # the audit log is append-only for every role: nothing may update or delete its entries
     for (_, name), document in root.data("aws_iam_policy_document").items():
         for statement in statements(document):
