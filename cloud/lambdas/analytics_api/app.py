@@ -1,7 +1,7 @@
 """Lambda handler of the analytics API behind API Gateway (HTTP API v2): the plantwatch FastAPI app via Mangum.
 
-Configured by Terraform: TIMESTREAM_DATABASE, TIMESTREAM_TABLE, and PLANTWATCH_API_BASE (the stage path Mangum
-strips, api_gateway_base_path).
+Configured by Terraform: TIMESTREAM_DATABASE, TIMESTREAM_TABLE, PLANTWATCH_ALERTS_TABLE and PLANTWATCH_AUDIT_TABLE
+(DynamoDB), and PLANTWATCH_API_BASE (the stage path Mangum strips, api_gateway_base_path).
 """
 
 import os

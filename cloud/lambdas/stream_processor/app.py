@@ -1,4 +1,4 @@
-"""Stream-processor Lambda: Kinesis records of gateways' batches and raw readings -> archive + sink.
+"""Stream-processor Lambda: Kinesis records of gateways' batches, raw readings and alerts -> archive + sink + alerts.
 
 All logic lives in the plantwatch package; this file wires powertools' Logger and Metrics around it.
 Configuration: environment variables only (docs/cloud.md).
@@ -27,6 +27,7 @@ def _record(report: ProcessReport) -> None:
         ("Quarantined", report.quarantined),
         ("RecordsRetried", report.retried),
         ("DuplicateBatches", report.duplicate_batches),
+        ("AlertsStored", report.alerts),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
