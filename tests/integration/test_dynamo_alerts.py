@@ -3,6 +3,7 @@ scoping, one winner among concurrent acknowledgements, and a hash chain whose ta
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -197,3 +198,12 @@ def test_tampering_with_the_chain_is_detected(dynamo: DynamoAlerts) -> None:
     assert dynamo.verify("plant-a") is None
     client.delete_item(TableName=table, Key=key(3))
     assert dynamo.verify("plant-a") == 4
+
+
+def test_scores_dynamodb_cannot_hold_are_stored_as_zero(dynamo: DynamoAlerts) -> None:
+    odd = [msgspec.structs.replace(alerts()[0], alert_id=f"odd-{i}", score=s) for i, s in enumerate([math.nan, 1e-300])]
+    assert dynamo.record_alerts(odd) == 2
+    assert sorted(a["score"] for a in dynamo.alerts(A, state=None, limit=10) if a["alert_id"].startswith("odd")) == [
+        0,
+        0,
+    ]

@@ -42,6 +42,11 @@ def attr_n(value: int | float) -> dict[str, str]:
     return {"N": str(value)}
 
 
+def dynamo_number(value: float) -> float:
+    """``value`` as DynamoDB can store it: no NaN or infinity (0.0), nothing closer to zero than 1e-130 (0.0)."""
+    return value if math.isfinite(value) and (value == 0 or 1e-130 <= abs(value) < 1e125) else 0.0
+
+
 def error_code(exc: ClientError) -> str:
     """The AWS error code of a failed call."""
     return str(exc.response.get("Error", {}).get("Code", ""))
@@ -68,8 +73,7 @@ class DynamoAlertWriter:
                 ":state": attr_s(alert.state),
                 ":raised": attr_n(alert.raised_at_ms),
                 ":reasons": {"L": [attr_s(r) for r in alert.reasons]},
-                # DynamoDB numbers have no NaN or infinity
-                ":score": attr_n(alert.score if math.isfinite(alert.score) else 0.0),
+                ":score": attr_n(dynamo_number(alert.score)),
                 ":gateway": attr_s(alert.gateway_id),
                 ":order": attr_s(order_key(alert.raised_at_ms, alert.alert_id)),
             }
