@@ -34,7 +34,10 @@ _ALERT_COLUMNS = (
 
 
 def record_alerts(cursor: Any, alerts: Sequence[Alert]) -> int:
-    """Insert alerts, or update state, clearing time, reasons and score of known ones (acknowledgements stay)."""
+    """Insert alerts, or update state, clearing time, reasons and score of known ones (acknowledgements stay).
+
+    A cleared alert is never reopened by a late or repeated event of its earlier state.
+    """
     if not alerts:
         return 0
     latest = {a.alert_id: a for a in alerts}
@@ -56,10 +59,11 @@ def record_alerts(cursor: Any, alerts: Sequence[Alert]) -> int:
     )
     cursor.register("incoming_alerts", table)
     try:
+        # a late or repeated event of a cleared alert leaves it as it is (as the DynamoDB store does)
         cursor.execute(
             "INSERT INTO alerts SELECT *, NULL, NULL FROM incoming_alerts ON CONFLICT DO UPDATE SET "
             "state = EXCLUDED.state, cleared_at_ms = EXCLUDED.cleared_at_ms, reasons = EXCLUDED.reasons, "
-            "score = EXCLUDED.score"
+            "score = EXCLUDED.score WHERE alerts.state <> 'cleared' OR EXCLUDED.state = 'cleared'"
         )
     finally:
         cursor.unregister("incoming_alerts")
