@@ -54,7 +54,8 @@ class ForestModel:
 
     Sign convention (stated once, kept everywhere in plantwatch): :meth:`score_samples` is scikit-learn's
     (lower = more abnormal, in [-1, 0]); :meth:`anomaly_score` is its negation, the original paper's score
-    (higher = more anomalous, in [0, 1]); :meth:`is_anomaly` is ``anomaly_score > info.threshold``.
+    (higher = more anomalous, in [0, 1]); :meth:`is_anomaly` is ``anomaly_score > info.threshold`` or, with an
+    ``info.envelope``, a row outside it (:meth:`verdicts` gives both flags apart).
 
     Parameters
     ----------
