@@ -1,9 +1,10 @@
 """SKAB (Skoltech Anomaly Benchmark) with plantwatch's own detector: the gateway's feature windows, forest,
 training envelope and decision (``ForestModel.verdicts``), then the alert lifecycle's debounce, under SKAB's
-protocol (one model per file, fitted on its first 400 rows, tested on the rest). Every parameter is chosen on valve1/ only; valve2/, other/ and all files are
-reported with it. The data (GPL-3.0) stays outside the repository.
+protocol (one model per file, fitted on its first 400 rows, tested on the rest). Every parameter is chosen
+on valve1/ only; valve2/, other/ and all files are reported with it. The data (GPL-3.0) stays outside the
+repository.
 
-    python benchmarks/skab.py [DATA_DIR] [--out docs/skab]    # DATA_DIR defaults to ../shared/datasets/skab
+    python benchmarks/skab.py [DATA_DIR] [--out docs/skab] [--valve1-only]    # DATA_DIR: ../shared/datasets/skab
 """
 
 from __future__ import annotations
