@@ -1,21 +1,25 @@
-"""SKAB (Skoltech Anomaly Benchmark) with plantwatch's own detector: the gateway's feature windows, forest and
-decision, then the alert lifecycle's debounce, under SKAB's protocol (one model per file, fitted on its first
-400 rows, tested on the rest). Every parameter is chosen on valve1/ only; valve2/, other/ and all files are
-reported with it. The data (GPL-3.0) stays outside the repository.
+"""SKAB (Skoltech Anomaly Benchmark) with plantwatch's own detector: the gateway's feature windows, forest,
+training envelope and decision (``ForestModel.verdicts``), then the alert lifecycle's debounce, under SKAB's
+protocol (one model per file, fitted on its first 400 rows, tested on the rest). Every parameter is chosen
+on valve1/ only; valve2/, other/ and all files are reported with it. The data (GPL-3.0) stays outside the
+repository.
 
-    python benchmarks/skab.py [DATA_DIR] [--out docs/skab]    # DATA_DIR defaults to ../shared/datasets/skab
+    python benchmarks/skab.py [DATA_DIR] [--out docs/skab] [--valve1-only]    # DATA_DIR: ../shared/datasets/skab
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
+import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,6 +37,7 @@ from skab_protocol import (
 )
 
 from plantwatch.domain.features import FeatureSpec, bulk_features
+from plantwatch.models.envelope import fit_envelope
 from plantwatch.models.evaluation import alert_runs
 from plantwatch.models.forest import ForestModel
 from plantwatch.models.training import train_forest
@@ -54,14 +59,21 @@ SENSOR_SETS = {
 }
 
 
+#: Statistics the training envelope watches (``mean`` of every sensor's window, or more).
+ENVELOPE_STATISTICS = {"mean": ("mean",), "mean+std": ("mean", "std"), "all": ("latest", "mean", "std", "slope")}
+
+
 @dataclass(frozen=True)
 class Params:
     """The detector's parameters (chosen on valve1/)."""
 
     sensors: str = "all"
     window: int = 10
-    #: threshold = margin x the largest anomaly score on the file's own training windows
+    #: forest threshold = margin x the largest anomaly score on the file's own training windows
     margin: float = 1.0
+    #: statistics of the training envelope, and its threshold = margin x the largest training-window score
+    envelope: str = "mean"
+    envelope_margin: float = 1.0
     raise_after: int = 1
     clear_after: int = 1
     n_estimators: int = 100
@@ -70,8 +82,8 @@ class Params:
     seed: int = 0
 
 
-def scores_for(f: SkabFile, p: Params) -> tuple[np.ndarray, np.ndarray]:
-    """Forest anomaly scores of the training windows and of every test point (features as on the gateway)."""
+def model_for(f: SkabFile, p: Params) -> tuple[ForestModel, np.ndarray, int]:
+    """The file's model as the gateway would run it (forest + envelope, thresholds set), its rows and split."""
     names = SENSOR_SETS[p.sensors]
     spec = FeatureSpec(sensor_types=tuple(n.replace(" ", "_") for n in names), window=p.window, waveform_types=())
     columns = {spec.sensor_types[i]: f.values[:, SENSORS.index(n)] for i, n in enumerate(names)}
@@ -79,32 +91,65 @@ def scores_for(f: SkabFile, p: Params) -> tuple[np.ndarray, np.ndarray]:
     split = TRAIN_ROWS - p.window + 1
     max_samples: str | float = 1.0 if p.max_samples == "all" else p.max_samples
     model: ForestModel = train_forest(
-        rows[:split], spec, n_estimators=p.n_estimators, max_samples=max_samples, seed=p.seed, name=f.name
+        rows[:split],
+        spec,
+        n_estimators=p.n_estimators,
+        max_samples=max_samples,
+        seed=p.seed,
+        name=f.name,
+        envelope_statistics=ENVELOPE_STATISTICS[p.envelope],
+        envelope_margin=p.envelope_margin,
     )
-    return model.anomaly_score(rows[:split]), model.anomaly_score(rows[split:])
+    threshold = p.margin * float(model.anomaly_score(rows[:split]).max())
+    return ForestModel(model.trees, msgspec.structs.replace(model.info, threshold=threshold)), rows, split
 
 
-def decide(train_scores: np.ndarray, test_scores: np.ndarray, p: Params) -> np.ndarray:
-    """Anomalous test points: the alert-lifecycle state (raised after N, cleared after M) of score > threshold."""
-    flags = test_scores > p.margin * float(train_scores.max())
+def debounce(flags: np.ndarray, p: Params) -> np.ndarray:
+    """Anomalous test points: the alert-lifecycle state (raised after N, cleared after M) of the flags."""
     active = np.zeros(len(flags), dtype=bool)
     for start, end in alert_runs(flags, p.raise_after, p.clear_after):
         active[start : len(flags) if end is None else end] = True
     return active
 
 
-Cache = dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]]
+def gateway_active(f: SkabFile, p: Params) -> np.ndarray:
+    """The test part's alert state with the model's own decision (``ForestModel.verdicts``, as on the gateway)."""
+    model, rows, split = model_for(f, p)
+    _, forest, outside = model.verdicts(rows[split:])
+    return debounce(forest | outside, p)
 
 
-def run(files: list[SkabFile], p: Params, cache: Cache) -> dict[str, float]:
-    """Pooled F1/FAR/MAR and NAB for one parameter set over ``files``."""
+#: Per (file, sensors, window): forest scores and, per envelope statistics, envelope scores (train, test).
+Cache = dict[tuple[object, ...], dict[str, tuple[np.ndarray, np.ndarray]]]
+
+
+def grid_flags(f: SkabFile, p: Params, cache: Cache) -> np.ndarray:
+    """The same flags as :func:`gateway_active` before debouncing, from cached scores (for the valve1 grid)."""
+    key = (f.name, p.sensors, p.window, p.max_samples)
+    if key not in cache:
+        base = Params(sensors=p.sensors, window=p.window, margin=1.0, max_samples=p.max_samples)
+        model, rows, split = model_for(f, base)
+        entry = {"forest": (model.anomaly_score(rows[:split]), model.anomaly_score(rows[split:]))}
+        for name, stats in ENVELOPE_STATISTICS.items():
+            envelope = fit_envelope(rows[:split], model.info.feature_spec or FeatureSpec(), statistics=stats)
+            entry[name] = (envelope.score(rows[:split]), envelope.score(rows[split:]))
+        cache[key] = entry
+    forest_train, forest_test = cache[key]["forest"]
+    env_train, env_test = cache[key][p.envelope]
+    return (forest_test > p.margin * float(forest_train.max())) | (
+        env_test > p.envelope_margin * float(env_train.max())
+    )
+
+
+def score(files: list[SkabFile], actives: list[np.ndarray]) -> dict[str, float]:
+    """Pooled F1/FAR/MAR and NAB of the test parts' alert states."""
     counts, nab = Counts(), Nab()
-    for f in files:
-        key = (f.name, p.sensors, p.window, p.n_estimators, p.max_samples, p.seed)
-        if key not in cache:
-            cache[key] = scores_for(f, p)
-        active = decide(*cache[key], p)
-        counts.add(active, f.anomaly[TRAIN_ROWS:])
+    after = 0
+    for f, active in zip(files, actives, strict=True):
+        actual = f.anomaly[TRAIN_ROWS:]
+        counts.add(active, actual)
+        if actual.any():  # false alarms once the fault is over (the test part's normal tail)
+            after += int(active[int(np.flatnonzero(actual)[-1]) + 1 :].sum())
         ts = f.ts_ms[TRAIN_ROWS:]
         nab.add([int(t) for t in ts[f.changepoint[TRAIN_ROWS:]]], edges(active, ts))
     norm = nab.normalised()
@@ -115,18 +160,40 @@ def run(files: list[SkabFile], p: Params, cache: Cache) -> dict[str, float]:
         "nab_low_fn": norm["low_fn"],
         "missed_cps": nab.missed,
         "false_cps": nab.false_positives,
+        "fp": counts.fp,
+        "fp_after_fault": after,
     }
 
 
-def choose(valve1: list[SkabFile], cache: Cache, max_samples: str) -> tuple[Params, list[dict[str, object]]]:
+def run(files: list[SkabFile], p: Params) -> dict[str, float]:
+    """Pooled metrics of one parameter set over ``files``, each scored by its gateway model."""
+    return score(files, [gateway_active(f, p) for f in files])
+
+
+def choose(valve1: list[SkabFile], max_samples: str) -> tuple[Params, list[dict[str, object]]]:
     """The best F1 on valve1/ among parameter sets with FAR <= FAR_BUDGET there (ties: lower FAR)."""
+    cache: Cache = {}
     grid = itertools.product(
-        SENSOR_SETS, (5, 10, 20, 40, 60), (0.95, 0.98, 1.0, 1.02, 1.05), (1, 3, 5, 10), (1, 10, 30, 60, 120)
+        SENSOR_SETS,
+        (5, 10, 20, 40, 60),
+        (1.0, 1.05, 1.1),
+        ENVELOPE_STATISTICS,
+        (1.0, 1.25, 1.5, 2.0),
+        ((1, 1), (3, 10), (5, 10), (5, 30), (10, 30), (10, 60)),
     )
     trials: list[dict[str, object]] = []
-    for sensors, window, margin, n, m in grid:
-        p = Params(sensors=sensors, window=window, margin=margin, raise_after=n, clear_after=m, max_samples=max_samples)
-        trials.append({"params": asdict(p), **run(valve1, p, cache)})
+    for sensors, window, margin, envelope, envelope_margin, (n, m) in grid:
+        p = Params(
+            sensors=sensors,
+            window=window,
+            margin=margin,
+            envelope=envelope,
+            envelope_margin=envelope_margin,
+            raise_after=n,
+            clear_after=m,
+            max_samples=max_samples,
+        )
+        trials.append({"params": asdict(p), **score(valve1, [debounce(grid_flags(f, p, cache), p) for f in valve1])})
     ok = [t for t in trials if float(t["far_pct"]) <= FAR_BUDGET_PCT]  # type: ignore[arg-type]
     best = max(ok or trials, key=lambda t: (float(t["f1"]), -float(t["far_pct"])))  # type: ignore[arg-type]
     return Params(**best["params"]), trials  # type: ignore[arg-type]
@@ -138,21 +205,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", nargs="?", default=str(REPO.parent / "shared" / "datasets" / "skab"))
     parser.add_argument("--out", default=str(REPO / "docs" / "skab"))
     parser.add_argument("--max-samples", choices=["auto", "all"], default="auto", help="rows per tree")
+    parser.add_argument("--valve1-only", action="store_true", help="only choose the parameters on valve1/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root, out = Path(args.data), Path(args.out)
     groups = {g: load_group(root, g) for g in GROUPS}
-    cache: Cache = {}
-    params, trials = choose(groups["valve1"], cache, args.max_samples)
+    params, trials = choose(groups["valve1"], args.max_samples)
     log.info("chosen on valve1/: %s", params)
-    results = {g: run(files, params, cache) for g, files in groups.items()}
+    if args.valve1_only:
+        return 0
+    results = {g: run(files, params) for g, files in groups.items()}
     everything = [f for files in groups.values() for f in files]
-    results["all"] = run(everything, params, cache)
+    results["all"] = run(everything, params)
+    ablation = {  # each half of the decision alone, same parameters (reported, not chosen)
+        "forest alone": run(everything, dataclasses.replace(params, envelope_margin=math.inf)),
+        "envelope alone": run(everything, dataclasses.replace(params, margin=math.inf)),
+    }
     counts, nab = published_isolation_forest(everything)
     baseline = {**counts.metrics(), **{f"nab_{k}": v for k, v in nab.normalised().items()}}
     report = {
         "params": asdict(params),
         "results": results,
+        "ablation_all_files": ablation,
         "published_isolation_forest_reproduced": baseline,
         "published": PUBLISHED,
         "valve1_trials": len(trials),
@@ -160,16 +234,21 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = "skab" if args.max_samples == "auto" else f"skab-{args.max_samples}"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    plot(results, baseline, out / f"{stem}.png")
-    for name, r in results.items():
+    plot(results, ablation, baseline, out / f"{stem}.png")
+    for name, r in {**results, **ablation}.items():
         log.info(
-            "%-7s F1 %.3f  FAR %5.2f %%  MAR %5.2f %%  NAB %.2f",
-            *(name, r["f1"], r["far_pct"], r["mar_pct"], r["nab_standard"]),
+            "%-14s F1 %.3f  FAR %5.2f %%  MAR %5.2f %%  NAB %.2f  (false alarms after the fault: %d of %d)",
+            *(name, r["f1"], r["far_pct"], r["mar_pct"], r["nab_standard"], r["fp_after_fault"], r["fp"]),
         )
     return 0
 
 
-def plot(results: dict[str, dict[str, float]], baseline: dict[str, float], path: Path) -> None:
+def plot(
+    results: dict[str, dict[str, float]],
+    ablation: dict[str, dict[str, float]],
+    baseline: dict[str, float],
+    path: Path,
+) -> None:
     """F1 against FAR for plantwatch per group, next to the published detectors."""
     import matplotlib
 
@@ -179,6 +258,8 @@ def plot(results: dict[str, dict[str, float]], baseline: dict[str, float], path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, r in results.items():
         ax.scatter(r["far_pct"], r["f1"], marker="o", s=60, label=f"plantwatch, {name}")
+    for name, r in ablation.items():
+        ax.scatter(r["far_pct"], r["f1"], marker="s", s=40, label=f"plantwatch {name}, all")
     for name, r in PUBLISHED.items():
         ax.scatter(r["far_pct"], r["f1"], marker="x", s=60, label=name)
     ax.scatter(baseline["far_pct"], baseline["f1"], marker="+", s=120, label="Isolation forest (our re-run)")

@@ -4,7 +4,8 @@ Scores follow one convention: higher is more anomalous, in [0, 1]. A reading's s
 threshold score (:class:`ThresholdScorer`: 0 inside every band, 0.5..1 outside) and its asset's forest
 anomaly score (:meth:`ForestModel.anomaly_score`, compared with the model's own threshold). A reading is
 anomalous when any rule flags it, and carries every reason that did: ``threshold.low|high`` (original
-design), ``limit.low|high`` (configured operating limits), ``model.iforest`` (the forest).
+design), ``limit.low|high`` (configured operating limits), ``model.iforest`` (the forest), ``model.envelope``
+(the model's optional training envelope: a window mean far outside the training rows' spread).
 
 Reported scores are rounded to :data:`SCORE_DECIMALS` places (flags are decided before rounding): finer
 detail means nothing to an operator, and short numbers make batches about 20 % smaller on the wire.
@@ -26,6 +27,14 @@ from plantwatch.models import ForestModel
 log = logging.getLogger(__name__)
 
 MODEL_REASON: Final = "model.iforest"
+ENVELOPE_REASON: Final = "model.envelope"
+_NO_VERDICT: Final[tuple[float, tuple[str, ...]]] = (0.0, ())
+_REASONS: Final = {
+    (False, False): (),
+    (True, False): (MODEL_REASON,),
+    (False, True): (ENVELOPE_REASON,),
+    (True, True): (MODEL_REASON, ENVELOPE_REASON),
+}
 SCORE_DECIMALS: Final = 4
 
 
@@ -111,26 +120,30 @@ class AnomalyDetector:
         """Score readings in order; see the class docstring for when the forest looks at a window."""
         model = self.model  # one model for the whole call, even if another thread swaps it meanwhile
         keys = [self.windows.push(reading) for reading in readings]
-        model_scores = self._asset_scores(model, keys) if model is not None else {}
-        threshold = model.info.threshold if model is not None else 1.0
+        verdicts = self._asset_verdicts(model, keys) if model is not None else {}
         out: list[ScoredReading] = []
         for reading, key in zip(readings, keys, strict=True):
             scored = self.thresholds.score(reading)
-            model_score = model_scores.get(key) if key is not None else None
-            flagged = model_score is not None and model_score > threshold
+            model_score, model_reasons = verdicts.get(key, _NO_VERDICT) if key is not None else _NO_VERDICT
             out.append(
                 ScoredReading(
                     reading=reading,
-                    score=round(max(scored.score, model_score or 0.0), SCORE_DECIMALS),
-                    anomaly=scored.anomaly or flagged,
-                    reasons=(*scored.reasons, MODEL_REASON) if flagged else scored.reasons,
+                    score=round(max(scored.score, model_score), SCORE_DECIMALS),
+                    anomaly=scored.anomaly or bool(model_reasons),
+                    reasons=(*scored.reasons, *model_reasons) if model_reasons else scored.reasons,
                 )
             )
         return out
 
-    def _asset_scores(self, model: ForestModel, keys: Sequence[AssetKey | None]) -> dict[AssetKey, float]:
+    def _asset_verdicts(
+        self, model: ForestModel, keys: Sequence[AssetKey | None]
+    ) -> dict[AssetKey, tuple[float, tuple[str, ...]]]:
         touched = list(dict.fromkeys(key for key in keys if key is not None))
         ready, rows = self.windows.matrix(touched)
         if not ready:
             return {}
-        return dict(zip(ready, model.anomaly_score(rows).tolist(), strict=True))
+        scores, forest, envelope = model.verdicts(rows)
+        return {
+            key: (score, _REASONS[(f, e)])
+            for key, score, f, e in zip(ready, scores.tolist(), forest.tolist(), envelope.tolist(), strict=True)
+        }

@@ -52,13 +52,21 @@ def _entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
+def _info_builtins(model: ForestModel) -> dict[str, Any]:
+    """The model's metadata as JSON builtins; without an envelope the key is left out (older artifacts' bytes)."""
+    info: dict[str, Any] = msgspec.to_builtins(model.info)
+    if info.get("envelope") is None:
+        info.pop("envelope", None)
+    return info
+
+
 def write_artifact(model: ForestModel, path: Path) -> str:
     """Write ``model`` to ``path`` (atomically replaced); returns the artifact's SHA-256."""
     arrays = {name: np.ascontiguousarray(getattr(model.trees, name)) for name in _array_fields()}
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "info": msgspec.to_builtins(model.info),
+        "info": _info_builtins(model),
         "feature_spec_hash": model.info.feature_spec.hash if model.info.feature_spec else None,
         "arrays": {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()},
     }

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from plantwatch.contract.batch import ModelRef
 from plantwatch.domain.features import FeatureSpec
+from plantwatch.models.envelope import Envelope
 from plantwatch.models.padded import FloatArray, IntArray, PaddedForest, average_path_length
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     """What a model is and how it decides: identity, inputs, constants of the score, and its threshold.
 
     ``threshold`` applies to :meth:`ForestModel.anomaly_score` (higher = more anomalous): a row is anomalous
-    when its anomaly score is above it. ``training`` is free-form provenance (data period, sizes, versions).
+    when its anomaly score is above it. ``envelope`` (optional) also flags rows outside the training rows'
+    spread (:mod:`plantwatch.models.envelope`). ``training`` is free-form provenance (data period, sizes, versions).
     """
 
     name: str = "iforest"
@@ -43,6 +45,7 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     max_samples: int
     threshold: float
     feature_spec: FeatureSpec | None = None
+    envelope: Envelope | None = None
     training: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -51,7 +54,8 @@ class ForestModel:
 
     Sign convention (stated once, kept everywhere in plantwatch): :meth:`score_samples` is scikit-learn's
     (lower = more abnormal, in [-1, 0]); :meth:`anomaly_score` is its negation, the original paper's score
-    (higher = more anomalous, in [0, 1]); :meth:`is_anomaly` is ``anomaly_score > info.threshold``.
+    (higher = more anomalous, in [0, 1]); :meth:`is_anomaly` is ``anomaly_score > info.threshold`` or, with an
+    ``info.envelope``, a row outside it (:meth:`verdicts` gives both flags apart).
 
     Parameters
     ----------
@@ -119,8 +123,17 @@ class ForestModel:
         return -self.score_samples(x)
 
     def is_anomaly(self, x: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        """Whether each row's anomaly score is above the model's threshold."""
-        return self.anomaly_score(x) > self.info.threshold
+        """Whether each row's anomaly score is above the model's threshold, or it lies outside the envelope."""
+        _, forest, envelope = self.verdicts(x)
+        return forest | envelope
+
+    def verdicts(self, x: npt.ArrayLike) -> tuple[FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Anomaly scores, forest flags (score above the threshold) and envelope flags (all False without one)."""
+        rows = np.asarray(x, dtype=np.float64)
+        scores = self.anomaly_score(rows)
+        envelope = self.info.envelope
+        outside = envelope.outside(rows) if envelope is not None else np.zeros(len(scores), dtype=bool)
+        return scores, scores > self.info.threshold, outside
 
     def _rows(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
         rows = np.asarray(x, dtype=np.float64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -11,6 +12,7 @@ import numpy.typing as npt
 
 from plantwatch.domain.features import FeatureSpec, bulk_features
 from plantwatch.domain.simulator import PlantSimulator
+from plantwatch.models.envelope import fit_envelope
 from plantwatch.models.forest import ForestModel
 from plantwatch.models.padded import FloatArray
 
@@ -63,8 +65,14 @@ def train_forest(
     name: str = "iforest",
     version: str = "1",
     training: dict[str, Any] | None = None,
+    envelope_statistics: Sequence[str] = (),
+    envelope_margin: float = 1.0,
 ) -> ForestModel:
-    """Fit scikit-learn's IsolationForest on feature rows and convert it, recording how it was trained."""
+    """Fit scikit-learn's IsolationForest on feature rows and convert it, recording how it was trained.
+
+    With ``envelope_statistics`` (such as ``("mean",)``) the model also gets the training rows' envelope
+    over those statistics (:func:`~plantwatch.models.envelope.fit_envelope` with ``envelope_margin``).
+    """
     import sklearn  # training only: the gateway never imports it
     from sklearn.ensemble import IsolationForest
 
@@ -83,7 +91,11 @@ def train_forest(
         "scikit_learn": sklearn.__version__,
         **(training or {}),
     }
-    return ForestModel.from_sklearn(estimator, name=name, version=version, feature_spec=spec, training=metadata)
+    model = ForestModel.from_sklearn(estimator, name=name, version=version, feature_spec=spec, training=metadata)
+    if not envelope_statistics:
+        return model
+    envelope = fit_envelope(rows, spec, statistics=envelope_statistics, margin=envelope_margin)
+    return ForestModel(model.trees, msgspec.structs.replace(model.info, envelope=envelope))
 
 
 def train_simulated_plant(

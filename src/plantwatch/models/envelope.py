@@ -1,0 +1,76 @@
+"""The training envelope: how far a feature row lies outside the spread of the model's training rows.
+
+An Isolation Forest scores every point beyond the training range about alike (its trees isolate it in a
+split or two), and one deviating feature is diluted among many. The envelope complements it: for chosen
+statistics (for example every sensor's window ``mean``) it keeps each feature's training median and
+standard deviation, scores a row by its largest deviation in those units, and flags rows whose score is
+above a threshold derived from the training rows' own scores. Rows are scored independently, element by
+element, so streaming and bulk scoring give bit-identical results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from plantwatch.domain.features import FeatureSpec
+from plantwatch.models.padded import FloatArray
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-feature centre and scale of the training rows, the columns used, and the flagging threshold.
+
+    ``score(rows)`` is ``max_j |row[j] - center[j]| / scale[j]`` over ``columns``; a row is outside the
+    envelope when its score is above ``threshold`` (in those scale units).
+    """
+
+    columns: tuple[int, ...]
+    center: tuple[float, ...]
+    scale: tuple[float, ...]
+    threshold: float
+
+    def __post_init__(self) -> None:
+        """Refuse an envelope whose arrays disagree or whose scales are not positive."""
+        if not self.columns or not len(self.columns) == len(self.center) == len(self.scale):
+            raise ValueError("envelope columns, center and scale must be non-empty and of equal length")
+        if min(self.scale) <= 0 or not np.all(np.isfinite(self.scale)):
+            raise ValueError("envelope scales must be positive and finite")
+
+    def score(self, rows: npt.NDArray[np.float64]) -> FloatArray:
+        """Each row's largest deviation from the training centre, in training standard deviations."""
+        x = np.asarray(rows, dtype=np.float64)[:, list(self.columns)]
+        deviation = np.abs(x - np.array(self.center)) / np.array(self.scale)
+        out: FloatArray = deviation.max(axis=1)
+        return out
+
+    def outside(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """Whether each row lies outside the envelope (score above the threshold)."""
+        return self.score(rows) > self.threshold
+
+
+def fit_envelope(
+    rows: npt.NDArray[np.float64], spec: FeatureSpec, *, statistics: Sequence[str] = ("mean",), margin: float = 1.0
+) -> Envelope:
+    """The envelope of training ``rows`` over the features named ``<type>.<statistic>`` for ``statistics``.
+
+    The threshold is ``margin`` times the largest score among the training rows themselves (with margin
+    1.0 no training row is flagged). A feature that is constant in training gets a tiny scale, so any
+    change of it is outside the envelope.
+    """
+    names = spec.names
+    if rows.ndim != 2 or rows.shape[1] != len(names) or rows.shape[0] == 0:
+        raise ValueError(f"rows must be non-empty with {len(names)} columns, got {rows.shape}")
+    columns = tuple(i for i, name in enumerate(names) if name.rsplit(".", 1)[1] in statistics)
+    if not columns:
+        raise ValueError(f"no feature of {list(names)} has a statistic among {list(statistics)}")
+    x = rows[:, list(columns)]
+    center = np.median(x, axis=0)
+    std = x.std(axis=0)
+    floor = np.finfo(np.float64).eps * np.maximum(1.0, np.abs(center))
+    scale = np.maximum(std, floor)
+    probe = Envelope(columns=columns, center=tuple(center.tolist()), scale=tuple(scale.tolist()), threshold=0.0)
+    threshold = margin * float(probe.score(rows).max())
+    return msgspec.structs.replace(probe, threshold=threshold)

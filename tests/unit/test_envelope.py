@@ -1,0 +1,118 @@
+"""The training envelope: fitting, flagging, the artifact, and the gateway's model.envelope reason."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plantwatch.domain.decision import ENVELOPE_REASON, MODEL_REASON, AnomalyDetector
+from plantwatch.domain.features import FeatureSpec, bulk_features
+from plantwatch.domain.simulator import PlantSimulator, SimulationConfig
+from plantwatch.models import ForestModel
+from plantwatch.models.envelope import Envelope, fit_envelope
+from plantwatch.models.training import simulator_features, train_forest
+
+from .ml_support import require_sklearn
+
+START_MS = 1_790_000_000_000
+SPEC = FeatureSpec(window=20)
+CONFIG = SimulationConfig(lines=1, assets_per_line=2, anchor_ms=START_MS, fault_every_s=120, fault_duration_s=50)
+TWO = FeatureSpec(sensor_types=("a", "b"), window=5, waveform_types=())
+
+
+def _rows(n: int = 300, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, len(TWO.names)))
+
+
+def test_no_training_row_is_outside_and_one_shifted_mean_is() -> None:
+    rows = _rows()
+    envelope = fit_envelope(rows, TWO, statistics=("mean",))
+    assert envelope.columns == (TWO.names.index("a.mean"), TWO.names.index("b.mean"))
+    assert not envelope.outside(rows).any()
+    shifted = rows[:3].copy()
+    shifted[1, TWO.names.index("b.mean")] += 10 * envelope.scale[1] * max(envelope.threshold, 1.0)
+    shifted[2, TWO.names.index("b.std")] += 1e6  # not a watched statistic
+    assert envelope.outside(shifted).tolist() == [False, True, False]
+    wider = fit_envelope(rows, TWO, statistics=("mean",), margin=2.0)
+    assert wider.threshold == pytest.approx(2.0 * envelope.threshold)
+
+
+def test_a_feature_constant_in_training_flags_any_change() -> None:
+    rows = _rows()
+    rows[:, TWO.names.index("a.mean")] = 3.0
+    envelope = fit_envelope(rows, TWO, statistics=("mean",))
+    moved = rows[:1].copy()
+    moved[0, TWO.names.index("a.mean")] = 3.0 + 1e-9
+    assert envelope.outside(moved).tolist() == [True]
+
+
+def test_row_by_row_scores_equal_the_batch_bit_for_bit() -> None:
+    rows = _rows(seed=1)
+    envelope = fit_envelope(rows[:200], TWO, statistics=("latest", "mean", "std", "slope"))
+    batch = envelope.score(rows)
+    single = np.concatenate([envelope.score(rows[i : i + 1]) for i in range(len(rows))])
+    assert batch.tobytes() == single.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"columns": (), "center": (), "scale": (), "threshold": 1.0}, "non-empty"),
+        ({"columns": (0,), "center": (0.0,), "scale": (0.0,), "threshold": 1.0}, "positive"),
+        ({"columns": (0, 1), "center": (0.0,), "scale": (1.0,), "threshold": 1.0}, "equal length"),
+    ],
+)
+def test_malformed_envelopes_are_refused(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Envelope(**kwargs)
+    with pytest.raises(ValueError, match="no feature"):
+        fit_envelope(_rows(), TWO, statistics=("median",))
+
+
+def test_the_artifact_keeps_the_envelope_and_stays_deterministic(tmp_path: Path) -> None:
+    require_sklearn()
+    rows = _rows()
+    a = train_forest(rows, TWO, n_estimators=10, seed=3, envelope_statistics=("mean",), envelope_margin=1.5)
+    b = train_forest(rows, TWO, n_estimators=10, seed=3, envelope_statistics=("mean",), envelope_margin=1.5)
+    a.save(tmp_path / "a.pwf")
+    b.save(tmp_path / "b.pwf")
+    loaded = ForestModel.load(tmp_path / "a.pwf")
+    assert loaded.info.envelope == a.info.envelope
+    assert loaded.is_anomaly(rows * 50).tolist() == a.is_anomaly(rows * 50).tolist()
+    plain = train_forest(rows, TWO, n_estimators=10, seed=3)
+    plain.save(tmp_path / "plain.pwf")
+    with zipfile.ZipFile(tmp_path / "plain.pwf") as zf:
+        assert "envelope" not in json.loads(zf.read("manifest.json"))["info"]
+
+
+def test_the_gateway_gives_model_envelope_exactly_where_bulk_rows_leave_the_envelope() -> None:
+    """GIVEN a model with an envelope, WHEN a line is scored poll by poll, THEN the reasons match bulk verdicts."""
+    require_sklearn()
+    simulator = PlantSimulator(CONFIG)
+    data = simulator_features(simulator, SPEC, start_ms=START_MS, end_ms=START_MS + 1_800_000)
+    model = train_forest(data.rows[~data.faulty], SPEC, n_estimators=20, seed=1, envelope_statistics=("mean",))
+    detector = AnomalyDetector(spec=SPEC, model=model)
+    start = START_MS + 7_200_000
+    stamps = [start + k * 1000 for k in range(400)]
+    reasons: dict[str, list[tuple[str, ...]]] = {}
+    values: dict[str, dict[str, list[float]]] = {}
+    for stamp in stamps:
+        for scored in detector.score_many(simulator.readings("line-1", stamp)):
+            r = scored.reading
+            values.setdefault(r.asset, {}).setdefault(r.sensor_type, []).append(r.value)
+            if r.sensor_type == "vibration":
+                reasons.setdefault(r.asset, []).append(scored.reasons)
+    ts = np.array(stamps, dtype=np.int64)
+    outside_seen = False
+    for asset, series in values.items():
+        rows = bulk_features(SPEC, ts, {t: np.array(v) for t, v in series.items()})
+        _, forest, outside = model.verdicts(rows)
+        got = reasons[asset][SPEC.window - 1 :]
+        assert [MODEL_REASON in g for g in got] == forest.tolist()
+        assert [ENVELOPE_REASON in g for g in got] == outside.tolist()
+        outside_seen |= bool(outside.any())
+    assert outside_seen  # the simulated faults push window means outside the envelope
