@@ -43,6 +43,13 @@ def add_parser(sub: Any) -> None:
         default=",".join(_DEFAULTS.waveform_types),
         help="comma-separated sensor types that also get rms/peak/crest features (empty: none)",
     )
+    p.add_argument(
+        "--envelope",
+        default=",".join(_DEFAULTS.envelope_statistics),
+        help="comma-separated feature statistics (mean,std,min,max) the model's training envelope covers "
+        "(empty: none; the SKAB benchmark's detector uses one)",
+    )
+    p.add_argument("--envelope-margin", type=float, default=_DEFAULTS.envelope_margin)
     sim = p.add_argument_group("simulated plant (training source, and labelled validation/test periods)")
     sim.add_argument("--plant", default="plant-1")
     sim.add_argument("--lines", type=int, default=3)
@@ -86,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         max_samples=args.max_samples,
         window=args.window,
         waveform_types=tuple(t for t in args.waveform_types.split(",") if t),
+        envelope_statistics=tuple(t for t in args.envelope.split(",") if t),
+        envelope_margin=args.envelope_margin,
     )
     periods = Periods(train_days=args.train_days, validation_days=args.validation_days, test_days=args.test_days)
     out = Path(args.out)

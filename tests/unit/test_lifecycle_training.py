@@ -127,3 +127,26 @@ def test_the_committed_baseline_scores_the_simulated_plant() -> None:
 
         rows = bulk_features(spec, ts, {t: np.round(sim.values(i, ts), 3) for t, i in ids.items()})
         assert model.anomaly_score(rows).shape == (len(ts) - spec.window + 1,)
+
+
+def test_an_envelope_in_the_config_reaches_the_model_and_its_evaluation() -> None:
+    require_sklearn()
+    assets = simulator_training_assets(SIM, TRAIN, PERIODS)
+    plain = train_models(assets, TRAIN, version="1", source={"kind": "test"})
+    # A margin far under 1 puts part of the healthy training rows themselves outside the envelope.
+    tight = msgspec.structs.replace(TRAIN, envelope_statistics=("mean",), envelope_margin=0.5)
+    enveloped = train_models(assets, tight, version="1", source={"kind": "test"})
+    name = "plant-1.line-1"
+    assert plain[name].info.envelope is None
+    envelope = enveloped[name].info.envelope
+    assert envelope is not None and len(envelope.columns) == len(TRAIN.sensor_types)
+    # Same trees: the envelope adds a flag, it does not change the forest.
+    assert np.array_equal(plain[name].anomaly_score(assets[0].rows), enveloped[name].anomaly_score(assets[0].rows))
+    never = AlertPolicy(threshold=2.0, rules=False, raise_after=1, clear_after=1)  # the forest never flags
+    _, test = evaluation_sets(SIM, TRAIN, PERIODS)
+    tail = tail_ms(SIM, TRAIN)
+    quiet = evaluate(score_assets(plain, test.assets, TRAIN), test.faults, never, tail_ms=tail)
+    loud = evaluate(score_assets(enveloped, test.assets, tight), test.faults, never, tail_ms=tail)
+    assert quiet.alerts.detected == 0 and quiet.alerts.false_alerts == 0
+    assert loud.alerts.detected + loud.alerts.false_alerts > 0
+    assert loud.readings.recall > quiet.readings.recall

@@ -96,18 +96,25 @@ class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ScoredAssets(msgspec.Struct, frozen=True, kw_only=True):
-    """The forest's anomaly scores of every asset's windows, next to the ground truth."""
+    """The forest's anomaly scores of every asset's windows, and its envelope flags, next to the ground truth."""
 
     assets: list[AssetFeatures]
     scores: list[FloatArray]
+    #: Windows outside the model's training envelope (all False for a model without one).
+    outside: list[BoolArray]
 
 
 def score_assets(
     models: Mapping[str, ForestModel], assets: Sequence[AssetFeatures], config: TrainConfig
 ) -> ScoredAssets:
-    """Score every asset's windows with its group's model."""
-    scores = [models[model_name(a.plant, config.group_of(a))].anomaly_score(a.rows) for a in assets]
-    return ScoredAssets(assets=list(assets), scores=scores)
+    """Score every asset's windows with its group's model (forest score and envelope flag, as the gateway)."""
+    scores, outside = [], []
+    for a in assets:
+        model = models[model_name(a.plant, config.group_of(a))]
+        envelope = model.info.envelope
+        scores.append(model.anomaly_score(a.rows))
+        outside.append(envelope.outside(a.rows) if envelope is not None else np.zeros(len(a.rows), dtype=bool))
+    return ScoredAssets(assets=list(assets), scores=scores, outside=outside)
 
 
 def alert_runs(flags: BoolArray, raise_after: int, clear_after: int) -> list[tuple[int, int | None]]:
@@ -134,17 +141,17 @@ def alert_runs(flags: BoolArray, raise_after: int, clear_after: int) -> list[tup
     return out
 
 
-def decide(asset: AssetFeatures, scores: FloatArray, policy: AlertPolicy) -> BoolArray:
-    """The anomaly flag of each window under ``policy``."""
-    flags = scores > policy.threshold
+def decide(asset: AssetFeatures, scores: FloatArray, outside: BoolArray, policy: AlertPolicy) -> BoolArray:
+    """The anomaly flag of each window under ``policy`` (forest above the threshold, or outside the envelope)."""
+    flags = (scores > policy.threshold) | outside
     return flags | asset.rules if policy.rules else flags
 
 
 def alerts_of(scored: ScoredAssets, policy: AlertPolicy) -> list[AlertInterval]:
     """Every alert the policy raises, asset by asset."""
     out: list[AlertInterval] = []
-    for asset, scores in zip(scored.assets, scored.scores, strict=True):
-        for r, c in alert_runs(decide(asset, scores, policy), policy.raise_after, policy.clear_after):
+    for asset, scores, outside in zip(scored.assets, scored.scores, scored.outside, strict=True):
+        for r, c in alert_runs(decide(asset, scores, outside, policy), policy.raise_after, policy.clear_after):
             out.append(
                 AlertInterval(
                     line=asset.line,
@@ -177,7 +184,9 @@ def evaluate(
     period, are ignored."""
     all_scores = np.concatenate(scored.scores)
     labels = np.concatenate([a.faulty for a in scored.assets])
-    flags = np.concatenate([decide(a, s, policy) for a, s in zip(scored.assets, scored.scores, strict=True)])
+    flags = np.concatenate(
+        [decide(a, s, o, policy) for a, s, o in zip(scored.assets, scored.scores, scored.outside, strict=True)]
+    )
     tp = int((flags & labels).sum())
     readings = ReadingMetrics(
         windows=len(labels),

@@ -36,6 +36,10 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     window: int = 10
     sensor_types: tuple[str, ...] = ("temperature", "vibration", "pressure")
     waveform_types: tuple[str, ...] = ()
+    #: Feature statistics (such as ``("mean",)``) the model's training envelope covers; empty: no envelope.
+    envelope_statistics: tuple[str, ...] = ()
+    #: The envelope flags rows beyond this multiple of the largest training deviation.
+    envelope_margin: float = 1.0
 
     @property
     def spec(self) -> FeatureSpec:
@@ -114,6 +118,8 @@ def train_group(
         name=name,
         version=version,
         training=metadata,
+        envelope_statistics=config.envelope_statistics,
+        envelope_margin=config.envelope_margin,
     )
     metadata["score_histogram"] = score_histogram(model.anomaly_score(rows))
     return with_training(model, metadata)
