@@ -97,3 +97,8 @@ output "kms_key_arn" {
   description = "Customer-managed key that encrypts the platform's data."
   value       = aws_kms_key.this.arn
 }
+
+output "lambda_image_repositories" {
+  description = "ECR repository URL per Image function (cloud/lambdas/<function>): docker push <url>:<lambda_image_tag>."
+  value       = { for function, repository in aws_ecr_repository.lambda : function => repository.repository_url }
+}

@@ -25,7 +25,7 @@ def _names(path: Path) -> list[str]:
 
 
 def test_package_holds_handler_at_root_and_the_plantwatch_source(tmp_path: Path) -> None:
-    built = bl.build("retrain", tmp_path, deps=False)
+    built = bl.build("analytics_api", tmp_path, deps=False)
     names = _names(built.path)
     assert "app.py" in names
     sources = sorted(p.relative_to(REPO / "src").as_posix() for p in (REPO / "src" / "plantwatch").rglob("*.py"))
@@ -37,11 +37,11 @@ def test_package_holds_handler_at_root_and_the_plantwatch_source(tmp_path: Path)
 
 def test_same_sources_give_the_same_bytes_and_terraforms_hash(tmp_path: Path) -> None:
     lambdas = tmp_path / "lambdas"
-    shutil.copytree(REPO / "cloud" / "lambdas" / "stream_processor", lambdas / "stream_processor")
-    first = bl.build("stream_processor", tmp_path / "a", deps=False, lambdas_dir=lambdas)
+    shutil.copytree(REPO / "cloud" / "lambdas" / "analytics_api", lambdas / "analytics_api")
+    first = bl.build("analytics_api", tmp_path / "a", deps=False, lambdas_dir=lambdas)
     # A new mtime (a fresh clone, an editor's save) never changes the zip.
-    os.utime(lambdas / "stream_processor" / "app.py", (1e9, 1e9))
-    second = bl.build("stream_processor", tmp_path / "b", deps=False, lambdas_dir=lambdas)
+    os.utime(lambdas / "analytics_api" / "app.py", (1e9, 1e9))
+    second = bl.build("analytics_api", tmp_path / "b", deps=False, lambdas_dir=lambdas)
     assert first.path.read_bytes() == second.path.read_bytes()
     expected = base64.b64encode(hashlib.sha256(first.path.read_bytes()).digest()).decode()
     assert first.source_code_hash == second.source_code_hash == expected
@@ -83,7 +83,14 @@ def test_cli_builds_every_function_and_writes_a_manifest(tmp_path: Path) -> None
     assert bl.main(["--no-deps", "--out", str(tmp_path)]) == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert sorted(manifest) == bl.functions() == ["analytics_api", "retrain", "stream_processor"]
+    images = {name for name, entry in manifest.items() if entry.get("image")}
+    assert images == {"retrain", "stream_processor"}, "too large for a zip: built with docker instead"
+    for name in images:
+        assert manifest[name]["build"] == bl.docker_build_command(name), name
+        assert not (tmp_path / f"{name}.zip").exists(), name
     for name, entry in manifest.items():
+        if name in images:
+            continue
         zip_path = tmp_path / entry["zip"]
         assert entry["source_code_hash"] == bl.source_code_hash(zip_path), name
         assert entry["zipped_bytes"] == zip_path.stat().st_size
@@ -92,7 +99,7 @@ def test_cli_builds_every_function_and_writes_a_manifest(tmp_path: Path) -> None
 
 def test_dependencies_are_lambda_platform_wheels(tmp_path: Path) -> None:
     """Downloads numpy and msgspec wheels for Linux arm64 / CPython 3.12 from the package index (pip cache helps)."""
-    built = bl.build("stream_processor", tmp_path, deps=True)
+    built = bl.build("analytics_api", tmp_path, deps=True)
     names = _names(built.path)
     extensions = [n for n in names if n.endswith(".so")]
     assert any(n.startswith("numpy/") for n in extensions)
