@@ -6,17 +6,23 @@ import base64
 import hashlib
 import json
 import os
+import platform
 import shutil
+import subprocess
+import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
-from infra_tools import load_build_script
+from infra_tools import handler_probe, load_build_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 bl = load_build_script()
+# What the Lambda Python runtime itself provides (boto3 and its dependencies); a zip may leave these out.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 
 
 def _names(path: Path) -> list[str]:
@@ -108,3 +114,33 @@ def test_dependencies_are_lambda_platform_wheels(tmp_path: Path) -> None:
     assert all("cpython-312" in n for n in extensions if "cpython" in n), "built for the Lambda's Python"
     assert built.zipped_bytes < bl.MAX_ZIPPED_BYTES
     assert built.unzipped_bytes < bl.MAX_UNZIPPED_BYTES
+
+
+def test_a_zip_function_imports_from_its_zip_alone(tmp_path: Path) -> None:
+    """The zip with wheels for this machine (the Lambda's are checked above) runs its handler with nothing else."""
+    arch = {"x86_64": "x86_64", "aarch64": "arm64"}.get(platform.machine())
+    if arch is None:
+        pytest.skip(f"no Lambda architecture matches this machine ({platform.machine()})")
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    site = sysconfig.get_paths()["purelib"]
+    for name in (f for f in bl.functions() if not bl.is_image(f)):
+        built = bl.build(name, tmp_path / "out", arch=arch, python=python)
+        tree = tmp_path / name
+        with zipfile.ZipFile(built.path) as archive:
+            archive.extractall(tree)
+        result = subprocess.run(
+            [sys.executable, "-S", "-s", "-c", handler_probe("app.handler")],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            # After the zip, this venv's site-packages stands in for the runtime, which brings boto3 (checked below).
+            env={"PYTHONPATH": f"{tree}:{site}", "PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+            check=False,
+        )
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+        seen = json.loads(result.stdout)
+        stdlib = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
+        runtime = tuple(f"{site}/{package}" + ("" if package.endswith(".py") else "/") for package in RUNTIME_PACKAGES)
+        outside = [f for f in seen["files"] if f and not f.startswith((str(tree), *stdlib, *runtime))]
+        assert seen["callable"]
+        assert not outside, f"{name} imported from outside its zip: {outside[:5]}"

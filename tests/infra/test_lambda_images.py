@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from infra_hcl import TERRAFORM, Config
-from infra_tools import load_build_script
+from infra_tools import handler_probe, load_build_script
 
 REPO = Path(__file__).resolve().parents[2]
 bl = load_build_script()
@@ -45,19 +45,6 @@ def _terraform_env(function: str) -> dict[str, str]:
     """The function's Terraform environment, expressions replaced by a placeholder (as the Lambda would see it)."""
     environment = _modules()[function].get("environment", {})
     return {k: ("tf-expression" if "${" in v else v) for k, v in environment.items()}
-
-
-def _probe(handler: str) -> str:
-    module_name, _, attribute = handler.rpartition(".")
-    return (
-        "import importlib, json, sys;"
-        "before = set(sys.modules);"
-        f"m = importlib.import_module({module_name!r});"
-        f"h = getattr(m, {attribute!r});"
-        "files = sorted({getattr(v, '__file__', None) or '' for v in list(sys.modules.values())});"
-        "print(json.dumps({'callable': callable(h), 'files': files,"
-        " 'top': sorted({n.split('.')[0] for n in set(sys.modules) - before})}))"
-    )
 
 
 def test_the_image_functions_are_the_ones_terraform_deploys_as_images() -> None:
@@ -140,7 +127,7 @@ def test_the_images_pip_step_resolves_to_lambda_platform_wheels_at_the_pinned_ve
     assert not moved, f"resolved versions differ from the pins: {moved}"
     # The distributions the handler imports (seen from this venv) are all in the image.
     result = subprocess.run(
-        [sys.executable, "-c", _probe(spec.handler)],
+        [sys.executable, "-c", handler_probe(spec.handler)],
         cwd=REPO / "cloud" / "lambdas" / function,
         capture_output=True,
         text=True,
@@ -165,7 +152,7 @@ def test_the_handler_imports_from_the_images_pip_step_alone(function: str, tmp_p
     bl.install_image_tree(function, tree)
     spec = bl.image_spec(function)
     result = subprocess.run(
-        [sys.executable, "-S", "-s", "-c", _probe(spec.handler)],
+        [sys.executable, "-S", "-s", "-c", handler_probe(spec.handler)],
         cwd=tree,
         capture_output=True,
         text=True,
