@@ -107,3 +107,8 @@ output "alert_audit_table_name" {
   description = "DynamoDB table of the per-plant hash-chained audit log of acknowledgements."
   value       = aws_dynamodb_table.alert_audit.name
 }
+
+output "lambda_image_repositories" {
+  description = "ECR repository URL per Image function (cloud/lambdas/<function>): docker push <url>:<lambda_image_tag>."
+  value       = { for function, repository in aws_ecr_repository.lambda : function => repository.repository_url }
+}

@@ -73,8 +73,8 @@ module "retrain" {
 
   function_name          = local.retrain_name
   description            = "Retrains the line models from the archive and deploys them to the gateways"
-  package_file           = "${local.lambda_package_dir}/retrain.zip"
-  handler                = "app.handler"
+  package_type           = "Image" # too large for a zip (docs/cloud.md): cloud/lambdas/retrain/Dockerfile
+  image_uri              = local.retrain_image_uri
   architecture           = var.lambda_architecture
   memory_mb              = 2048
   timeout_seconds        = 900

@@ -64,8 +64,8 @@ module "stream_processor" {
 
   function_name        = local.stream_processor_name
   description          = "Validates gateway batches and raw readings, archives them and writes Timestream"
-  package_file         = "${local.lambda_package_dir}/stream_processor.zip"
-  handler              = "app.handler"
+  package_type         = "Image" # too large for a zip (docs/cloud.md): cloud/lambdas/stream_processor/Dockerfile
+  image_uri            = local.stream_processor_image_uri
   architecture         = var.lambda_architecture
   memory_mb            = var.stream_processor_memory_mb
   timeout_seconds      = 60

@@ -374,18 +374,73 @@ variable "backup_retention_days" {
 
 variable "lambda_package_dir" {
   type        = string
-  description = "Directory holding <function>.zip from cloud/build_lambdas.py; null means build/lambda at the repository root."
+  description = "Directory holding <function>.zip of the Zip functions from cloud/build_lambdas.py; null means build/lambda at the repository root."
   default     = null
 }
 
 variable "lambda_architecture" {
   type        = string
-  description = "CPU architecture of the Lambdas; must match the wheels build_lambdas.py bundled (--arch)."
+  description = "CPU architecture of the Lambdas; must match the wheels build_lambdas.py bundled (--arch) and the images' docker build --platform."
   default     = "arm64"
 
   validation {
     condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
     error_message = "lambda_architecture must be arm64 or x86_64."
+  }
+}
+
+variable "lambda_image_tag" {
+  type        = string
+  description = "Tag of the images pushed to this deployment's ECR repositories for the Image functions (retrain, stream processor), e.g. the git commit; the repositories' tags are immutable, so never 'latest'. null until the first push."
+  default     = null
+
+  validation {
+    condition     = var.lambda_image_tag == null || (can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.lambda_image_tag)) && var.lambda_image_tag != "latest")
+    error_message = "lambda_image_tag must be a Docker tag (letters, digits, '_', '.', '-'; at most 128) other than 'latest'."
+  }
+}
+
+variable "retrain_image_uri" {
+  type        = string
+  description = "Full ECR image URI of the retraining function (tag or @sha256 digest), overriding <its repository>:<lambda_image_tag>."
+  default     = null
+
+  validation {
+    condition     = var.retrain_image_uri == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$", var.retrain_image_uri))
+    error_message = "retrain_image_uri must be an ECR image URI with a tag or a sha256 digest."
+  }
+}
+
+variable "stream_processor_image_uri" {
+  type        = string
+  description = "Full ECR image URI of the stream processor (tag or @sha256 digest), overriding <its repository>:<lambda_image_tag>."
+  default     = null
+
+  validation {
+    condition     = var.stream_processor_image_uri == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$", var.stream_processor_image_uri))
+    error_message = "stream_processor_image_uri must be an ECR image URI with a tag or a sha256 digest."
+  }
+}
+
+variable "ecr_images_to_keep" {
+  type        = number
+  description = "Images each Lambda ECR repository keeps (older ones expire; keep enough to roll back)."
+  default     = 20
+
+  validation {
+    condition     = var.ecr_images_to_keep >= 2 && floor(var.ecr_images_to_keep) == var.ecr_images_to_keep
+    error_message = "ecr_images_to_keep must be a whole number of at least 2 (the running image and one to roll back to)."
+  }
+}
+
+variable "ecr_untagged_expiry_days" {
+  type        = number
+  description = "Days after which untagged images (failed or superseded pushes) expire from the Lambda ECR repositories."
+  default     = 7
+
+  validation {
+    condition     = var.ecr_untagged_expiry_days >= 1 && floor(var.ecr_untagged_expiry_days) == var.ecr_untagged_expiry_days
+    error_message = "ecr_untagged_expiry_days must be a whole number of at least 1."
   }
 }
 

@@ -47,3 +47,17 @@ def load_build_script() -> ModuleType:
     sys.modules["build_lambdas"] = module  # dataclasses look their module up while the class is created
     spec.loader.exec_module(module)
     return module
+
+
+def handler_probe(handler: str) -> str:
+    """Python source that imports a Lambda handler and prints JSON: callable, loaded files, newly imported packages."""
+    module_name, _, attribute = handler.rpartition(".")
+    return (
+        "import importlib, json, sys;"
+        "before = set(sys.modules);"
+        f"m = importlib.import_module({module_name!r});"
+        f"h = getattr(m, {attribute!r});"
+        "files = sorted({getattr(v, '__file__', None) or '' for v in list(sys.modules.values())});"
+        "print(json.dumps({'callable': callable(h), 'files': files,"
+        " 'top': sorted({n.split('.')[0] for n in set(sys.modules) - before})}))"
+    )

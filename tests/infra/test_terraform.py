@@ -81,3 +81,18 @@ def test_checkov_finds_no_failed_checks_and_every_skip_is_justified() -> None:
     for skipped in report["results"]["skipped_checks"]:
         reason = skipped.get("check_result", {}).get("suppress_comment", "")
         assert len(reason.strip()) >= 30, f"{skipped['check_id']} on {skipped['resource']} needs a real justification"
+
+
+def test_lambda_module_plans_zip_and_image_functions(tmp_path: Path) -> None:
+    """`terraform test` of modules/lambda_function with a mocked provider: plans only, offline."""
+    work = tmp_path / "lambda_function"
+    shutil.copytree(TERRAFORM / "modules" / "lambda_function", work, ignore=shutil.ignore_patterns(".terraform*"))
+    for command in (
+        ["init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}"],
+        ["test", "-no-color"],
+    ):
+        result = subprocess.run(
+            [terraform(), *command], cwd=work, capture_output=True, text=True, env=tool_env(), check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"Success! [1-9]\d* passed, 0 failed", result.stdout), result.stdout

@@ -55,9 +55,22 @@ def _lambda_modules() -> dict[str, dict[str, Any]]:
 
 
 def _function_dir(body: dict[str, Any]) -> Path:
+    if body.get("package_type") == "Image":
+        # Image functions: local.<function>_image_uri, built from cloud/lambdas/<function>/Dockerfile.
+        match = re.fullmatch(r"\$\{local\.([a-z0-9_]+)_image_uri\}", body["image_uri"])
+        assert match, f"image_uri {body['image_uri']!r} must be local.<function>_image_uri"
+        assert build_lambdas.is_image(match.group(1)), f"cloud/lambdas/{match.group(1)}/Dockerfile is missing"
+        return REPO / "cloud" / "lambdas" / match.group(1)
     match = re.search(r"/([a-z0-9_]+)\.zip$", body["package_file"])
     assert match, f"package_file {body['package_file']!r} must end in <function>.zip"
     return REPO / "cloud" / "lambdas" / match.group(1)
+
+
+def _handler(body: dict[str, Any]) -> str:
+    """The handler Lambda calls: the module's for a zip, the Dockerfile's CMD for an image."""
+    if body.get("package_type") == "Image":
+        return str(build_lambdas.image_spec(_function_dir(body).name).handler)
+    return str(body["handler"])
 
 
 def _policy(root: Config, body: dict[str, Any]) -> dict[str, Any]:
@@ -92,12 +105,17 @@ def test_every_lambda_in_terraform_is_checked() -> None:
 def test_handler_exists_and_imports_from_the_built_package(name: str, tmp_path: Path) -> None:
     body = _lambda_modules()[name]
     function_dir = _function_dir(body)
-    module_name, _, attribute = body["handler"].rpartition(".")
-    assert (function_dir / f"{module_name.replace('.', '/')}.py").is_file(), f"{body['handler']} in {function_dir}"
+    handler = _handler(body)
+    module_name, _, attribute = handler.rpartition(".")
+    assert (function_dir / f"{module_name.replace('.', '/')}.py").is_file(), f"{handler} in {function_dir}"
 
-    built = build_lambdas.build(function_dir.name, tmp_path / "out", deps=False)
-    with zipfile.ZipFile(built.path) as archive:
-        archive.extractall(tmp_path / "pkg")
+    if build_lambdas.is_image(function_dir.name):
+        # What the image's COPY steps put in ${LAMBDA_TASK_ROOT} (test_lambda_images.py installs its wheels too).
+        build_lambdas.stage(function_dir.name, tmp_path / "pkg")
+    else:
+        built = build_lambdas.build(function_dir.name, tmp_path / "out", deps=False)
+        with zipfile.ZipFile(built.path) as archive:
+            archive.extractall(tmp_path / "pkg")
     env = {k: ("tf-expression" if "${" in v else v) for k, v in body.get("environment", {}).items()}
     probe = (
         "import importlib, json, sys;"
@@ -117,8 +135,8 @@ def test_handler_exists_and_imports_from_the_built_package(name: str, tmp_path: 
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert seen["callable"]
-    assert seen["module"].startswith(str(tmp_path / "pkg")), "the handler must come from the zip"
-    assert seen["plantwatch"].startswith(str(tmp_path / "pkg")), "plantwatch must come from the zip"
+    assert seen["module"].startswith(str(tmp_path / "pkg")), "the handler must come from the package"
+    assert seen["plantwatch"].startswith(str(tmp_path / "pkg")), "plantwatch must come from the package"
 
 
 @pytest.mark.parametrize("name", LAMBDAS)
@@ -308,6 +326,9 @@ def test_build_defaults_match_terraform(root: Config) -> None:
     assert root.named("variable")["lambda_architecture"]["default"] == build_lambdas.DEFAULT_ARCH
     module_vars = Config.read(TERRAFORM / "modules" / "lambda_function").named("variable")
     assert module_vars["runtime"]["default"] == f"python{build_lambdas.DEFAULT_PYTHON}"
+    for function in build_lambdas.functions():
+        if build_lambdas.is_image(function):
+            assert build_lambdas.image_spec(function).python == build_lambdas.DEFAULT_PYTHON, function
     assert (
         root.locals()["lambda_package_dir"] == '${coalesce(var.lambda_package_dir, "${path.root}/../../build/lambda")}'
     )

@@ -1,6 +1,11 @@
 # One Lambda function: role with its own least-privilege policy, encrypted log group, X-Ray, optional VPC and DLQ.
+# Packaged as a zip (package_file) or as a container image in ECR (package_type = "Image", image_uri).
 
 data "aws_partition" "current" {}
+
+locals {
+  zip = var.package_type == "Zip"
+}
 
 data "aws_iam_policy_document" "assume" {
   statement {
@@ -73,13 +78,16 @@ resource "aws_iam_role_policy_attachment" "vpc" {
 
 resource "aws_lambda_function" "this" {
   # checkov:skip=CKV_AWS_272: Packages are built by cloud/build_lambdas.py in CI from reviewed source; AWS Signer is not part of this deployment.
-  function_name                  = var.function_name
-  description                    = var.description
-  role                           = aws_iam_role.this.arn
-  filename                       = var.package_file
-  source_code_hash               = filebase64sha256(var.package_file)
-  handler                        = var.handler
-  runtime                        = var.runtime
+  function_name = var.function_name
+  description   = var.description
+  role          = aws_iam_role.this.arn
+  package_type  = var.package_type
+  # Zip: the file and its hash. Image: the ECR image; handler and runtime come from the image (its CMD and base).
+  filename                       = local.zip ? var.package_file : null
+  source_code_hash               = local.zip ? filebase64sha256(var.package_file) : null
+  handler                        = local.zip ? var.handler : null
+  runtime                        = local.zip ? var.runtime : null
+  image_uri                      = local.zip ? null : var.image_uri
   architectures                  = [var.architecture]
   memory_size                    = var.memory_mb
   timeout                        = var.timeout_seconds
@@ -111,6 +119,13 @@ resource "aws_lambda_function" "this" {
     for_each = var.dead_letter_target_arn == null ? [] : [var.dead_letter_target_arn]
     content {
       target_arn = dead_letter_config.value
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.zip ? var.package_file != null && var.image_uri == null : var.image_uri != null && var.package_file == null
+      error_message = "A Zip function needs package_file (and no image_uri); an Image function needs image_uri (and no package_file): set lambda_image_tag or the function's *_image_uri."
     }
   }
 

@@ -13,20 +13,43 @@ variable "description" {
   description = "What the function does."
 }
 
+variable "package_type" {
+  type        = string
+  description = "Zip (package_file, built by cloud/build_lambdas.py) or Image (image_uri, built from cloud/lambdas/<function>/Dockerfile)."
+  default     = "Zip"
+
+  validation {
+    condition     = contains(["Zip", "Image"], var.package_type)
+    error_message = "package_type must be Zip or Image."
+  }
+}
+
 variable "package_file" {
   type        = string
-  description = "Path of the zip built by cloud/build_lambdas.py."
+  description = "Path of the zip built by cloud/build_lambdas.py (Zip functions only)."
+  default     = null
+}
+
+variable "image_uri" {
+  type        = string
+  description = "ECR image of an Image function: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>."
+  default     = null
+
+  validation {
+    condition     = var.image_uri == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$", var.image_uri))
+    error_message = "image_uri must be an ECR image URI with a tag or a sha256 digest."
+  }
 }
 
 variable "handler" {
   type        = string
-  description = "Handler as module.function inside the zip, e.g. app.handler."
+  description = "Handler as module.function inside the zip, e.g. app.handler (an image names its handler in its CMD)."
   default     = "app.handler"
 }
 
 variable "runtime" {
   type        = string
-  description = "Lambda Python runtime."
+  description = "Lambda Python runtime of a Zip function (an image brings its own)."
   default     = "python3.12"
 
   validation {
