@@ -12,7 +12,7 @@ data "aws_iam_policy_document" "token_exchange_assume" {
 }
 
 resource "aws_iam_role" "token_exchange" {
-  name               = "${var.project_name}-greengrass-token-exchange"
+  name               = "${var.project_name}-gg-token-exchange" # IAM role names: at most 64 characters
   assume_role_policy = data.aws_iam_policy_document.token_exchange_assume.json
 }
 

@@ -8,10 +8,10 @@ locals {
 module "access_logs_bucket" {
   source = "./modules/secure_bucket"
 
-  name = "${local.short_name}-access-logs-${local.bucket_suffix}"
+  name = "${local.short_name}-logs-${local.bucket_suffix}" # 63 characters at most: 24 + 6 + 12 + 1 + 14 (ap-southeast-2)
   # S3 server access logging delivers only to buckets with SSE-S3 default encryption, not SSE-KMS.
   kms_key_arn             = null
-  access_log_bucket       = null
+  access_logging          = false
   glacier_transition_days = 90
   expiration_days         = var.log_retention_days
 
@@ -20,7 +20,7 @@ module "access_logs_bucket" {
     Effect    = "Allow"
     Principal = { Service = "logging.s3.amazonaws.com" }
     Action    = "s3:PutObject"
-    Resource  = "arn:${local.partition}:s3:::${local.short_name}-access-logs-${local.bucket_suffix}/*"
+    Resource  = "arn:${local.partition}:s3:::${local.short_name}-logs-${local.bucket_suffix}/*"
     Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
   }]
 }

@@ -96,3 +96,22 @@ def test_lambda_module_plans_zip_and_image_functions(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"Success! [1-9]\d* passed, 0 failed", result.stdout), result.stdout
+
+
+def test_root_module_plans_on_first_apply_and_names_fit_their_limits(tmp_path: Path) -> None:
+    """`terraform test` of the root with a mocked provider: a first plan works (no count or for_each waits on
+    apply) and names fit IAM, Lambda, S3 and EventBridge limits at the longest project_name. Plans only."""
+    work = tmp_path / "terraform"
+    shutil.copytree(TERRAFORM, work, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    packages = work / "tests" / "fake-packages"
+    packages.mkdir(parents=True)
+    (packages / "analytics_api.zip").write_bytes(b"placeholder: the plan hashes the file, nothing uploads it")
+    for command in (
+        ["init", "-backend=false", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}"],
+        ["test", "-no-color"],
+    ):
+        result = subprocess.run(
+            [terraform(), *command], cwd=work, capture_output=True, text=True, env=tool_env(), check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"Success! 2 passed, 0 failed", result.stdout), result.stdout

@@ -58,10 +58,17 @@ resource "aws_s3_bucket_object_lock_configuration" "this" {
 }
 
 resource "aws_s3_bucket_logging" "this" {
-  count         = var.access_log_bucket == null ? 0 : 1
+  count         = var.access_logging ? 1 : 0
   bucket        = aws_s3_bucket.this.id
   target_bucket = var.access_log_bucket
   target_prefix = "${var.name}/"
+
+  lifecycle {
+    precondition {
+      condition     = var.access_log_bucket != null
+      error_message = "access_logging needs access_log_bucket."
+    }
+  }
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "this" {

@@ -14,9 +14,15 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "access_logging" {
+  type        = bool
+  description = "Send server access logs to access_log_bucket; false only for the access-log bucket itself (known at plan time, unlike the bucket's id)."
+  default     = true
+}
+
 variable "access_log_bucket" {
   type        = string
-  description = "Bucket that receives this bucket's server access logs; null only for the access-log bucket itself."
+  description = "Bucket that receives this bucket's server access logs; required when access_logging is true."
   default     = null
 }
 
