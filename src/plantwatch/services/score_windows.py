@@ -59,7 +59,10 @@ class ScoreWindows:
 
     def closed(self) -> list[ScoreSummaryMessage]:
         """Summaries of every window that ended at or before the latest event time seen, oldest first."""
-        done = sorted(k for k in self._scores if k[0] + self.window_ms <= self._watermark_ms)
+        done = sorted(
+            (k for k in self._scores if k[0] + self.window_ms <= self._watermark_ms),
+            key=lambda k: (k[0], k[1], k[2].version),
+        )
         out = []
         for key in done:
             start, line, ref = key
