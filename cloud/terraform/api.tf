@@ -71,6 +71,12 @@ data "aws_iam_policy_document" "analytics_api" {
   }
 
   statement {
+    sid       = "ReadDriftFigures"
+    actions   = ["dynamodb:Query", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.drift.arn]
+  }
+
+  statement {
     sid       = "DecryptReadings"
     actions   = ["kms:Decrypt"]
     resources = [aws_kms_key.this.arn]
@@ -96,6 +102,7 @@ module "analytics_api" {
     TIMESTREAM_DATABASE     = aws_timestreamwrite_database.this.database_name
     TIMESTREAM_TABLE        = aws_timestreamwrite_table.this.table_name
     PLANTWATCH_API_BASE     = "/${var.environment}"
+    PLANTWATCH_DRIFT_TABLE  = aws_dynamodb_table.drift.name
     POWERTOOLS_SERVICE_NAME = "analytics-api"
   }
 }

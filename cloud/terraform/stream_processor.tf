@@ -47,6 +47,18 @@ data "aws_iam_policy_document" "stream_processor" {
   }
 
   statement {
+    sid       = "DriftSummaries"
+    actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.drift.arn]
+  }
+
+  statement {
+    sid       = "AskRetrainingOfADriftedLine"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.retrain_function_arn]
+  }
+
+  statement {
     sid       = "UsePlatformKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
@@ -75,6 +87,8 @@ module "stream_processor" {
     TIMESTREAM_DATABASE          = aws_timestreamwrite_database.this.database_name
     TIMESTREAM_TABLE             = aws_timestreamwrite_table.this.table_name
     PLANTWATCH_ARCHIVE_URL       = "s3://${module.archive_bucket.id}/batches/"
+    PLANTWATCH_DRIFT_TABLE       = aws_dynamodb_table.drift.name
+    PLANTWATCH_RETRAIN_FUNCTION  = local.retrain_name
     POWERTOOLS_SERVICE_NAME      = "stream-processor"
     POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
   }

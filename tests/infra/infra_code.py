@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 
 # IAM actions whose name differs from the API operation, or that an operation needs on top of its own.
-# Sources: the S3, Timestream and KMS "actions, resources and condition keys" pages of the Service
+# Sources: the S3, Timestream, Lambda and KMS "actions, resources and condition keys" pages of the Service
 # Authorization Reference. Everything not listed maps to "<signing name>:<OperationName>".
 ACTION_OVERRIDES: dict[str, tuple[str, ...]] = {
     "s3:ListObjectsV2": ("s3:ListBucket",),
@@ -29,6 +29,7 @@ ACTION_OVERRIDES: dict[str, tuple[str, ...]] = {
     "s3:UploadPart": ("s3:PutObject",),
     "s3:CompleteMultipartUpload": ("s3:PutObject",),
     "timestream:Query": ("timestream:Select",),
+    "lambda:Invoke": ("lambda:InvokeFunction",),  # Lambda's Invoke API is authorized as InvokeFunction
 }
 # Calls an SDK makes on the code's behalf: Timestream clients discover their cell endpoint first; our
 # buckets use SSE-KMS with the platform key, so writing needs GenerateDataKey and reading needs Decrypt.

@@ -5,23 +5,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI
 
 from plantwatch.adapters.timestream_query import TimestreamQueries, TimestreamQueryClient
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import ApiGatewayClaims
+from plantwatch.services.drift_reports import DriftConfig
 
 #: The original design's Timestream names.
 DEFAULT_DATABASE = "smart_manufacturing_iot_analytics_platform_sensor_database"
 DEFAULT_TABLE = "sensor_readings"
 
 
-def build_cloud_app(client: TimestreamQueryClient, env: Mapping[str, str] = os.environ) -> FastAPI:
-    """The API over Timestream, configured by ``TIMESTREAM_DATABASE`` and ``TIMESTREAM_TABLE``."""
+def build_cloud_app(
+    client: TimestreamQueryClient, env: Mapping[str, str] = os.environ, *, dynamodb: Any = None
+) -> FastAPI:
+    """The API over Timestream (``TIMESTREAM_DATABASE``, ``TIMESTREAM_TABLE``), with drift from the DynamoDB
+    table ``PLANTWATCH_DRIFT_TABLE`` (read through ``dynamodb``, a boto3 client) when both are given."""
     queries = TimestreamQueries(
         client,
         database=env.get("TIMESTREAM_DATABASE", DEFAULT_DATABASE),
         table=env.get("TIMESTREAM_TABLE", DEFAULT_TABLE),
     )
-    return create_app(queries, auth=ApiGatewayClaims(), dashboard=False)
+    drift = None
+    table = env.get("PLANTWATCH_DRIFT_TABLE")
+    if table and dynamodb is not None:
+        from plantwatch.adapters.dynamo_drift import DynamoDBDriftReader
+
+        drift = DynamoDBDriftReader(dynamodb, table)
+    threshold = float(env.get("PLANTWATCH_DRIFT_PSI_THRESHOLD") or DriftConfig().threshold)
+    return create_app(
+        queries, auth=ApiGatewayClaims(), dashboard=False, drift=drift, drift_config=DriftConfig(threshold=threshold)
+    )

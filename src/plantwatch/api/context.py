@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request
 
 from plantwatch.api.auth import Authenticator
 from plantwatch.services.analytics import AlertStore, AnalyticsQueries, Scope
-from plantwatch.services.drift_reports import DriftConfig, SummaryStore
+from plantwatch.services.drift_reports import DriftConfig, SummaryReader
 
 
 class ApiContext:
@@ -22,7 +22,7 @@ class ApiContext:
         alerts: AlertStore | None,
         auth: Authenticator,
         now: Callable[[], datetime],
-        drift: SummaryStore | None = None,
+        drift: SummaryReader | None = None,
         drift_config: DriftConfig | None = None,
     ) -> None:
         self.queries = queries

@@ -26,6 +26,7 @@ from plantwatch.cloud.settings import StreamSettings
 from plantwatch.contract.legacy import LegacyDefaults
 from plantwatch.contract.topics import is_summary_topic
 from plantwatch.ports import Archive, Clock, Sink, StreamRecord
+from plantwatch.services.drift_reports import DriftConfig, DriftIngest
 from plantwatch.services.stream_processing import ProcessReport, StreamProcessor
 
 log = logging.getLogger(__name__)
@@ -205,4 +206,26 @@ def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> 
         )
     return StreamProcessor(
         sink=sink, archive=archive, clock=clock, legacy_defaults=LegacyDefaults(plant=settings.legacy_plant)
+    )
+
+
+def build_drift_ingest(settings: StreamSettings, processor: StreamProcessor) -> DriftIngest | None:
+    """Score summaries into DynamoDB, drift asking the retrain Lambda (None without ``PLANTWATCH_DRIFT_TABLE``)."""
+    if not settings.drift_table:
+        return None
+    import boto3
+
+    from plantwatch.adapters.dynamo_drift_writer import DynamoDBDrift
+    from plantwatch.adapters.lambda_retrain import LambdaRetrainTrigger
+
+    trigger = (
+        LambdaRetrainTrigger(boto3.client("lambda"), settings.retrain_function) if settings.retrain_function else None
+    )
+    return DriftIngest(
+        store=DynamoDBDrift(boto3.client("dynamodb"), settings.drift_table),
+        sink=processor.sink,
+        archive=processor.archive,
+        clock=processor.clock,
+        config=DriftConfig(threshold=settings.drift_psi_threshold),
+        on_drift=trigger,
     )

@@ -50,6 +50,15 @@ class RetrainRequest(msgspec.Struct, frozen=True, kw_only=True):
     requested_at_ms: int
 
 
+#: ``source`` of the event that asks the retraining job to retrain one line.
+DRIFT_EVENT_SOURCE = "plantwatch.drift"
+
+
+def retrain_event(request: RetrainRequest) -> dict[str, object]:
+    """The retraining job's event for one drifted line (see ``services/retraining.py``)."""
+    return {"source": DRIFT_EVENT_SOURCE, "detail-type": "drift", **msgspec.to_builtins(request)}
+
+
 class LineDrift(msgspec.Struct, frozen=True, kw_only=True):
     """The drift figures of one line's latest model, as the API serves them."""
 
@@ -68,12 +77,8 @@ class LineDrift(msgspec.Struct, frozen=True, kw_only=True):
     retrain_requested_at_ms: int | None = None
 
 
-class SummaryStore(Protocol):
-    """Where score summaries and retraining requests are kept (DuckDB locally, DynamoDB in the cloud)."""
-
-    def record_summary(self, summary: ScoreSummaryMessage) -> None:
-        """Store a summary; the same key stored again replaces it (idempotent)."""
-        ...
+class SummaryReader(Protocol):
+    """What the API reads of the drift store."""
 
     def recent_summaries(self, plant: str, line: str, limit: int) -> list[ScoreSummaryMessage]:
         """The line's ``limit`` latest summaries (by window start), oldest first."""
@@ -83,12 +88,20 @@ class SummaryStore(Protocol):
         """(plant, line) of every line with summaries that ``scope`` may read."""
         ...
 
-    def record_retrain_request(self, request: RetrainRequest) -> None:
-        """Keep the line's latest retraining request."""
-        ...
-
     def last_retrain_request(self, plant: str, line: str) -> RetrainRequest | None:
         """The line's latest retraining request, if any."""
+        ...
+
+
+class SummaryStore(SummaryReader, Protocol):
+    """Where score summaries and retraining requests are kept (DuckDB locally, DynamoDB in the cloud)."""
+
+    def record_summary(self, summary: ScoreSummaryMessage) -> None:
+        """Store a summary; the same key stored again replaces it (idempotent)."""
+        ...
+
+    def record_retrain_request(self, request: RetrainRequest) -> None:
+        """Keep the line's latest retraining request."""
         ...
 
 
@@ -164,7 +177,7 @@ def retrain_due(summaries: Sequence[ScoreSummaryMessage], config: DriftConfig) -
     return fired[-1] if len(fired) > before else None
 
 
-def drift_report(store: SummaryStore, scope: Scope, config: DriftConfig) -> list[LineDrift]:
+def drift_report(store: SummaryReader, scope: Scope, config: DriftConfig) -> list[LineDrift]:
     """Drift of every line the caller may read that has summaries."""
     out = []
     for plant, line in store.summary_lines(scope):
