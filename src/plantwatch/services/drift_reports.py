@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Protocol
 
 import msgspec
@@ -25,7 +26,6 @@ from plantwatch.contract.summaries import ScoreSummaryMessage, decode_summary
 from plantwatch.models.drift import DEFAULT_PSI_THRESHOLD, DriftMonitor, DriftStatus, ScoreSummary, merge_summaries
 from plantwatch.ports import Archive, Clock, Sink
 from plantwatch.services.analytics import Scope
-from plantwatch.services.drift_watch import DriftTracker
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ class RetrainRequest(msgspec.Struct, frozen=True, kw_only=True):
     model: ModelRef
     psi: float
     summary_key: str
+    #: end of the drifted check's window (event time): retraining reads the archive up to here
+    window_end_ms: int
     requested_at_ms: int
 
 
@@ -55,8 +57,9 @@ DRIFT_EVENT_SOURCE = "plantwatch.drift"
 
 
 def retrain_event(request: RetrainRequest) -> dict[str, object]:
-    """The retraining job's event for one drifted line (see ``services/retraining.py``)."""
-    return {"source": DRIFT_EVENT_SOURCE, "detail-type": "drift", **msgspec.to_builtins(request)}
+    """The retraining job's event for one drifted line: its archive window ends with the drifted window."""
+    end = datetime.fromtimestamp(request.window_end_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    return {"source": DRIFT_EVENT_SOURCE, "detail-type": "drift", "end": end, **msgspec.to_builtins(request)}
 
 
 class LineDrift(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,24 +160,23 @@ def line_drift(
 def retrain_due(summaries: Sequence[ScoreSummaryMessage], config: DriftConfig) -> DriftStatus | None:
     """The check that asks for retraining now, if the latest summary completes a run of drifted checks.
 
-    Replays :class:`DriftTracker` over the summaries (oldest first; give it ``window + consecutive`` of them):
-    it asks exactly when the run of drifted checks reaches ``consecutive`` at the latest summary.
+    Give it the line's last ``window + consecutive`` summaries, oldest first. A check merges ``window``
+    consecutive summaries; retraining is due when the latest ``consecutive`` checks drifted and the one before
+    them (if held) did not: the run reaches ``consecutive`` exactly now (DriftTracker's rule, without state).
     """
     held = _of_latest_model(summaries)
     if not held:
         return None
-    fired: list[DriftStatus] = []
-    tracker = DriftTracker(
-        {held[-1].line: _monitor(held[-1], config)},
-        window=config.window,
-        consecutive=config.consecutive,
-        on_drift=lambda _line, status: fired.append(status),
-    )
-    for summary in held[:-1]:
-        tracker.observe(_plain(summary))
-    before = len(fired)
-    tracker.observe(_plain(held[-1]))
-    return fired[-1] if len(fired) > before else None
+    monitor = _monitor(held[-1], config)
+    w, n = config.window, config.consecutive
+    ends = range(max(w, len(held) - n), len(held) + 1)
+    checks = [monitor.check(merge_summaries([_plain(s) for s in held[end - w : end]])) for end in ends]
+    run = checks[-n:]
+    if len(run) < n or not all(c.drifted for c in run):
+        return None
+    if len(checks) > n and checks[-n - 1].drifted:
+        return None  # the run was already that long: asked before
+    return run[-1]
 
 
 def drift_report(store: SummaryReader, scope: Scope, config: DriftConfig) -> list[LineDrift]:
@@ -245,6 +247,7 @@ class DriftIngest:
             model=summary.model,
             psi=round(status.psi, 6),
             summary_key=summary.key,
+            window_end_ms=status.end_ms,
             requested_at_ms=self.clock.now_ms(),
         )
         log.warning(
