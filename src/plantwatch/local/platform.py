@@ -25,7 +25,6 @@ from plantwatch.adapters.amqtt_broker import EmbeddedBroker
 from plantwatch.adapters.archive_staging import RollingArchive
 from plantwatch.adapters.clock import SystemClock
 from plantwatch.adapters.duckdb_alerts import DuckDBAlerts
-from plantwatch.adapters.duckdb_drift import DuckDBDrift
 from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.adapters.fs_archive import FilesystemArchive
@@ -50,11 +49,11 @@ from plantwatch.domain.alerts import AlertEngine
 from plantwatch.domain.decision import AnomalyDetector
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.local.drift import LocalDrift
 from plantwatch.models.forest import ForestModel
 from plantwatch.models.registry import ModelRegistry
 from plantwatch.ports import Scorer
 from plantwatch.services.alert_ingest import AlertIngest
-from plantwatch.services.drift_reports import DriftConfig, DriftIngest, RetrainRequest
 from plantwatch.services.gateway import Gateway, GatewayConfig
 from plantwatch.services.model_watch import ModelWatch, RegistryModelSource
 from plantwatch.services.stream_processing import ProcessReport, StreamProcessor
@@ -170,18 +169,16 @@ class LocalPlatform:
         )
         self.totals = ProcessReport()
         # score summaries -> drift per line (in the cloud: the same handler, DynamoDB, the retrain Lambda)
-        self.drift_store = DuckDBDrift(self.store)
-        self.drift_config = DriftConfig(window=options.drift_window)
-        self.drift = DriftIngest(
-            store=self.drift_store,
+        self.drift = LocalDrift(
+            self.store,
             sink=self.store,
             archive=self.archive,
             clock=self.clock,
-            config=self.drift_config,
-            on_drift=self._retrain_requested,
+            window=options.drift_window,
+            archive_dir=data / "archive",
         )
         # the stream-processor Lambda's handler, fed Kinesis-shaped events from the local stream
-        self.handler = StreamHandler(self.processor, on_report=self.totals.add, summaries=self.drift)
+        self.handler = StreamHandler(self.processor, on_report=self.totals.add, summaries=self.drift.ingest)
         self.gateways: list[Gateway] = []
         self.uplinks: list[MqttUplink] = []
         self.spools: list[SqliteSpool] = []
@@ -249,8 +246,8 @@ class LocalPlatform:
             alerts=self.alerts,
             status=self.status,
             rate_limit=RateLimiter(rate=options.api_rate_per_s, burst=int(2 * options.api_rate_per_s)),
-            drift=self.drift_store,
-            drift_config=self.drift_config,
+            drift=self.drift.store,
+            drift_config=self.drift.config,
         )
         self._last_trim_ms = 0
 
@@ -280,14 +277,6 @@ class LocalPlatform:
             self.stream.trim(CONSUMER, now - STREAM_RETENTION_MS)
             self._last_trim_ms = now
         return True
-
-    def _retrain_requested(self, request: RetrainRequest) -> None:
-        """Locally, drift's retraining request is recorded (GET /v1/models) and the command to run is logged."""
-        log.warning(
-            "drift on %s: retrain with `plantwatch train --from-archive %s` (promoted models are picked up live)",
-            request.line,
-            self.options.data_dir / "archive",
-        )
 
     def _scorer(self, line: str, thresholds: ThresholdScorer) -> Scorer:
         """The line's forest decision if a baseline model is there, else thresholds and limits alone."""
