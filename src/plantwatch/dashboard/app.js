@@ -96,7 +96,7 @@ function driftText(d) {
   const psi = `PSI ${d.psi.toFixed(3)} (threshold ${d.threshold})`;
   const held = `${d.summaries}/${d.summaries_per_check} windows, ${d.scores} scores`;
   const label = d.status === "partial" ? "partial" : d.drifted ? "drifted" : "stable";
-  const retrain = d.retrain_requested_at ? `, retraining requested ${d.retrain_requested_at}` : "";
+  const retrain = d.retrain_requested_at ? `, retraining requested ${time(d.retrain_requested_at)}` : "";
   return `${label}: ${psi}, ${held}${retrain}`;
 }
 
