@@ -83,6 +83,12 @@ data "aws_iam_policy_document" "analytics_api" {
   }
 
   statement {
+    sid       = "ReadDriftFigures"
+    actions   = ["dynamodb:Query", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.drift.arn]
+  }
+
+  statement {
     sid       = "DecryptReadings"
     actions   = ["kms:Decrypt"]
     resources = [aws_kms_key.this.arn]
@@ -110,6 +116,7 @@ module "analytics_api" {
     PLANTWATCH_ALERTS_TABLE = aws_dynamodb_table.alerts.name
     PLANTWATCH_AUDIT_TABLE  = aws_dynamodb_table.alert_audit.name
     PLANTWATCH_API_BASE     = "/${var.environment}"
+    PLANTWATCH_DRIFT_TABLE  = aws_dynamodb_table.drift.name
     POWERTOOLS_SERVICE_NAME = "analytics-api"
   }
 }

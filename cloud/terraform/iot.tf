@@ -57,6 +57,7 @@ data "aws_iam_policy_document" "gateway_iot" {
     resources = [
       "${local.iot_arn}:topic/${local.gateway_topic_root}/${local.thing}/batches",
       "${local.iot_arn}:topic/${local.gateway_topic_root}/${local.thing}/alerts",
+      "${local.iot_arn}:topic/${local.gateway_topic_root}/${local.thing}/summaries",
       # Original devices publish raw readings under their own thing name (== sensor id).
       "${local.iot_arn}:topic/manufacturing/sensors/${local.thing}/data",
       "${local.iot_arn}:topic/$aws/things/${local.thing}/*",
@@ -168,6 +169,10 @@ locals {
     gateway_batches = {
       description = "Gateway scored batches (gzip columnar JSON) into the sensor data stream"
       sql         = "SELECT * FROM '${local.batch_topic_filter}'"
+    }
+    gateway_summaries = {
+      description = "Gateway score summaries per window (JSON, drift input) into the sensor data stream"
+      sql         = "SELECT * FROM '${local.summary_topic_filter}'"
     }
     legacy_raw_readings = {
       description = "Original raw sensor readings into the sensor data stream"

@@ -22,10 +22,11 @@ locals {
   retrain_name       = "${var.project_name}-retrain"
 
   # Gateway topics (src/plantwatch/contract/topics.py) and the original raw topic.
-  gateway_topic_root  = "plantwatch/gateways"
-  batch_topic_filter  = "plantwatch/gateways/+/batches"
-  alert_topic_filter  = "plantwatch/gateways/+/alerts"
-  legacy_topic_filter = "manufacturing/sensors/+/data"
+  gateway_topic_root   = "plantwatch/gateways"
+  batch_topic_filter   = "plantwatch/gateways/+/batches"
+  alert_topic_filter   = "plantwatch/gateways/+/alerts"
+  summary_topic_filter = "plantwatch/gateways/+/summaries"
+  legacy_topic_filter  = "manufacturing/sensors/+/data"
 
   # Where `build_lambdas.py` writes one zip per function (build/lambda/<function>.zip by default).
   lambda_package_dir = coalesce(var.lambda_package_dir, "${path.root}/../../build/lambda")

@@ -53,6 +53,18 @@ data "aws_iam_policy_document" "stream_processor" {
   }
 
   statement {
+    sid       = "DriftSummaries"
+    actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.drift.arn]
+  }
+
+  statement {
+    sid       = "AskRetrainingOfADriftedLine"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.retrain_function_arn]
+  }
+
+  statement {
     sid       = "UsePlatformKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this.arn]
@@ -82,6 +94,8 @@ module "stream_processor" {
     TIMESTREAM_TABLE             = aws_timestreamwrite_table.this.table_name
     PLANTWATCH_ARCHIVE_URL       = "s3://${module.archive_bucket.id}/batches/"
     PLANTWATCH_ALERTS_TABLE      = aws_dynamodb_table.alerts.name
+    PLANTWATCH_DRIFT_TABLE       = aws_dynamodb_table.drift.name
+    PLANTWATCH_RETRAIN_FUNCTION  = local.retrain_name
     POWERTOOLS_SERVICE_NAME      = "stream-processor"
     POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
   }

@@ -22,6 +22,8 @@ def _up(args: argparse.Namespace) -> int:
         mqtt_port=args.mqtt_port,
         duration_s=args.duration,
         models_dir=Path(args.models_dir),
+        summary_window_s=args.summary_window,
+        drift_window=args.drift_window,
         simulation=SimulationConfig(
             plant=args.plant,
             lines=args.lines,
@@ -179,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mqtt-port", type=int, default=1883, help="embedded MQTT broker port")
     up.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     up.add_argument("--models-dir", default="models", help="baseline models {plant}.{line}.pwf (default: ./models)")
+    up.add_argument(
+        "--summary-window", type=float, default=60.0, help="seconds per gateway score summary (drift; a gateway: 3600)"
+    )
+    up.add_argument("--drift-window", type=int, default=5, help="summaries per drift check (a plant: 24 hourly ones)")
     sim = up.add_argument_group("simulated plant")
     sim.add_argument("--plant", default="plant-1")
     sim.add_argument("--lines", type=int, default=3)

@@ -13,10 +13,14 @@ import pytest
 import uvicorn
 
 from plantwatch.adapters.duckdb_alerts import DuckDBAlerts
+from plantwatch.adapters.duckdb_drift import DuckDBDrift
 from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import LocalTokens, create_token
+from plantwatch.contract.batch import ModelRef
+from plantwatch.contract.summaries import ScoreSummaryMessage
+from plantwatch.services.drift_reports import DriftConfig
 from tests.api_data import KEY, alerts, batches
 from tests.conftest import REPO, free_port, require_binary, require_module, wait_for
 
@@ -39,7 +43,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Duck
     store = DuckDBStore(Path(tmp_path_factory.mktemp("dashboard")) / "db.duckdb")
     store.write(batches(end_ms=int(time.time() * 1000), span_ms=1800_000))
     store.record_alerts(alerts())
-    app = create_app(DuckDBQueries(store), alerts=DuckDBAlerts(store), auth=LocalTokens(KEY))
+    drift = DuckDBDrift(store)
+    for summary in summaries(int(time.time() * 1000)):
+        drift.record_summary(summary)
+    app = create_app(
+        DuckDBQueries(store),
+        alerts=DuckDBAlerts(store),
+        auth=LocalTokens(KEY),
+        drift=drift,
+        drift_config=DriftConfig(window=2, min_scores=100),
+    )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -48,6 +61,33 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Duck
     yield f"http://127.0.0.1:{port}", store
     server.should_exit = True
     thread.join(timeout=10)
+
+
+def summaries(end_ms: int) -> list[ScoreSummaryMessage]:
+    """Two minutes of score summaries per plant-a line: line-1 scores like its training, line-2 does not."""
+    reference = [0.0] * 7 + [0.05, 0.56, 0.33, 0.05, 0.01] + [0.0] * 8
+    out = []
+    for line, version, counts in (
+        ("line-1", "1", [int(1000 * q) for q in reference]),
+        ("line-2", "2", [0] * 15 + [1000] + [0] * 4),
+    ):
+        for k in (2, 1):
+            start = end_ms - k * 60_000
+            out.append(
+                ScoreSummaryMessage(
+                    gateway_id=f"gw-plant-a-{line}",
+                    plant="plant-a",
+                    line=line,
+                    model=ModelRef(name="original-thresholds", version=version),
+                    start_ms=start,
+                    end_ms=start + 60_000,
+                    counts=counts,
+                    mean=0.4,
+                    p99=0.6,
+                    reference=reference,
+                )
+            )
+    return out
 
 
 def test_dashboard_shows_lines_charts_alerts_and_acknowledges(served: tuple[str, DuckDBStore]) -> None:
@@ -81,6 +121,11 @@ def test_dashboard_shows_lines_charts_alerts_and_acknowledges(served: tuple[str,
             assert page.locator("circle.anomaly-marker").count() > 0
             # AND the model versions per line are listed
             assert page.locator("#models tbody tr").count() == 2
+            # AND each line's drift: line-1 stable against its training scores, line-2 drifted
+            cells = page.locator("#models td.drift")
+            assert [cells.nth(i).get_attribute("data-drift-status") for i in range(2)] == ["ok", "drifted"]
+            assert all("PSI" in t for t in cells.all_inner_texts())
+            assert float(cells.nth(1).get_attribute("data-psi") or 0) > 0.25
 
             # WHEN the open alert is acknowledged THEN the list shows who did it, and the API recorded it
             row = page.locator('#alerts tr[data-alert-id="plant-a-0"]')

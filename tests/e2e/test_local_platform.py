@@ -23,6 +23,8 @@ from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 FAULT_ARGS = ["--fault-after", "2", "--fault-stagger", "3", "--fault-ramp", "6", "--fault-duration", "30"]
+#: score summaries every 5 s, so drift figures appear while the test runs
+DRIFT_ARGS = ["--summary-window", "5"]
 
 
 class Platform:
@@ -37,7 +39,7 @@ class Platform:
 
     def start(self) -> None:
         command = [*self.cli, "up", "--data-dir", str(self.data_dir)]
-        command += ["--port", str(self.port), "--mqtt-port", str(self.mqtt_port), *FAULT_ARGS]
+        command += ["--port", str(self.port), "--mqtt-port", str(self.mqtt_port), *FAULT_ARGS, *DRIFT_ARGS]
         token = subprocess.run(
             [*self.cli, "token", "create", "--data-dir", str(self.data_dir), "--plant", "plant-1"],
             check=True,
@@ -150,6 +152,19 @@ def test_platform_runs_detects_faults_accepts_raw_readings_and_restarts_losing_n
             faulty_sensor = f"{fault['asset']}-{fault_sensor(fault['kind'])[:4]}"
             assert [a["state"] for a in alerts if a["sensor_id"] == faulty_sensor] == ["open"]
             assert len(alerts) < 10  # alerts per sensor lifecycle, not one per anomalous reading
+
+        # AND every line's gateway reported score summaries: drift figures of the model that scored, partial so far
+        def with_drift() -> list[dict[str, Any]] | None:
+            found = [m for m in platform.get("/v1/models") if m["drift"]]
+            return found if len(found) == 3 else None
+
+        lines = wait_for(with_drift, timeout=30, interval=0.5, what="drift figures of every line")
+        for line_models in lines:
+            [drift] = line_models["drift"]
+            assert drift["model_name"] == f"plant-1.{line_models['line']}"
+            assert drift["model_version"] in {m["version"] for m in line_models["models"]}
+            assert drift["status"] == "partial" and drift["summaries"] < drift["summaries_per_check"]
+            assert drift["psi"] >= 0 and drift["scores"] > 0
 
         # AND the raw reading is stored with its own event time and scored with the original thresholds
         [legacy] = platform.get("/v1/readings", sensor_id="legacy-p1")["readings"]

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 
 # IAM actions whose name differs from the API operation, or that an operation needs on top of its own.
-# Sources: the S3, Timestream, DynamoDB and KMS "actions, resources and condition keys" pages of the Service
+# Sources: the S3, Timestream, DynamoDB, Lambda and KMS "actions, resources and condition keys" pages of the Service
 # Authorization Reference. Everything not listed maps to "<signing name>:<OperationName>".
 ACTION_OVERRIDES: dict[str, tuple[str, ...]] = {
     "s3:ListObjectsV2": ("s3:ListBucket",),
@@ -32,6 +32,7 @@ ACTION_OVERRIDES: dict[str, tuple[str, ...]] = {
     # A transaction is authorised as its item operations (DynamoDB guide, "Using IAM with DynamoDB
     # transactions"); ours (adapters/dynamo_alerts.py) update an alert and put an audit entry.
     "dynamodb:TransactWriteItems": ("dynamodb:UpdateItem", "dynamodb:PutItem"),
+    "lambda:Invoke": ("lambda:InvokeFunction",),  # Lambda's Invoke API is authorized as InvokeFunction
 }
 # Calls an SDK makes on the code's behalf: Timestream clients discover their cell endpoint first; our
 # buckets use SSE-KMS with the platform key, so writing needs GenerateDataKey and reading needs Decrypt.

@@ -283,12 +283,14 @@ def test_topic_rules_match_the_contract(root: Config) -> None:
     locals_ = root.locals()
     assert locals_["batch_topic_filter"] == topics.BATCH_TOPIC_FILTER
     assert locals_["alert_topic_filter"] == topics.ALERT_TOPIC_FILTER
+    assert locals_["summary_topic_filter"] == topics.SUMMARY_TOPIC_FILTER
     assert locals_["legacy_topic_filter"] == "manufacturing/sensors/+/data"
     assert topics.batch_topic("gw-1") == f"{locals_['gateway_topic_root']}/gw-1/batches"
     stream_rules = locals_["stream_rules"]
     # Binary batches pass through unchanged only with SELECT * (no functions, no WHERE on binary payloads).
     assert stream_rules["gateway_batches"]["sql"] == "SELECT * FROM '${local.batch_topic_filter}'"
     assert stream_rules["legacy_raw_readings"]["sql"] == "SELECT * FROM '${local.legacy_topic_filter}'"
+    assert stream_rules["gateway_summaries"]["sql"] == "SELECT * FROM '${local.summary_topic_filter}'"
     rule = root.resources("aws_iot_topic_rule")[("aws_iot_topic_rule", "stream")]
     kinesis = rule["kinesis"][0]
     assert kinesis["partition_key"] == "$${topic()}", "the partition key carries the topic, hence the gateway"
@@ -297,7 +299,12 @@ def test_topic_rules_match_the_contract(root: Config) -> None:
     assert locals_["thing"] == "$${iot:Connection.Thing.ThingName}"
     policy = root.data("aws_iam_policy_document")[("aws_iam_policy_document", "gateway_iot")]
     publish = next(s for s in statements(policy) if s["actions"] == ["iot:Publish"])["resources"]
-    for topic in (topics.batch_topic("${local.thing}"), topics.alert_topic("${local.thing}")):
+    own = (
+        topics.batch_topic("${local.thing}"),
+        topics.alert_topic("${local.thing}"),
+        topics.summary_topic("${local.thing}"),
+    )
+    for topic in own:
         expected = topic.replace(locals_["gateway_topic_root"], "${local.gateway_topic_root}")
         assert f"${{local.iot_arn}}:topic/{expected}" in publish
     connect = next(s for s in statements(policy) if s["actions"] == ["iot:Connect"])["resources"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from plantwatch.adapters.fs_archive import FilesystemArchive
 from plantwatch.contract.batch import ModelRef, ScoredBatch
@@ -61,3 +62,18 @@ def archive_simulated_readings(root: Path, sim: SimulationConfig, start_ms: int,
 
 #: Labelled periods for models trained on the first archived hour: the same hour of the next day (daily phase).
 ARCHIVE_PERIODS = Periods(train_days=1.0, validation_days=1 / 48, test_days=1 / 48)
+
+
+class ShiftedPlant(PlantSimulator):
+    """The simulated plant with one line's pressure operating point moved by ``shift`` from ``from_ms`` on."""
+
+    def __init__(self, config: SimulationConfig, *, line: str, shift: float, from_ms: int) -> None:
+        super().__init__(config)
+        self.line, self.shift, self.from_ms = line, shift, from_ms
+
+    def values(self, sensor_id: str, ts_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        out = super().values(sensor_id, ts_ms)
+        ref = self.sensors[self._index[sensor_id]]
+        if ref.line == self.line and ref.sensor_type == "pressure":
+            out = out + np.where(ts_ms >= self.from_ms, self.shift, 0.0)
+        return out

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from plantwatch.adapters.object_store import LocalObjectStore
@@ -32,7 +31,7 @@ from plantwatch.models.trainer import TrainConfig, with_training
 from plantwatch.services.drift_watch import DriftTracker
 from plantwatch.services.gateway import Gateway, GatewayConfig
 from plantwatch.services.model_watch import ModelWatch, RegistryModelSource
-from tests.unit.lifecycle_support import PERIODS, SIM, TRAIN
+from tests.unit.lifecycle_support import PERIODS, SIM, TRAIN, ShiftedPlant
 from tests.unit.ml_support import require_sklearn
 
 NAME = "plant-1.line-1"
@@ -111,21 +110,6 @@ def test_a_broken_promotion_keeps_the_current_model(tmp_path: Path, outcome) -> 
     assert not watch.poll()
     assert watch.pending is None
     assert detector.model is outcome.models[NAME]
-
-
-class ShiftedPlant(PlantSimulator):
-    """The simulated plant with one line's pressure operating point moved by ``shift`` from ``from_ms`` on."""
-
-    def __init__(self, config: SimulationConfig, *, line: str, shift: float, from_ms: int) -> None:
-        super().__init__(config)
-        self.line, self.shift, self.from_ms = line, shift, from_ms
-
-    def values(self, sensor_id: str, ts_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        out = super().values(sensor_id, ts_ms)
-        ref = self.sensors[self._index[sensor_id]]
-        if ref.line == self.line and ref.sensor_type == "pressure":
-            out = out + np.where(ts_ms >= self.from_ms, self.shift, 0.0)
-        return out
 
 
 def _daily_status(simulator: PlantSimulator, model: ForestModel, monitor: DriftMonitor, day: int) -> DriftStatus:

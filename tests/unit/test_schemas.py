@@ -34,7 +34,13 @@ def validator(name: str) -> Draft202012Validator:
 
 def test_every_schema_is_valid_draft_2020_12() -> None:
     names = sorted(p.name for p in SCHEMAS.glob("*.json"))
-    assert names == ["legacy-reading.json", "quarantine-entry.v1.json", "reading.v1.json", "scored-batch.v1.json"]
+    assert names == [
+        "legacy-reading.json",
+        "quarantine-entry.v1.json",
+        "reading.v1.json",
+        "score-summary.v1.json",
+        "scored-batch.v1.json",
+    ]
     for name in names:
         validator(name)
 

@@ -1,4 +1,5 @@
-"""Stream-processor Lambda: Kinesis records of gateways' batches, raw readings and alerts -> archive + sink + alerts.
+"""Stream-processor Lambda: Kinesis records of gateways' batches, raw readings and alerts -> archive + sink + alerts;
+score summaries -> DynamoDB drift table (and the retrain Lambda when a line drifts).
 
 All logic lives in the plantwatch package; this file wires powertools' Logger and Metrics around it.
 Configuration: environment variables only (docs/cloud.md).
@@ -12,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from plantwatch.cloud.settings import StreamSettings
-from plantwatch.cloud.stream_handler import StreamHandler, build_processor
+from plantwatch.cloud.stream_handler import StreamHandler, build_drift_ingest, build_processor
 from plantwatch.services.stream_processing import ProcessReport
 
 logger = Logger(service="stream-processor")
@@ -32,7 +33,9 @@ def _record(report: ProcessReport) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
-stream = StreamHandler(build_processor(StreamSettings.from_env()), on_report=_record)
+settings = StreamSettings.from_env()
+processor = build_processor(settings)
+stream = StreamHandler(processor, on_report=_record, summaries=build_drift_ingest(settings, processor))
 
 
 @metrics.log_metrics

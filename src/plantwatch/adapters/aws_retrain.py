@@ -19,7 +19,7 @@ from plantwatch.models.datasets import reading_assets
 from plantwatch.models.pipeline import Periods
 from plantwatch.models.registry import ModelRegistry
 from plantwatch.models.trainer import TrainConfig
-from plantwatch.services.retraining import retrain, simulator_evaluator
+from plantwatch.services.retraining import drift_line, of_line, retrain, simulator_evaluator
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,16 @@ class RetrainJob:
         )
 
     def run(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Handle one scheduled event (EventBridge ``time``, or ``end``/``start`` ISO overrides)."""
+        """Handle one scheduled event (EventBridge ``time``, or ``end``/``start`` ISO overrides), or a drift
+        event from the stream processor (``source`` plantwatch.drift): the same job for that ``line`` only."""
         s = self.settings
+        line = drift_line(event)
         end = _ms(event.get("end") or event.get("time")) or int(datetime.now(UTC).timestamp() * 1000)
         start = _ms(event.get("start")) or end - int(s.window_days * DAY_MS)
         columns = read_archive(self.archive, start_ms=start, end_ms=end, plant=s.plant)
-        assets = reading_assets(columns, s.train.spec)
+        assets = of_line(reading_assets(columns, s.train.spec), line)
         if not assets:
-            return {"status": "no-data", "start_ms": start, "end_ms": end, "readings": len(columns)}
+            return {"status": "no-data", "start_ms": start, "end_ms": end, "readings": len(columns), "line": line}
         results = retrain(
             assets,
             train=s.train,
@@ -100,6 +102,7 @@ class RetrainJob:
             "start_ms": start,
             "end_ms": end,
             "readings": len(columns),
+            "line": line,
             "models": [msgspec.to_builtins(r) for r in results],
         }
 

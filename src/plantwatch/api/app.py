@@ -22,6 +22,7 @@ from plantwatch.api.models import AnalyticsRow, Asset, Health, Line, Plant, Prob
 from plantwatch.api.params import OptionalIdent, dt, narrow, window
 from plantwatch.api.ratelimit import RateLimiter
 from plantwatch.services.analytics import AlertStore, AnalyticsQueries, Row, Scope
+from plantwatch.services.drift_reports import DriftConfig, SummaryReader
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Missing, invalid or expired bearer token"},
@@ -56,12 +57,14 @@ def create_app(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     rate_limit: RateLimiter | None = None,
     dashboard: bool = True,
+    drift: SummaryReader | None = None,
+    drift_config: DriftConfig | None = None,
 ) -> FastAPI:
     """Build the API over ``queries`` (and ``alerts``); ``status`` adds live component figures to the health answer."""
     app = FastAPI(title="plantwatch", version=__version__, description="Production-line readings, anomalies, alerts.")
     if rate_limit is not None:
         app.middleware("http")(rate_limit)
-    ctx = ApiContext(queries, alerts, auth, now)
+    ctx = ApiContext(queries, alerts, auth, now, drift=drift, drift_config=drift_config)
     app.state.ctx = ctx
 
     @app.get("/v1/health", tags=["platform"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -13,6 +14,7 @@ from plantwatch.adapters.timestream_query import TimestreamQueries, TimestreamQu
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import ApiGatewayClaims
 from plantwatch.services.analytics import AlertStore
+from plantwatch.services.drift_reports import DriftConfig
 
 #: The original design's Timestream names.
 DEFAULT_DATABASE = "smart_manufacturing_iot_analytics_platform_sensor_database"
@@ -30,11 +32,29 @@ def cloud_alert_store(env: Mapping[str, str] = os.environ) -> AlertStore | None:
     return connect_alert_store(alerts_table=alerts_table, audit_table=audit_table)
 
 
-def build_cloud_app(client: TimestreamQueryClient, env: Mapping[str, str] = os.environ) -> FastAPI:
-    """The API over Timestream (``TIMESTREAM_DATABASE``, ``TIMESTREAM_TABLE``) and the DynamoDB alert store."""
+def build_cloud_app(
+    client: TimestreamQueryClient, env: Mapping[str, str] = os.environ, *, dynamodb: Any = None
+) -> FastAPI:
+    """The API over Timestream (``TIMESTREAM_DATABASE``, ``TIMESTREAM_TABLE``), the DynamoDB alert store, and
+    drift from the DynamoDB table ``PLANTWATCH_DRIFT_TABLE`` (read through ``dynamodb``, a boto3 client) when
+    both are given."""
     queries = TimestreamQueries(
         client,
         database=env.get("TIMESTREAM_DATABASE", DEFAULT_DATABASE),
         table=env.get("TIMESTREAM_TABLE", DEFAULT_TABLE),
     )
-    return create_app(queries, alerts=cloud_alert_store(env), auth=ApiGatewayClaims(), dashboard=False)
+    drift = None
+    table = env.get("PLANTWATCH_DRIFT_TABLE")
+    if table and dynamodb is not None:
+        from plantwatch.adapters.dynamo_drift import DynamoDBDriftReader
+
+        drift = DynamoDBDriftReader(dynamodb, table)
+    threshold = float(env.get("PLANTWATCH_DRIFT_PSI_THRESHOLD") or DriftConfig().threshold)
+    return create_app(
+        queries,
+        alerts=cloud_alert_store(env),
+        auth=ApiGatewayClaims(),
+        dashboard=False,
+        drift=drift,
+        drift_config=DriftConfig(threshold=threshold),
+    )

@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request
 
 from plantwatch.api.auth import Authenticator
 from plantwatch.services.analytics import AlertStore, AnalyticsQueries, Scope
+from plantwatch.services.drift_reports import DriftConfig, SummaryReader
 
 
 class ApiContext:
@@ -21,8 +22,12 @@ class ApiContext:
         alerts: AlertStore | None,
         auth: Authenticator,
         now: Callable[[], datetime],
+        drift: SummaryReader | None = None,
+        drift_config: DriftConfig | None = None,
     ) -> None:
         self.queries = queries
+        self.drift = drift
+        self.drift_config = drift_config or DriftConfig()
         self._alerts = alerts
         self.auth = auth
         self.now = now

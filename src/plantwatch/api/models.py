@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -201,13 +202,34 @@ class ModelInUse(BaseModel):
     last_ts: datetime | None
 
 
+class DriftOut(BaseModel):
+    """Drift of a line's forest scores against the training distribution of the model that scored them."""
+
+    model_name: str
+    model_version: str
+    psi: float = Field(description="population stability index of the merged window against training")
+    threshold: float = Field(description="PSI above which the window counts as drifted")
+    drifted: bool = Field(description="PSI over the threshold with enough scores (judged on partial windows too)")
+    scores: int = Field(description="forest scores in the window")
+    window_start: datetime
+    window_end: datetime
+    summaries: int = Field(description="gateway summaries merged into this figure")
+    summaries_per_check: int = Field(description="summaries of a full check (24 hourly ones = one daily cycle)")
+    status: Literal["ok", "drifted", "partial"] = Field(
+        description="partial: fewer summaries than a full check holds; the figure is provisional"
+    )
+    retrain_requested_at: datetime | None = Field(
+        default=None, description="when this line's drift last asked for retraining"
+    )
+
+
 class LineModels(BaseModel):
-    """Model versions and drift figures of a line (drift is empty until a model lifecycle reports it)."""
+    """Model versions and drift figures of a line (drift is empty until its gateway reports score summaries)."""
 
     plant: str
     line: str
     models: list[ModelInUse]
-    drift: list[dict[str, float | str]] = Field(default_factory=list)
+    drift: list[DriftOut] = Field(default_factory=list)
 
 
 class LatestReading(BaseModel):

@@ -14,6 +14,7 @@ from plantwatch.api.models import (
     AlertOut,
     AuditEntryOut,
     AuditLog,
+    DriftOut,
     LatestReading,
     LineModels,
     LineOverview,
@@ -23,6 +24,7 @@ from plantwatch.api.params import Limit, OptionalIdent, dt, ms, narrow
 from plantwatch.contract.reading import IDENT_PATTERN
 from plantwatch.services.analytics import Row
 from plantwatch.services.dashboards import overview, split_model
+from plantwatch.services.drift_reports import LineDrift, drift_report
 
 
 def _alert(row: Row) -> AlertOut:
@@ -37,6 +39,23 @@ def _alert(row: Row) -> AlertOut:
         cleared_at=when("cleared_at_ms"),
         acknowledged_by=row["acknowledged_by"],
         acknowledged_at=when("acknowledged_at_ms"),
+    )
+
+
+def _drift(d: LineDrift) -> DriftOut:
+    return DriftOut(
+        model_name=d.model.name,
+        model_version=d.model.version,
+        psi=d.psi,
+        threshold=d.threshold,
+        drifted=d.drifted,
+        scores=d.scores,
+        window_start=dt(d.start_ms),
+        window_end=dt(d.end_ms),
+        summaries=d.windows,
+        summaries_per_check=d.window,
+        status="partial" if not d.complete else "drifted" if d.drifted else "ok",
+        retrain_requested_at=dt(d.retrain_requested_at_ms) if d.retrain_requested_at_ms is not None else None,
     )
 
 
@@ -100,10 +119,16 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
 
     @app.get("/v1/models", tags=["dashboard"])
     def models(scope: Caller, plant: OptionalIdent = None, line: OptionalIdent = None) -> list[LineModels]:
-        """Model versions recorded on each line's latest readings, and drift (empty until reported)."""
+        """Model versions recorded on each line's latest readings, and drift from the gateways' score summaries."""
+        narrowed = narrow(scope, plant, line)
         per_line: dict[tuple[str, str], dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
-        for s in ctx.queries.sensors(narrow(scope, plant, line)):
+        for s in ctx.queries.sensors(narrowed):
             per_line[(s["plant"], s["line"])][s["model"]].append(s)
+        drift: dict[tuple[str, str], LineDrift] = {}
+        if ctx.drift is not None:
+            drift = {(d.plant, d.line): d for d in drift_report(ctx.drift, narrowed, ctx.drift_config)}
+        for key in drift:
+            per_line.setdefault(key, defaultdict(list))
         out = []
         for (p, ln), by_model in sorted(per_line.items()):
             used = []
@@ -111,5 +136,6 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
                 name, version = split_model(model)
                 last = max(s["last_ts_ms"] for s in sensors)
                 used.append(ModelInUse(name=name, version=version, sensors=len(sensors), last_ts=dt(last)))
-            out.append(LineModels(plant=p, line=ln, models=used))
+            found = drift.get((p, ln))
+            out.append(LineModels(plant=p, line=ln, models=used, drift=[_drift(found)] if found else []))
         return out

@@ -13,6 +13,14 @@ DEFAULT_TIMESTREAM_DATABASE = "smart_manufacturing_iot_analytics_platform_sensor
 DEFAULT_TIMESTREAM_TABLE = "sensor_readings"
 
 
+def _number(text: str) -> float | str:
+    """A float, or the text itself (so validation names the variable)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the stream processor reads from its environment (see docs/cloud.md)."""
 
@@ -27,6 +35,11 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     magnetic_retention_days: int = 73_000
     #: DynamoDB table of alerts; empty: alert records are not stored (they are quarantined as bad batches)
     alerts_table: str = ""
+    #: DynamoDB table of score summaries (drift); empty: summaries are quarantined as unknown input
+    drift_table: str = ""
+    #: function asked (asynchronously) to retrain a drifted line; empty: requests are only recorded
+    retrain_function: str = ""
+    drift_psi_threshold: float = 0.25
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
@@ -45,11 +58,16 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
             ("magnetic_writes", env.get("TIMESTREAM_MAGNETIC_WRITES")),
             ("magnetic_retention_days", env.get("TIMESTREAM_MAGNETIC_RETENTION_DAYS")),
             ("alerts_table", env.get("PLANTWATCH_ALERTS_TABLE")),
+            ("drift_table", env.get("PLANTWATCH_DRIFT_TABLE")),
+            ("retrain_function", env.get("PLANTWATCH_RETRAIN_FUNCTION")),
+            ("drift_psi_threshold", env.get("PLANTWATCH_DRIFT_PSI_THRESHOLD")),
         ):
             if not value:
                 continue
             if field in ("memory_retention_hours", "magnetic_retention_days"):
                 raw[field] = int(value) if value.isdigit() else value
+            elif field == "drift_psi_threshold":
+                raw[field] = _number(value)
             elif field == "magnetic_writes":
                 raw[field] = value.lower() in {"1", "true", "yes"}
             else:

@@ -7,6 +7,7 @@ from typing import Final
 #: Gateways publish under their own id (== IoT thing name), so a policy can confine each to its topics.
 BATCH_TOPIC_FILTER: Final = "plantwatch/gateways/+/batches"
 ALERT_TOPIC_FILTER: Final = "plantwatch/gateways/+/alerts"
+SUMMARY_TOPIC_FILTER: Final = "plantwatch/gateways/+/summaries"
 
 
 def batch_topic(gateway_id: str) -> str:
@@ -22,6 +23,16 @@ def alert_topic(gateway_id: str) -> str:
 def is_alert_topic(topic: str | None) -> bool:
     """Whether ``topic`` is a gateway's alert topic (what an IoT rule or bridge brings in from it)."""
     return topic is not None and topic.startswith("plantwatch/gateways/") and topic.endswith("/alerts")
+
+
+def summary_topic(gateway_id: str) -> str:
+    """Where a gateway publishes its per-window score summaries (drift input)."""
+    return f"plantwatch/gateways/{gateway_id}/summaries"
+
+
+def is_summary_topic(topic: str | None) -> bool:
+    """Whether ``topic`` is a gateway's summaries topic."""
+    return topic is not None and topic.startswith("plantwatch/gateways/") and topic.endswith("/summaries")
 
 
 def floor_alert_topic(gateway_id: str) -> str:

@@ -92,15 +92,33 @@ function renderAlerts(alerts) {
   }
 }
 
+function driftText(d) {
+  const psi = `PSI ${d.psi.toFixed(3)} (threshold ${d.threshold})`;
+  const held = `${d.summaries}/${d.summaries_per_check} windows, ${d.scores} scores`;
+  const label = d.status === "partial" ? "partial" : d.drifted ? "drifted" : "stable";
+  const retrain = d.retrain_requested_at ? `, retraining requested ${time(d.retrain_requested_at)}` : "";
+  return `${label}: ${psi}, ${held}${retrain}`;
+}
+
+function driftCell(drift) {
+  if (!drift) return text("td", "not reported yet", "muted");
+  const cls = drift.drifted ? "bad drift" : drift.status === "partial" ? "muted drift" : "good drift";
+  const cell = text("td", driftText(drift), cls);
+  cell.dataset.driftStatus = drift.status;
+  cell.dataset.psi = String(drift.psi);
+  return cell;
+}
+
 function renderModels(lines) {
   const body = document.querySelector("#models tbody");
   body.replaceChildren();
   for (const line of lines) {
-    for (const model of line.models) {
+    const models = line.models.length ? line.models : line.drift.map((d) => ({ name: d.model_name, version: d.model_version, sensors: 0 }));
+    for (const model of models) {
       const row = document.createElement("tr");
-      const drift = line.drift.length ? line.drift.map((d) => JSON.stringify(d)).join("; ") : "not reported yet";
+      const drift = line.drift.find((d) => d.model_name === model.name && d.model_version === model.version);
       row.append(text("td", line.line), text("td", model.name), text("td", model.version));
-      row.append(text("td", String(model.sensors)), text("td", drift, line.drift.length ? "" : "muted"));
+      row.append(text("td", String(model.sensors)), driftCell(drift));
       body.append(row);
     }
   }

@@ -14,6 +14,7 @@ detail means nothing to an operator, and short numbers make batches about 20 % s
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -36,6 +37,11 @@ _REASONS: Final = {
     (True, True): (MODEL_REASON, ENVELOPE_REASON),
 }
 SCORE_DECIMALS: Final = 4
+#: At most this many scoring calls' forest scores wait for :meth:`AnomalyDetector.take_model_scores`.
+MAX_KEPT_CALLS: Final = 10_000
+
+#: One scoring call's forest scores: the model, and (line, event time ms, anomaly score) per scored asset.
+ModelScores = tuple[ForestModel, list[tuple[str, int, float]]]
 
 
 class ModelMismatchError(ValueError):
@@ -89,6 +95,16 @@ class AnomalyDetector:
         self.thresholds = thresholds or ThresholdScorer()
         self.model = model
         self.windows = FeatureWindows(spec)
+        self._kept: deque[ModelScores] | None = None
+
+    def take_model_scores(self) -> list[ModelScores]:
+        """The forest scores since the last call (drift summaries); keeping them starts with the first call."""
+        if self._kept is None:
+            self._kept = deque(maxlen=MAX_KEPT_CALLS)
+            return []
+        out = list(self._kept)
+        self._kept.clear()
+        return out
 
     @property
     def model_ref(self) -> ModelRef:
@@ -121,6 +137,9 @@ class AnomalyDetector:
         model = self.model  # one model for the whole call, even if another thread swaps it meanwhile
         keys = [self.windows.push(reading) for reading in readings]
         verdicts = self._asset_verdicts(model, keys) if model is not None else {}
+        if model is not None and verdicts and self._kept is not None:
+            last_ts = {key: r.ts_ms for r, key in zip(readings, keys, strict=True) if key is not None}
+            self._kept.append((model, [(k[0], last_ts[k], v[0]) for k, v in verdicts.items()]))
         out: list[ScoredReading] = []
         for reading, key in zip(readings, keys, strict=True):
             scored = self.thresholds.score(reading)

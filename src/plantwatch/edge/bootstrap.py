@@ -224,6 +224,7 @@ def build_gateway(
             plant=config.plant,
             batch_interval_ms=config.batch_interval_ms,
             max_readings=config.max_readings,
+            summary_window_ms=config.summary_window_ms,
         ),
         sources=sources,
         scorer=scorer,

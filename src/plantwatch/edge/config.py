@@ -164,6 +164,8 @@ class GatewayFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     data_dir: str = "."
     batch_interval_ms: int = 5000
     max_readings: int = 2000
+    #: event-time window of the forest score summaries sent for drift (an hour); 0 sends none
+    summary_window_ms: int = 3_600_000
     step_interval_ms: int = 50
     spool: SpoolConfig = msgspec.field(default_factory=SpoolConfig)
     uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)

@@ -38,11 +38,18 @@ from plantwatch.api.auth import LocalTokens, create_token, load_or_create_key
 from plantwatch.api.ratelimit import RateLimiter
 from plantwatch.cloud.stream_handler import StreamHandler, kinesis_event
 from plantwatch.contract.legacy import LEGACY_TOPIC_FILTER, LegacyDefaults
-from plantwatch.contract.topics import ALERT_TOPIC_FILTER, BATCH_TOPIC_FILTER, floor_ack_topic, floor_alert_topic
+from plantwatch.contract.topics import (
+    ALERT_TOPIC_FILTER,
+    BATCH_TOPIC_FILTER,
+    SUMMARY_TOPIC_FILTER,
+    floor_ack_topic,
+    floor_alert_topic,
+)
 from plantwatch.domain.alerts import AlertEngine
 from plantwatch.domain.decision import AnomalyDetector
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.local.drift import LocalDrift
 from plantwatch.models.forest import ForestModel
 from plantwatch.models.registry import ModelRegistry
 from plantwatch.ports import Scorer
@@ -69,6 +76,10 @@ class PlatformOptions(msgspec.Struct, kw_only=True):
     api_rate_per_s: float = 50.0
     #: baseline models ``{plant}.{line}.pwf``; a line without one scores with thresholds and limits alone
     models_dir: Path = Path("models")
+    #: the gateways' score-summary window (an hour on a real gateway; short here, so drift shows in minutes)
+    summary_window_s: float = 60.0
+    #: summaries per drift check (24 hourly ones = a day on a real plant)
+    drift_window: int = 5
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -157,8 +168,17 @@ class LocalPlatform:
             legacy_defaults=LegacyDefaults(plant=self.simulation.plant),
         )
         self.totals = ProcessReport()
+        # score summaries -> drift per line (in the cloud: the same handler, DynamoDB, the retrain Lambda)
+        self.drift = LocalDrift(
+            self.store,
+            sink=self.store,
+            archive=self.archive,
+            clock=self.clock,
+            window=options.drift_window,
+            archive_dir=data / "archive",
+        )
         # the stream-processor Lambda's handler, fed Kinesis-shaped events from the local stream
-        self.handler = StreamHandler(self.processor, on_report=self.totals.add)
+        self.handler = StreamHandler(self.processor, on_report=self.totals.add, summaries=self.drift.ingest)
         self.gateways: list[Gateway] = []
         self.uplinks: list[MqttUplink] = []
         self.spools: list[SqliteSpool] = []
@@ -191,7 +211,11 @@ class LocalPlatform:
             self.floors.append(floor)
             self.gateways.append(
                 Gateway(
-                    config=GatewayConfig(gateway_id=gateway_id, plant=self.simulation.plant),
+                    config=GatewayConfig(
+                        gateway_id=gateway_id,
+                        plant=self.simulation.plant,
+                        summary_window_ms=int(options.summary_window_s * 1000),
+                    ),
                     sources=[SimulatorSource(self.simulator, line)],
                     scorer=scorer,
                     model=scorer.model_ref if isinstance(scorer, AnomalyDetector) else THRESHOLD_MODEL,
@@ -205,7 +229,7 @@ class LocalPlatform:
             self._deliver,
             self.endpoint,
             client_id="plantwatch-bridge",
-            topics=[BATCH_TOPIC_FILTER, LEGACY_TOPIC_FILTER, ALERT_TOPIC_FILTER],
+            topics=[BATCH_TOPIC_FILTER, LEGACY_TOPIC_FILTER, ALERT_TOPIC_FILTER, SUMMARY_TOPIC_FILTER],
         )
         # the gateways' alert topic (in the cloud: a topic rule into SNS), stored for the API and dashboard
         self.alert_ingest = AlertIngest(store=self.store, sink=self.store, archive=self.archive, clock=self.clock)
@@ -222,6 +246,8 @@ class LocalPlatform:
             alerts=self.alerts,
             status=self.status,
             rate_limit=RateLimiter(rate=options.api_rate_per_s, burst=int(2 * options.api_rate_per_s)),
+            drift=self.drift.store,
+            drift_config=self.drift.config,
         )
         self._last_trim_ms = 0
 

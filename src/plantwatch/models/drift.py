@@ -77,12 +77,25 @@ def psi(reference: Sequence[float], counts: Sequence[int]) -> float:
 
 
 class DriftMonitor:
-    """Compares window summaries with the model's training score histogram; says when to retrain."""
+    """Compares window summaries with the model's training score histogram; says when to retrain.
 
-    def __init__(self, model: ForestModel, *, threshold: float = DEFAULT_PSI_THRESHOLD, min_scores: int = 500) -> None:
-        reference = model.info.training.get("score_histogram")
+    The reference comes from ``model`` or, where only a gateway's report is at hand, from ``reference``.
+    """
+
+    def __init__(
+        self,
+        model: ForestModel | None = None,
+        *,
+        reference: Sequence[float] | None = None,
+        threshold: float = DEFAULT_PSI_THRESHOLD,
+        min_scores: int = 500,
+    ) -> None:
+        if model is not None:
+            reference = model.info.training.get("score_histogram")
+            if not reference:
+                raise ValueError(f"model {model.info.name} v{model.info.version} records no training score histogram")
         if not reference:
-            raise ValueError(f"model {model.info.name} v{model.info.version} records no training score histogram")
+            raise ValueError("a drift monitor needs a model or a reference histogram")
         self.reference = [float(x) for x in reference]
         self.threshold = threshold
         self.min_scores = min_scores

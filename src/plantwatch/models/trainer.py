@@ -9,13 +9,14 @@ from typing import Any, Final, Literal
 import msgspec
 import numpy as np
 
+from plantwatch.contract.summaries import SUMMARY_BINS
 from plantwatch.domain.features import FeatureSpec
 from plantwatch.models.datasets import AssetFeatures, FloatArray
 from plantwatch.models.forest import ForestModel
 from plantwatch.models.training import train_forest
 
 #: Bins of the score histograms kept for drift (anomaly scores live in [0, 1]).
-SCORE_BINS: Final = 20
+SCORE_BINS: Final = SUMMARY_BINS
 
 
 class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):

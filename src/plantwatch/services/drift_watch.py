@@ -1,6 +1,8 @@
-"""The cloud side of drift: keep each line's hourly score summaries, judge the last day, trigger retraining.
+"""Drift in memory: keep each line's hourly score summaries, judge the last day, trigger retraining.
 
-The API reads :meth:`DriftTracker.status` (one :class:`DriftStatus` per line, or None before a full day);
+The platform itself judges from stored summaries with the same rule and no state (``services/drift_reports.py``,
+so a Lambda and a restarted local platform agree); this tracker is that rule for one process.
+:meth:`DriftTracker.status` gives one :class:`DriftStatus` per line, or None before a full day;
 ``on_drift`` (for example: start the retraining job for that line) is called once per drift episode, when
 ``consecutive`` daily checks in a row have drifted, and again only after a check that did not.
 """

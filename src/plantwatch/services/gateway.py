@@ -9,7 +9,8 @@ import msgspec
 
 from plantwatch.contract.batch import DEFAULT_MAX_READINGS, BatchHeader, ModelRef, encode_batches
 from plantwatch.contract.reading import ScoredReading, SensorRef
-from plantwatch.contract.topics import alert_topic, batch_topic
+from plantwatch.contract.summaries import encode_summary
+from plantwatch.contract.topics import alert_topic, batch_topic, summary_topic
 from plantwatch.domain.alerts import (
     OFFLINE,
     SPOOL_FULL,
@@ -21,6 +22,7 @@ from plantwatch.domain.alerts import (
     parse_ack,
 )
 from plantwatch.ports import AlertNotifier, Scorer, SensorSource, Spool
+from plantwatch.services.score_windows import DEFAULT_SUMMARY_WINDOW_MS, ScoreWindows
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     plant: str
     batch_interval_ms: int = 5000
     max_readings: int = DEFAULT_MAX_READINGS
+    #: event-time window of the forest score summaries (drift input); 0 sends none
+    summary_window_ms: int = DEFAULT_SUMMARY_WINDOW_MS
 
 
 class GatewayCounters(msgspec.Struct, kw_only=True):
@@ -43,6 +47,7 @@ class GatewayCounters(msgspec.Struct, kw_only=True):
     alert_events: int = 0
     rejected_readings: int = 0
     dropped_readings: int = 0
+    summaries: int = 0
 
 
 class Gateway:
@@ -71,6 +76,12 @@ class Gateway:
         self.header = BatchHeader(gateway_id=config.gateway_id, plant=config.plant, model=model)
         self.topic = batch_topic(config.gateway_id)
         self.alert_topic = alert_topic(config.gateway_id)
+        self.summary_topic = summary_topic(config.gateway_id)
+        self.windows = (
+            ScoreWindows(gateway_id=config.gateway_id, plant=config.plant, window_ms=config.summary_window_ms)
+            if config.summary_window_ms > 0
+            else None
+        )
         self.alerts = alerts or AlertEngine(gateway_id=config.gateway_id, plant=config.plant)
         self.notifiers = list(notifiers)
         self.on_spooled = on_spooled
@@ -86,6 +97,7 @@ class Gateway:
     def set_model(self, scorer: Scorer, model: ModelRef) -> None:
         """Score with a new model from now on (pending readings keep the model that scored them)."""
         self.flush()
+        self._summarise()  # the old scorer's forest scores still count
         self.scorer = scorer
         self.header = msgspec.structs.replace(self.header, model=model)
 
@@ -116,11 +128,25 @@ class Gateway:
                     events.append(event)
         self._check_offline(now_ms)
         self.publish_alerts()
+        self._summarise()
         if self._last_flush_ms is None:
             self._last_flush_ms = now_ms
         if now_ms - self._last_flush_ms >= self.config.batch_interval_ms or len(pending) >= self.config.max_readings:
             self.flush(now_ms)
             self._last_flush_ms = now_ms
+
+    def _summarise(self) -> None:
+        """Spool a summary of every closed window of forest scores (a scorer without a forest gives none)."""
+        take = getattr(self.scorer, "take_model_scores", None)
+        if self.windows is None or take is None:
+            return
+        for model, scores in take():
+            self.windows.add(model, scores)
+        closed = self.windows.closed()
+        if closed:
+            # outside the batch budget, like alert events: small, and drift evidence must not be lost
+            self.spool.put_alerts(self.summary_topic, [encode_summary(s) for s in closed])
+            self.counters.summaries += len(closed)
 
     def _check_offline(self, now_ms: int) -> None:
         offline: set[SensorRef] = set()

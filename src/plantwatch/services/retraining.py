@@ -4,11 +4,13 @@ register it, promote it only if it is not worse, and publish a promoted model to
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
 
+from plantwatch.contract.reading import IDENT_PATTERN
 from plantwatch.domain.simulator import SimulationConfig
 from plantwatch.models.datasets import AssetFeatures
 from plantwatch.models.forest import ForestModel
@@ -16,6 +18,7 @@ from plantwatch.models.pipeline import LabelledSet, Outcome, Periods, evaluation
 from plantwatch.models.registry import ModelRegistry, RegistryEntry
 from plantwatch.models.report import outcome_report
 from plantwatch.models.trainer import TrainConfig, group_assets, train_group
+from plantwatch.services.drift_reports import DRIFT_EVENT_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,24 @@ def simulator_evaluator(config: SimulationConfig, train: TrainConfig, periods: P
     """The simulated plant's labelled validation and test periods."""
     validation, test = evaluation_sets(config, train, periods)
     return Evaluator(validation=validation, test=test, tail_ms=tail_ms(config, train))
+
+
+def drift_line(event: Mapping[str, Any]) -> str | None:
+    """The one line a drift event asks to retrain, or None for a scheduled run (every line).
+
+    Raises ValueError for a drift event without a valid line (it must not quietly retrain everything).
+    """
+    if event.get("source") != DRIFT_EVENT_SOURCE:
+        return None
+    line = event.get("line")
+    if not isinstance(line, str) or not re.match(IDENT_PATTERN, line):
+        raise ValueError(f"drift event without a valid line: {str(line)[:70]!r}")
+    return line
+
+
+def of_line(assets: Sequence[AssetFeatures], line: str | None) -> list[AssetFeatures]:
+    """The assets of ``line`` (all of them when None)."""
+    return [a for a in assets if line is None or a.line == line]
 
 
 def retrain(

@@ -1,0 +1,85 @@
+"""Per-window score summaries on the gateway: the forest's scores of each line, cut into event-time windows.
+
+Windows are aligned to multiples of ``window_ms`` of event time (an hour by default). A window is closed,
+and its summary handed out, once a score of a later window has arrived for the gateway; a window open when
+the gateway stops is dropped (at most one window of drift evidence, never a mislabelled partial one).
+Scores of a model swapped in mid-window go to a summary of their own, against that model's reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Final
+
+import numpy as np
+
+from plantwatch.contract.batch import ModelRef
+from plantwatch.contract.summaries import SUMMARY_BINS, ScoreSummaryMessage
+from plantwatch.models.drift import summarise_scores
+from plantwatch.models.forest import ForestModel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SUMMARY_WINDOW_MS: Final = 3_600_000
+
+
+class ScoreWindows:
+    """Collects (line, event time, score) per model and hands out a summary per closed window, line and model."""
+
+    def __init__(self, *, gateway_id: str, plant: str, window_ms: int = DEFAULT_SUMMARY_WINDOW_MS) -> None:
+        if window_ms <= 0:
+            raise ValueError(f"summary window must be positive, got {window_ms} ms")
+        self.gateway_id = gateway_id
+        self.plant = plant
+        self.window_ms = window_ms
+        self._scores: dict[tuple[int, str, ModelRef], list[float]] = {}
+        self._references: dict[ModelRef, list[float]] = {}
+        self._refused: set[ModelRef] = set()
+        self._watermark_ms = -1
+
+    def add(self, model: ForestModel, scores: Iterable[tuple[str, int, float]]) -> None:
+        """Take one scoring call's forest scores; a model without a training histogram is skipped (logged once)."""
+        ref = model.ref
+        if ref not in self._references:
+            reference = model.info.training.get("score_histogram")
+            if not reference or len(reference) != SUMMARY_BINS:
+                if ref not in self._refused:
+                    self._refused.add(ref)
+                    log.warning(
+                        "model %s %s has no training score histogram: no drift summaries", ref.name, ref.version
+                    )
+                return
+            self._references[ref] = [float(q) for q in reference]
+        window = self.window_ms
+        for line, ts_ms, score in scores:
+            start = ts_ms - ts_ms % window
+            self._scores.setdefault((start, line, ref), []).append(score)
+            self._watermark_ms = max(self._watermark_ms, ts_ms)
+
+    def closed(self) -> list[ScoreSummaryMessage]:
+        """Summaries of every window that ended at or before the latest event time seen, oldest first."""
+        done = sorted(
+            (k for k in self._scores if k[0] + self.window_ms <= self._watermark_ms),
+            key=lambda k: (k[0], k[1], k[2].version),
+        )
+        out = []
+        for key in done:
+            start, line, ref = key
+            values = np.asarray(self._scores.pop(key), dtype=np.float64)
+            summary = summarise_scores(line, start, start + self.window_ms, values)
+            out.append(
+                ScoreSummaryMessage(
+                    gateway_id=self.gateway_id,
+                    plant=self.plant,
+                    line=line,
+                    model=ref,
+                    start_ms=summary.start_ms,
+                    end_ms=summary.end_ms,
+                    counts=summary.counts,
+                    mean=round(summary.mean, 6),
+                    p99=round(summary.p99, 6),
+                    reference=self._references[ref],
+                )
+            )
+        return out
