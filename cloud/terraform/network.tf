@@ -151,8 +151,20 @@ locals {
   # are done by the Lambda service, not from the VPC).
   interface_endpoints = {
     kms               = "com.amazonaws.${var.aws_region}.kms"
+    lambda            = "com.amazonaws.${var.aws_region}.lambda" # drift: invoking the retrain function
     timestream_ingest = "com.amazonaws.${var.aws_region}.timestream.ingest-${var.timestream_endpoint_cell}"
   }
+}
+
+# The IoT control plane (DescribeThing: a gateway's plant). Its endpoint is addressed by its own DNS name
+# (PLANTWATCH_IOT_ENDPOINT_URL), so this works whether or not the region offers private DNS for iot.api.
+resource "aws_vpc_endpoint" "iot_api" {
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${var.aws_region}.iot.api"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = aws_subnet.private[*].id
+  security_group_ids  = [aws_security_group.endpoints.id]
+  private_dns_enabled = false
 }
 
 resource "aws_vpc_endpoint" "interface" {

@@ -47,6 +47,12 @@ data "aws_iam_policy_document" "stream_processor" {
   }
 
   statement {
+    sid       = "GatewayPlants" # a gateway's plant is its thing attribute "plant" (services/gateway_binding.py)
+    actions   = ["iot:DescribeThing"]
+    resources = ["${local.iot_arn}:thing/*"]
+  }
+
+  statement {
     sid       = "StoreAlerts"
     actions   = ["dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.alerts.arn]
@@ -94,6 +100,8 @@ module "stream_processor" {
     TIMESTREAM_TABLE             = aws_timestreamwrite_table.this.table_name
     PLANTWATCH_ARCHIVE_URL       = "s3://${module.archive_bucket.id}/batches/"
     PLANTWATCH_ALERTS_TABLE      = aws_dynamodb_table.alerts.name
+    PLANTWATCH_GATEWAY_REGISTRY  = "iot"
+    PLANTWATCH_IOT_ENDPOINT_URL  = "https://${aws_vpc_endpoint.iot_api.dns_entry[0].dns_name}"
     PLANTWATCH_DRIFT_TABLE       = aws_dynamodb_table.drift.name
     PLANTWATCH_RETRAIN_FUNCTION  = local.retrain_name
     POWERTOOLS_SERVICE_NAME      = "stream-processor"

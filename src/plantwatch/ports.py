@@ -20,6 +20,14 @@ class Clock(Protocol):
         ...
 
 
+class GatewayRegistry(Protocol):
+    """Which plant each gateway belongs to (IoT registry thing attributes in the cloud, configuration locally)."""
+
+    def plant_of(self, gateway_id: str) -> str | None:
+        """The plant ``gateway_id`` is registered to; None when it is not registered to any."""
+        ...
+
+
 class SensorSource(Protocol):
     """Something a gateway reads readings from (simulator, Modbus, OPC UA, raw MQTT)."""
 

@@ -44,7 +44,10 @@ def _modules() -> dict[str, dict[str, Any]]:
 def _terraform_env(function: str) -> dict[str, str]:
     """The function's Terraform environment, expressions replaced by a placeholder (as the Lambda would see it)."""
     environment = _modules()[function].get("environment", {})
-    return {k: ("tf-expression" if "${" in v else v) for k, v in environment.items()}
+    return {
+        k: (v if "${" not in v else "https://tf-expression.invalid" if v.startswith("https://") else "tf-expression")
+        for k, v in environment.items()
+    }
 
 
 def test_the_image_functions_are_the_ones_terraform_deploys_as_images() -> None:

@@ -116,7 +116,10 @@ def test_handler_exists_and_imports_from_the_built_package(name: str, tmp_path: 
         built = build_lambdas.build(function_dir.name, tmp_path / "out", deps=False)
         with zipfile.ZipFile(built.path) as archive:
             archive.extractall(tmp_path / "pkg")
-    env = {k: ("tf-expression" if "${" in v else v) for k, v in body.get("environment", {}).items()}
+    env = {
+        k: (v if "${" not in v else "https://tf-expression.invalid" if v.startswith("https://") else "tf-expression")
+        for k, v in body.get("environment", {}).items()
+    }
     probe = (
         "import importlib, json, sys;"
         f"m = importlib.import_module({module_name!r});"

@@ -40,6 +40,10 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: function asked (asynchronously) to retrain a drifted line; empty: requests are only recorded
     retrain_function: str = ""
     drift_psi_threshold: float = 0.25
+    #: where a gateway's plant is looked up: "iot" (its thing attribute ``plant``) or "none" (payloads trusted)
+    gateway_registry: Literal["iot", "none"] = "none"
+    #: the IoT control plane's endpoint (a VPC endpoint's own DNS name); empty: boto3's default
+    iot_endpoint_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
@@ -61,6 +65,8 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
             ("drift_table", env.get("PLANTWATCH_DRIFT_TABLE")),
             ("retrain_function", env.get("PLANTWATCH_RETRAIN_FUNCTION")),
             ("drift_psi_threshold", env.get("PLANTWATCH_DRIFT_PSI_THRESHOLD")),
+            ("gateway_registry", env.get("PLANTWATCH_GATEWAY_REGISTRY")),
+            ("iot_endpoint_url", env.get("PLANTWATCH_IOT_ENDPOINT_URL")),
         ):
             if not value:
                 continue

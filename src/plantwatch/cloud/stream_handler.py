@@ -25,7 +25,7 @@ from plantwatch.adapters.clock import SystemClock
 from plantwatch.cloud.settings import StreamSettings
 from plantwatch.contract.legacy import LegacyDefaults
 from plantwatch.contract.topics import is_summary_topic
-from plantwatch.ports import Archive, Clock, Sink, StreamRecord
+from plantwatch.ports import Archive, Clock, GatewayRegistry, Sink, StreamRecord
 from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.drift_reports import DriftConfig, DriftIngest
 from plantwatch.services.stream_processing import ProcessReport, StreamProcessor
@@ -205,18 +205,24 @@ def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> 
             magnetic_writes=settings.magnetic_writes,
             magnetic_retention_ms=settings.magnetic_retention_days * 86_400_000,
         )
+    registry: GatewayRegistry | None = None
+    if settings.gateway_registry == "iot":
+        from plantwatch.adapters.iot_registry import connect_iot_registry
+
+        registry = connect_iot_registry(endpoint_url=settings.iot_endpoint_url or None)
     alerts = None
     if settings.alerts_table:
         from plantwatch.adapters.dynamo_alert_writer import connect_alert_writer
 
         store = connect_alert_writer(alerts_table=settings.alerts_table)
-        alerts = AlertIngest(store=store, sink=sink, archive=archive, clock=clock)
+        alerts = AlertIngest(store=store, sink=sink, archive=archive, clock=clock, registry=registry)
     return StreamProcessor(
         sink=sink,
         archive=archive,
         clock=clock,
         legacy_defaults=LegacyDefaults(plant=settings.legacy_plant),
         alerts=alerts,
+        registry=registry,
     )
 
 
@@ -239,4 +245,5 @@ def build_drift_ingest(settings: StreamSettings, processor: StreamProcessor) -> 
         clock=processor.clock,
         config=DriftConfig(threshold=settings.drift_psi_threshold),
         on_drift=trigger,
+        registry=processor.registry,
     )

@@ -35,6 +35,14 @@ def is_summary_topic(topic: str | None) -> bool:
     return topic is not None and topic.startswith("plantwatch/gateways/") and topic.endswith("/summaries")
 
 
+def gateway_of(topic: str | None) -> str | None:
+    """The gateway id in a ``plantwatch/gateways/{gateway_id}/...`` topic (the thing name IoT Core let publish)."""
+    if topic is None or not topic.startswith("plantwatch/gateways/"):
+        return None
+    parts = topic.split("/")
+    return parts[2] if len(parts) >= 4 and parts[2] else None
+
+
 def floor_alert_topic(gateway_id: str) -> str:
     """Where a gateway announces alert events on the floor (local broker or Greengrass local pub/sub)."""
     return f"plantwatch/floor/{gateway_id}/alerts"

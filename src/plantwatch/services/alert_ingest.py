@@ -18,7 +18,8 @@ import msgspec
 from plantwatch.contract.alerts import Alert as StoredAlert
 from plantwatch.contract.rejection import QuarantineEntry, Rejection
 from plantwatch.domain.alerts import ALERT_SCHEMA, LOSS_SCHEMA, AlertEvent, AlertStatus, SpoolLoss
-from plantwatch.ports import Archive, Clock, Sink
+from plantwatch.ports import Archive, Clock, GatewayRegistry, Sink
+from plantwatch.services.gateway_binding import origin_problem
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,12 @@ def loss_reason(loss: SpoolLoss) -> str:
 class AlertIngest:
     """Stores alert events, and keeps spool-loss notices and bad alert payloads with the quarantine."""
 
-    def __init__(self, *, store: AlertStore, sink: Sink, archive: Archive, clock: Clock) -> None:
+    def __init__(
+        self, *, store: AlertStore, sink: Sink, archive: Archive, clock: Clock, registry: GatewayRegistry | None = None
+    ) -> None:
         self.store = store
+        #: gateway -> plant; with it, an alert for another plant than its gateway's is quarantined
+        self.registry = registry
         self.sink = sink
         self.archive = archive
         self.clock = clock
@@ -79,10 +84,14 @@ class AlertIngest:
             document: Any = msgspec.json.decode(payload)
             schema = document.get("schema") if isinstance(document, dict) else None
             if schema == ALERT_SCHEMA:
-                self.store.record_alerts([stored_alert(msgspec.convert(document, AlertEvent))])
-                self.stored += 1
-                return
-            if schema == LOSS_SCHEMA:
+                event = msgspec.convert(document, AlertEvent)
+                problem = origin_problem(topic, event.alert.gateway_id, event.alert.plant, self.registry)
+                if problem is None:
+                    self.store.record_alerts([stored_alert(event)])
+                    self.stored += 1
+                    return
+                reason = problem
+            elif schema == LOSS_SCHEMA:
                 reason = loss_reason(msgspec.convert(document, SpoolLoss))
                 log.warning("%s", reason)
             else:

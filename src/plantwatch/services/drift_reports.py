@@ -24,8 +24,9 @@ from plantwatch.contract.batch import ModelRef
 from plantwatch.contract.rejection import QuarantineEntry, Rejection
 from plantwatch.contract.summaries import ScoreSummaryMessage, decode_summary
 from plantwatch.models.drift import DEFAULT_PSI_THRESHOLD, DriftMonitor, DriftStatus, ScoreSummary, merge_summaries
-from plantwatch.ports import Archive, Clock, Sink
+from plantwatch.ports import Archive, Clock, GatewayRegistry, Sink
 from plantwatch.services.analytics import Scope
+from plantwatch.services.gateway_binding import origin_problem
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +204,11 @@ class DriftIngest:
         clock: Clock,
         config: DriftConfig | None = None,
         on_drift: Callable[[RetrainRequest], None] | None = None,
+        registry: GatewayRegistry | None = None,
     ) -> None:
         self.store = store
+        #: gateway -> plant; with it, a summary for another plant than its gateway's is quarantined
+        self.registry = registry
         self.sink = sink
         self.archive = archive
         self.clock = clock
@@ -218,6 +222,9 @@ class DriftIngest:
         """Take one message; bad ones are quarantined; raises only if a store or ``on_drift`` fails (redeliver)."""
         try:
             summary = decode_summary(payload)
+            problem = origin_problem(topic, summary.gateway_id, summary.plant, self.registry)
+            if problem is not None:
+                raise ValueError(problem)
         except ValueError as exc:
             entry = QuarantineEntry.of(
                 Rejection(reason=str(exc)[:500]), payload=payload, source=topic, received_at_ms=self.clock.now_ms()

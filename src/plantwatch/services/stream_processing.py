@@ -25,8 +25,9 @@ from plantwatch.contract.legacy import LegacyDefaults
 from plantwatch.contract.rejection import QuarantineEntry, Rejection
 from plantwatch.contract.topics import is_alert_topic
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
-from plantwatch.ports import Archive, Clock, Sink, SinkRejection, StreamRecord, WriteOutcome
+from plantwatch.ports import Archive, Clock, GatewayRegistry, Sink, SinkRejection, StreamRecord, WriteOutcome
 from plantwatch.services.alert_ingest import AlertIngest
+from plantwatch.services.gateway_binding import origin_problem
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class _Decoded(msgspec.Struct, kw_only=True):
     quarantine: list[QuarantineEntry]
 
 
+class RegistryUnavailableError(RuntimeError):
+    """The gateway registry could not answer; the record must be delivered again."""
+
+
 class StreamProcessor:
     """Turns stream records into stored readings, archived batches and quarantine entries."""
 
@@ -74,6 +79,7 @@ class StreamProcessor:
         legacy_defaults: LegacyDefaults | None = None,
         legacy_scorer: ThresholdScorer | None = None,
         alerts: AlertIngest | None = None,
+        registry: GatewayRegistry | None = None,
     ) -> None:
         self.sink = sink
         self.archive = archive
@@ -83,6 +89,8 @@ class StreamProcessor:
         self.decoder = ColumnDecoder()
         #: where records of gateways' alert topics go (without it they are decoded, and quarantined, as batches)
         self.alerts = alerts
+        #: gateway -> plant; with it, a batch for another plant than its gateway's is quarantined whole
+        self.registry = registry
 
     def decode(self, record: StreamRecord) -> tuple[BatchColumns | None, list[QuarantineEntry]]:
         """The batch a record carries (valid readings only, as columns) and quarantine entries for all it rejected."""
@@ -94,6 +102,15 @@ class StreamProcessor:
             for rejection in result.rejections
         ]
         batch = result.batch
+        if batch is not None:
+            try:
+                problem = origin_problem(record.topic, batch.gateway_id, batch.plant, self.registry)
+            except Exception as exc:  # the registry is a remote service: a failure means "ask again later"
+                raise RegistryUnavailableError(str(exc)) from exc
+            if problem is not None:
+                rejection = Rejection(reason=problem)
+                quarantine.append(QuarantineEntry.of(rejection, payload=record.data, source=source, received_at_ms=now))
+                batch = None
         if result.legacy is not None:
             reading = result.legacy
             batch = BatchColumns.of(
@@ -114,12 +131,18 @@ class StreamProcessor:
         """Process records in order; never raises for bad input or a failing store (see ``failed_from``)."""
         report = ProcessReport(records=len(records))
         alert_records = {i for i, r in enumerate(records) if self.alerts is not None and is_alert_topic(r.topic)}
-        decoded = [
-            _Decoded(record=r, batch=b, quarantine=q)
-            for i, r in enumerate(records)
-            for b, q in [(None, []) if i in alert_records else self.decode(r)]
-        ]
-        failed = len(decoded)  # index of the first record not fully handled
+        failed = len(records)  # index of the first record not fully handled
+        decoded: list[_Decoded] = []
+        for i, r in enumerate(records):
+            batch: BatchColumns | None = None
+            entries: list[QuarantineEntry] = []
+            if i not in alert_records:
+                try:
+                    batch, entries = self.decode(r)
+                except RegistryUnavailableError:
+                    log.exception("gateway registry unavailable: record %s will be delivered again", r.record_id)
+                    failed = min(failed, i)
+            decoded.append(_Decoded(record=r, batch=batch, quarantine=entries))
 
         first_with_quarantine = next((i for i, d in enumerate(decoded) if d.quarantine), None)
         quarantine = [entry for d in decoded for entry in d.quarantine]
