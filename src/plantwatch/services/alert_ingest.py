@@ -16,10 +16,10 @@ from typing import Any, Protocol
 import msgspec
 
 from plantwatch.contract.alerts import Alert as StoredAlert
-from plantwatch.contract.rejection import QuarantineEntry, Rejection
 from plantwatch.domain.alerts import ALERT_SCHEMA, LOSS_SCHEMA, AlertEvent, AlertStatus, SpoolLoss
 from plantwatch.ports import Archive, Clock, GatewayRegistry, Sink
 from plantwatch.services.gateway_binding import origin_problem
+from plantwatch.services.quarantine import keep_refused
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,5 @@ class AlertIngest:
         self._quarantine(topic, payload, reason)
 
     def _quarantine(self, topic: str, payload: bytes, reason: str) -> None:
-        entry = QuarantineEntry.of(
-            Rejection(reason=reason), payload=payload, source=topic, received_at_ms=self.clock.now_ms()
-        )
-        self.archive.put_quarantine([entry])
-        self.sink.record_quarantine([entry])
+        keep_refused(self.archive, self.sink, self.clock, source=topic, payload=payload, reason=reason)
         self.quarantined += 1

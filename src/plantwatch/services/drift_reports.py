@@ -21,12 +21,12 @@ from typing import Protocol
 import msgspec
 
 from plantwatch.contract.batch import ModelRef
-from plantwatch.contract.rejection import QuarantineEntry, Rejection
 from plantwatch.contract.summaries import ScoreSummaryMessage, decode_summary
 from plantwatch.models.drift import DEFAULT_PSI_THRESHOLD, DriftMonitor, DriftStatus, ScoreSummary, merge_summaries
 from plantwatch.ports import Archive, Clock, GatewayRegistry, Sink
 from plantwatch.services.analytics import Scope
 from plantwatch.services.gateway_binding import origin_problem
+from plantwatch.services.quarantine import keep_refused
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +226,7 @@ class DriftIngest:
             if problem is not None:
                 raise ValueError(problem)
         except ValueError as exc:
-            entry = QuarantineEntry.of(
-                Rejection(reason=str(exc)[:500]), payload=payload, source=topic, received_at_ms=self.clock.now_ms()
-            )
-            self.archive.put_quarantine([entry])
-            self.sink.record_quarantine([entry])
+            keep_refused(self.archive, self.sink, self.clock, source=topic, payload=payload, reason=str(exc)[:500])
             self.quarantined += 1
             return
         self.store.record_summary(summary)
