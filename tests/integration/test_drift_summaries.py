@@ -82,7 +82,7 @@ def platform(tmp_path: Path) -> tuple[StreamHandler, DriftIngest, DuckDBDrift, l
     ingest = DriftIngest(
         store=drift, sink=store, archive=archive, clock=clock, config=DriftConfig(), on_drift=requests.append
     )
-    handler = StreamHandler(StreamProcessor(sink=store, archive=archive, clock=clock), summaries=ingest)
+    handler = StreamHandler(StreamProcessor(sink=store, archive=archive, clock=clock, summaries=ingest))
     return handler, ingest, drift, requests
 
 

@@ -119,6 +119,7 @@ def test_retraining_is_due_exactly_when_the_run_of_drifted_checks_reaches_consec
 class FailingStore:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.stored = self.quarantined = 0
 
     def handle(self, topic: str, payload: bytes) -> None:
         self.calls.append(topic)
@@ -132,9 +133,9 @@ def test_a_summary_that_is_not_stored_is_delivered_again_from_there_on(tmp_path:
         def now_ms(self) -> int:
             return 0
 
-    processor = StreamProcessor(sink=store, archive=FilesystemArchive(tmp_path / "a"), clock=Clock())
     failing = FailingStore()
-    handler = StreamHandler(processor, summaries=failing)
+    processor = StreamProcessor(sink=store, archive=FilesystemArchive(tmp_path / "a"), clock=Clock(), summaries=failing)
+    handler = StreamHandler(processor)
     records = [
         StreamRecord(record_id="1", data=b"junk", arrival_ms=0, topic="plantwatch/gateways/gw-1/batches"),
         StreamRecord(

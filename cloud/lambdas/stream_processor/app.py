@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from plantwatch.cloud.settings import StreamSettings
-from plantwatch.cloud.stream_handler import StreamHandler, build_drift_ingest, build_processor
+from plantwatch.cloud.stream_handler import StreamHandler, build_processor
 from plantwatch.services.stream_processing import ProcessReport
 
 logger = Logger(service="stream-processor")
@@ -29,13 +29,13 @@ def _record(report: ProcessReport) -> None:
         ("RecordsRetried", report.retried),
         ("DuplicateBatches", report.duplicate_batches),
         ("AlertsStored", report.alerts),
+        ("SummariesStored", report.summaries),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 settings = StreamSettings.from_env()
-processor = build_processor(settings)
-stream = StreamHandler(processor, on_report=_record, summaries=build_drift_ingest(settings, processor))
+stream = StreamHandler(build_processor(settings), on_report=_record)
 
 
 @metrics.log_metrics

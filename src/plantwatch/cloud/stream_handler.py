@@ -14,7 +14,7 @@ import gc
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -24,7 +24,6 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from plantwatch.adapters.clock import SystemClock
 from plantwatch.cloud.settings import StreamSettings
 from plantwatch.contract.legacy import LegacyDefaults
-from plantwatch.contract.topics import is_summary_topic
 from plantwatch.ports import Archive, Clock, GatewayRegistry, Sink, StreamRecord
 from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.drift_reports import DriftConfig, DriftIngest
@@ -92,42 +91,26 @@ def kinesis_event(records: Sequence[StreamRecord], *, stream_arn: str = LOCAL_ST
     }
 
 
-class TopicHandler(Protocol):
-    """Takes the messages of one kind of topic (e.g. score summaries); raises when they must come again."""
-
-    def handle(self, topic: str, payload: bytes) -> None:
-        """Store or quarantine one message."""
-        ...
-
-
 class StreamHandler:
-    """Processes one Kinesis event and answers with the records Lambda must deliver again.
-
-    Records from gateways' summaries topics go to ``summaries`` (drift), when given; all others to the processor.
-    """
+    """Processes one Kinesis event and answers with the records Lambda must deliver again."""
 
     def __init__(
         self,
         processor: StreamProcessor,
         *,
         on_report: Callable[[ProcessReport], None] | None = None,
-        summaries: TopicHandler | None = None,
     ) -> None:
         self.processor = processor
         self.on_report = on_report
-        self.summaries = summaries
         self.batch = BatchProcessor(event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False)
 
     def handle(self, event: dict[str, Any], context: Any = None) -> PartialItemFailureResponse:
         """Process every record of ``event``; the response lists the first record not fully written onwards."""
         records = [stream_record(r) for r in KinesisStreamEvent(event).records]
         ids = [r.record_id for r in records]
-        failed_at = self._handle_summaries(records)
         with gc_paused():
-            report = self.processor.process([r for r in records if not self._is_summary(r)])
-        if report.failed_from is not None:
-            failed_at = min(failed_at, ids.index(report.failed_from))
-        retry = set(ids[failed_at:])
+            report = self.processor.process(records)
+        retry = set(ids[ids.index(report.failed_from) :]) if report.failed_from is not None else set()
 
         def record_handler(record: KinesisStreamRecord) -> None:
             if record.kinesis.sequence_number in retry:
@@ -149,21 +132,6 @@ class StreamHandler:
         if self.on_report is not None:
             self.on_report(report)
         return response
-
-    def _is_summary(self, record: StreamRecord) -> bool:
-        return self.summaries is not None and is_summary_topic(record.topic)
-
-    def _handle_summaries(self, records: Sequence[StreamRecord]) -> int:
-        """Hand summary records over in order; the index of the first that must come again (else len)."""
-        for i, record in enumerate(records):
-            if self.summaries is None or not is_summary_topic(record.topic):
-                continue
-            try:
-                self.summaries.handle(record.topic or "", record.data)
-            except Exception:
-                log.exception("score summary %s was not stored; it will be delivered again", record.record_id)
-                return i
-        return len(records)
 
 
 def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> StreamProcessor:
@@ -222,11 +190,14 @@ def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> 
         clock=clock,
         legacy_defaults=LegacyDefaults(plant=settings.legacy_plant),
         alerts=alerts,
+        summaries=_drift_ingest(settings, sink=sink, archive=archive, clock=clock, registry=registry),
         registry=registry,
     )
 
 
-def build_drift_ingest(settings: StreamSettings, processor: StreamProcessor) -> DriftIngest | None:
+def _drift_ingest(
+    settings: StreamSettings, *, sink: Sink, archive: Archive, clock: Clock, registry: GatewayRegistry | None
+) -> DriftIngest | None:
     """Score summaries into DynamoDB, drift asking the retrain Lambda (None without ``PLANTWATCH_DRIFT_TABLE``)."""
     if not settings.drift_table:
         return None
@@ -240,10 +211,10 @@ def build_drift_ingest(settings: StreamSettings, processor: StreamProcessor) -> 
     )
     return DriftIngest(
         store=DynamoDBDrift(boto3.client("dynamodb"), settings.drift_table),
-        sink=processor.sink,
-        archive=processor.archive,
-        clock=processor.clock,
+        sink=sink,
+        archive=archive,
+        clock=clock,
         config=DriftConfig(threshold=settings.drift_psi_threshold),
         on_drift=trigger,
-        registry=processor.registry,
+        registry=registry,
     )

@@ -161,12 +161,6 @@ class LocalPlatform:
         self.archive = RollingArchive(
             FilesystemArchive(data / "archive", clock=self.clock), data / "archive-staging.log", clock=self.clock
         )
-        self.processor = StreamProcessor(
-            sink=self.store,
-            archive=self.archive,
-            clock=self.clock,
-            legacy_defaults=LegacyDefaults(plant=self.simulation.plant),
-        )
         self.totals = ProcessReport()
         # score summaries -> drift per line (in the cloud: the same handler, DynamoDB, the retrain Lambda)
         self.drift = LocalDrift(
@@ -177,8 +171,15 @@ class LocalPlatform:
             window=options.drift_window,
             archive_dir=data / "archive",
         )
+        self.processor = StreamProcessor(
+            sink=self.store,
+            archive=self.archive,
+            clock=self.clock,
+            legacy_defaults=LegacyDefaults(plant=self.simulation.plant),
+            summaries=self.drift.ingest,
+        )
         # the stream-processor Lambda's handler, fed Kinesis-shaped events from the local stream
-        self.handler = StreamHandler(self.processor, on_report=self.totals.add, summaries=self.drift.ingest)
+        self.handler = StreamHandler(self.processor, on_report=self.totals.add)
         self.gateways: list[Gateway] = []
         self.uplinks: list[MqttUplink] = []
         self.spools: list[SqliteSpool] = []

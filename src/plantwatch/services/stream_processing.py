@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -23,10 +24,9 @@ from plantwatch.contract.columns import BatchColumns
 from plantwatch.contract.decode_columns import ColumnDecoder
 from plantwatch.contract.legacy import LegacyDefaults
 from plantwatch.contract.rejection import QuarantineEntry, Rejection
-from plantwatch.contract.topics import is_alert_topic
+from plantwatch.contract.topics import is_alert_topic, is_summary_topic
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
 from plantwatch.ports import Archive, Clock, GatewayRegistry, Sink, SinkRejection, StreamRecord, WriteOutcome
-from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.gateway_binding import origin_problem
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,15 @@ class ProcessReport(msgspec.Struct, kw_only=True):
     retried: int = 0
     #: alert events stored from gateways' alert topics (their bad payloads count in ``quarantined``)
     alerts: int = 0
+    #: score summaries stored from gateways' summaries topics (their bad payloads count in ``quarantined``)
+    summaries: int = 0
     #: id of the first record not fully archived and stored, or None when every record was handled
     failed_from: str | None = None
 
     def add(self, other: ProcessReport) -> None:
         """Add ``other``'s counts to this report (``failed_from`` is not summed)."""
         counts = ("records", "readings_in", "written", "duplicate_batches", "quarantined", "sink_rejected", "alerts")
-        for name in counts:
+        for name in (*counts, "summaries"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.retried += other.retried
 
@@ -61,6 +63,17 @@ class _Decoded(msgspec.Struct, kw_only=True):
     record: StreamRecord
     batch: BatchColumns | None
     quarantine: list[QuarantineEntry]
+
+
+class TopicHandler(Protocol):
+    """Takes the messages of one kind of gateway topic (alert events, score summaries), counting what it did."""
+
+    stored: int
+    quarantined: int
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Store or quarantine one message; raises when it must be delivered again."""
+        ...
 
 
 class RegistryUnavailableError(RuntimeError):
@@ -78,7 +91,8 @@ class StreamProcessor:
         clock: Clock,
         legacy_defaults: LegacyDefaults | None = None,
         legacy_scorer: ThresholdScorer | None = None,
-        alerts: AlertIngest | None = None,
+        alerts: TopicHandler | None = None,
+        summaries: TopicHandler | None = None,
         registry: GatewayRegistry | None = None,
     ) -> None:
         self.sink = sink
@@ -87,8 +101,10 @@ class StreamProcessor:
         self.legacy_defaults = legacy_defaults or LegacyDefaults()
         self.legacy_scorer = legacy_scorer or ThresholdScorer()
         self.decoder = ColumnDecoder()
-        #: where records of gateways' alert topics go (without it they are decoded, and quarantined, as batches)
+        #: where records of gateways' alert and summaries topics go (without one, such records are decoded, and
+        #: quarantined, as batches)
         self.alerts = alerts
+        self.summaries = summaries
         #: gateway -> plant; with it, a batch for another plant than its gateway's is quarantined whole
         self.registry = registry
 
@@ -130,13 +146,13 @@ class StreamProcessor:
     def process(self, records: Sequence[StreamRecord]) -> ProcessReport:
         """Process records in order; never raises for bad input or a failing store (see ``failed_from``)."""
         report = ProcessReport(records=len(records))
-        alert_records = {i for i, r in enumerate(records) if self.alerts is not None and is_alert_topic(r.topic)}
+        routed = {i: h for i, r in enumerate(records) if (h := self._handler_of(r.topic)) is not None}
         failed = len(records)  # index of the first record not fully handled
         decoded: list[_Decoded] = []
         for i, r in enumerate(records):
             batch: BatchColumns | None = None
             entries: list[QuarantineEntry] = []
-            if i not in alert_records:
+            if i not in routed:
                 try:
                     batch, entries = self.decode(r)
                 except RegistryUnavailableError:
@@ -175,9 +191,9 @@ class StreamProcessor:
                 if not self._quarantine(entries):
                     failed = min(failed, *(first_of_key[r.batch_key] for r in outcome.rejected))
 
-        if alert_records:
-            failed_alert = self._ingest_alerts([(i, records[i]) for i in sorted(alert_records)], report)
-            failed = failed if failed_alert is None else min(failed, failed_alert)
+        if routed:
+            failed_routed = self._ingest_routed([(i, records[i], h) for i, h in sorted(routed.items())], report)
+            failed = failed if failed_routed is None else min(failed, failed_routed)
 
         if failed < len(decoded):
             report.failed_from = decoded[failed].record.record_id
@@ -190,20 +206,32 @@ class StreamProcessor:
             )
         return report
 
-    def _ingest_alerts(self, records: Sequence[tuple[int, StreamRecord]], report: ProcessReport) -> int | None:
-        """Store alert events in order (bad ones are quarantined); the index of the first one not handled, if any."""
-        assert self.alerts is not None
-        stored, quarantined = self.alerts.stored, self.alerts.quarantined
+    def _handler_of(self, topic: str | None) -> TopicHandler | None:
+        if self.alerts is not None and is_alert_topic(topic):
+            return self.alerts
+        if self.summaries is not None and is_summary_topic(topic):
+            return self.summaries
+        return None
+
+    def _ingest_routed(
+        self, records: Sequence[tuple[int, StreamRecord, TopicHandler]], report: ProcessReport
+    ) -> int | None:
+        """Hand alert events and summaries over in order (bad ones are quarantined by their handler); the index of
+        the first one not handled, if any."""
+        before = {id(h): (h.stored, h.quarantined) for _, _, h in records}
         failed = None
-        for i, record in records:
+        for i, record, handler in records:
             try:
-                self.alerts.handle(record.topic or "", record.data)
+                handler.handle(record.topic or "", record.data)
             except Exception:
-                log.exception("the alert store failed; records from %s on will be retried", record.record_id)
+                log.exception("%s was not stored; records from it on will be retried", _source(record))
                 failed = i
                 break
-        report.alerts += self.alerts.stored - stored
-        report.quarantined += self.alerts.quarantined - quarantined
+        for name, kind in (("alerts", self.alerts), ("summaries", self.summaries)):
+            if kind is not None and id(kind) in before:
+                stored, quarantined = before[id(kind)]
+                setattr(report, name, getattr(report, name) + kind.stored - stored)
+                report.quarantined += kind.quarantined - quarantined
         return failed
 
     def _quarantine(self, entries: Sequence[QuarantineEntry]) -> bool:
