@@ -52,12 +52,13 @@ def load(path: Path, name: str) -> SkabFile:
     cols = {c: i for i, c in enumerate(header)}
     ts = np.array([int(datetime.fromisoformat(r[0]).timestamp() * 1000) for r in rows], dtype=np.int64)
     values = np.array([[float(r[cols[s]]) for s in SENSORS] for r in rows], dtype=np.float64)
+    labelled = "anomaly" in cols  # anomaly-free/ has no label columns: every point is normal
     return SkabFile(
         name=name,
         ts_ms=ts,
         values=values,
-        anomaly=np.array([float(r[cols["anomaly"]]) > 0 for r in rows]),
-        changepoint=np.array([float(r[cols["changepoint"]]) > 0 for r in rows]),
+        anomaly=np.array([labelled and float(r[cols["anomaly"]]) > 0 for r in rows], dtype=bool),
+        changepoint=np.array([labelled and float(r[cols["changepoint"]]) > 0 for r in rows], dtype=bool),
     )
 
 

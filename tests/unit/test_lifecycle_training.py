@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import msgspec
@@ -12,6 +13,7 @@ from plantwatch.domain.simulator import PlantSimulator
 from plantwatch.models import ForestModel
 from plantwatch.models.evaluation import AlertPolicy, alert_runs, evaluate, roc_auc, score_assets
 from plantwatch.models.pipeline import (
+    Periods,
     evaluation_sets,
     simulator_training_assets,
     tail_ms,
@@ -150,3 +152,17 @@ def test_an_envelope_in_the_config_reaches_the_model_and_its_evaluation() -> Non
     assert quiet.alerts.detected == 0 and quiet.alerts.false_alerts == 0
     assert loud.alerts.detected + loud.alerts.false_alerts > 0
     assert loud.readings.recall > quiet.readings.recall
+
+
+def test_an_envelope_trained_on_less_than_most_of_a_day_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    require_sklearn()
+    enveloped = msgspec.structs.replace(TRAIN, envelope_statistics=("mean",))
+    an_hour = Periods(train_days=1 / 24, train_segment_s=900, train_every_s=900, validation_days=0, test_days=0)
+    with caplog.at_level(logging.WARNING, logger="plantwatch.models.trainer"):
+        train_models(simulator_training_assets(SIM, TRAIN, an_hour), TRAIN, version="1", source={"kind": "test"})
+        assert not caplog.records  # no envelope, nothing to warn about
+        train_models(simulator_training_assets(SIM, TRAIN, PERIODS), enveloped, version="1", source={"kind": "test"})
+        assert not caplog.records  # a day of hourly segments spans the daily cycle
+        train_models(simulator_training_assets(SIM, TRAIN, an_hour), enveloped, version="1", source={"kind": "test"})
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and all("training envelope fitted on 1.0 h" in m for m in warned)

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from skab_protocol import Counts, Nab, edges, trailing
+from skab_protocol import SENSORS, Counts, Nab, edges, load, trailing
 
 
 def test_pooled_f1_far_mar_follow_the_readme_formulas() -> None:
@@ -48,3 +48,16 @@ def test_edges_and_trailing_windows() -> None:
     flags = np.array([1, 0, 1, 1, 0, 0], dtype=np.float64)
     np.testing.assert_array_equal(trailing(flags, 3, "median"), [0, 0, 1, 1, 1, 0])
     np.testing.assert_array_equal(trailing(flags, 2, "max"), [0, 1, 1, 1, 1, 0])
+
+
+def test_a_file_without_label_columns_loads_as_all_normal(tmp_path: Path) -> None:
+    header = ";".join(["datetime", *SENSORS])
+    rows = [f"2020-02-08 13:30:4{i};" + ";".join(str(i + k) for k in range(len(SENSORS))) for i in range(3)]
+    labelled = [f"{r};{a};{c}" for r, a, c in zip(rows, (0.0, 1.0, 1.0), (0.0, 1.0, 0.0), strict=True)]
+    (tmp_path / "free.csv").write_text("\n".join([header, *rows]) + "\n")
+    (tmp_path / "fault.csv").write_text("\n".join([header + ";anomaly;changepoint", *labelled]) + "\n")
+    free, fault = load(tmp_path / "free.csv", "free"), load(tmp_path / "fault.csv", "fault")
+    assert free.values.shape == (3, len(SENSORS)) and free.values[2, 1] == 3.0
+    assert not free.anomaly.any() and not free.changepoint.any()
+    assert fault.anomaly.tolist() == [False, True, True] and fault.changepoint.tolist() == [False, True, False]
+    assert np.array_equal(free.values, fault.values) and int(free.ts_ms[1] - free.ts_ms[0]) == 1000
