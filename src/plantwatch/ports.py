@@ -93,6 +93,14 @@ class Spool(Protocol):
         """Store alert events for the cloud, together with the alert state that produced them."""
         ...
 
+    def put_state(self, name: str, value: bytes | None) -> None:
+        """Keep (or, with None, forget) a named piece of gateway state across restarts."""
+        ...
+
+    def state(self, name: str) -> bytes | None:
+        """The named state stored last, if any."""
+        ...
+
     def peek(self, limit: int) -> list[SpooledBatch]:
         """The oldest ``limit`` batches, oldest first."""
         ...

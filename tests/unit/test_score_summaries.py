@@ -146,3 +146,32 @@ def test_a_summary_that_is_not_stored_is_delivered_again_from_there_on(tmp_path:
     response = handler.handle(kinesis_event(records))
     assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == ["2", "3"]
     assert failing.calls == [summary_topic("gw-1")]
+
+
+def test_open_windows_continue_after_a_snapshot_as_if_never_stopped() -> None:
+    other = with_training(MODEL, {}, version="2")
+    first = [("line-1", 1_000, 0.40), ("line-1", 2_000, 0.61), ("line-2", 3_000, 0.45)]
+    then = [("line-1", 30_000, 0.52), ("line-1", 61_000, 0.41)]
+    straight = ScoreWindows(gateway_id="gw-1", plant="plant-1", window_ms=MINUTE)
+    stopped = ScoreWindows(gateway_id="gw-1", plant="plant-1", window_ms=MINUTE)
+    for windows in (straight, stopped):
+        windows.add(MODEL, first)
+        windows.add(other, [("line-1", 4_000, 0.7)])
+    restarted = ScoreWindows(gateway_id="gw-1", plant="plant-1", window_ms=MINUTE)
+    assert restarted.restore(stopped.snapshot()) == 4
+    for windows in (straight, restarted):
+        windows.add(MODEL, then)
+    expected = straight.closed()
+    assert [(s.line, s.model.version, s.total) for s in expected] == [
+        ("line-1", "1", 3),
+        ("line-1", "2", 1),
+        ("line-2", "1", 1),
+    ]
+    assert restarted.closed() == expected
+    with pytest.raises(RuntimeError, match="before adding"):
+        restarted.restore(stopped.snapshot())
+    # a snapshot cut into other windows is not continued: its scores would land in the wrong summaries
+    hourly = ScoreWindows(gateway_id="gw-1", plant="plant-1")
+    assert hourly.restore(stopped.snapshot()) == 0
+    hourly.add(MODEL, [("line-1", 3_600_000, 0.4)])
+    assert hourly.closed() == []

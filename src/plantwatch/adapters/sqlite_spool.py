@@ -147,6 +147,20 @@ class SqliteSpool:
             row = self._db.execute("SELECT value FROM state WHERE name = 'alerts'").fetchone()
         return bytes(row[0]) if row else None
 
+    def put_state(self, name: str, value: bytes | None) -> None:
+        """Keep (or, with None, forget) a named piece of gateway state across restarts."""
+        with self._lock, self._transaction():
+            if value is None:
+                self._db.execute("DELETE FROM state WHERE name = ?", (name,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, value))
+
+    def state(self, name: str) -> bytes | None:
+        """The named state stored last, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0]) if row else None
+
     # --- draining -----------------------------------------------------------------------------------------
     def peek(self, limit: int) -> list[SpooledBatch]:
         """The oldest ``limit`` waiting batches and alert events, in the order they were sealed."""

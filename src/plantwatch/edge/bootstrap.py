@@ -158,7 +158,7 @@ class GatewayRuntime:
 
     def stop(self, *, drain_s: float = 5.0) -> None:
         """Seal what is pending, give the uplink ``drain_s`` to empty the spool, then close everything."""
-        self.gateway.flush()
+        self.gateway.stop()
         if self.uplink is not None:
             self.uplink.drain(drain_s)
             self.uplink.stop()

@@ -396,7 +396,7 @@ class LocalPlatform:
         self.model_worker.stop()
         self.gateway_worker.stop()
         for gateway in self.gateways:
-            gateway.flush()
+            gateway.stop()
         for uplink in self.uplinks:
             uplink.drain(timeout_s=5)
             uplink.stop()

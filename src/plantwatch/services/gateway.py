@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Final
 
 import msgspec
 
@@ -25,6 +26,9 @@ from plantwatch.ports import AlertNotifier, Scorer, SensorSource, Spool
 from plantwatch.services.score_windows import DEFAULT_SUMMARY_WINDOW_MS, ScoreWindows
 
 log = logging.getLogger(__name__)
+
+#: The spool's state entry that keeps open score-summary windows from a stop to the next start.
+WINDOWS_STATE: Final = "score_windows"
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +86,11 @@ class Gateway:
             if config.summary_window_ms > 0
             else None
         )
+        if self.windows is not None and (kept := spool.state(WINDOWS_STATE)) is not None:
+            # forget it at once: after a crash the continued windows must not be continued a second time
+            spool.put_state(WINDOWS_STATE, None)
+            if restored := self.windows.restore(kept):
+                log.info("continued open score-summary windows with %d scores", restored)
         self.alerts = alerts or AlertEngine(gateway_id=config.gateway_id, plant=config.plant)
         self.notifiers = list(notifiers)
         self.on_spooled = on_spooled
@@ -100,6 +109,13 @@ class Gateway:
         self._summarise()  # the old scorer's forest scores still count
         self.scorer = scorer
         self.header = msgspec.structs.replace(self.header, model=model)
+
+    def stop(self) -> None:
+        """Seal pending readings, spool finished summaries and keep the open summary windows for the next start."""
+        self.flush()
+        self._summarise()
+        if self.windows is not None:
+            self.spool.put_state(WINDOWS_STATE, self.windows.snapshot())
 
     def step(self, now_ms: int) -> None:
         """Poll every source, score and alert on what arrived, and seal a batch when the interval has passed."""

@@ -1,9 +1,11 @@
 """Per-window score summaries on the gateway: the forest's scores of each line, cut into event-time windows.
 
 Windows are aligned to multiples of ``window_ms`` of event time (an hour by default). A window is closed,
-and its summary handed out, once a score of a later window has arrived for the gateway; a window open when
-the gateway stops is dropped (at most one window of drift evidence, never a mislabelled partial one).
-Scores of a model swapped in mid-window go to a summary of their own, against that model's reference.
+and its summary handed out, once a score of a later window has arrived for the gateway. Windows still open
+when the gateway stops are kept (:meth:`ScoreWindows.snapshot`, stored in the spool) and continued after the
+next start (:meth:`ScoreWindows.restore`), so a restart, such as a model rollout, neither loses an hour of drift
+evidence nor sends a mislabelled partial summary. Scores of a model swapped in mid-window go to a summary of
+their own, against that model's reference.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Iterable
 from typing import Final
 
+import msgspec
 import numpy as np
 
 from plantwatch.contract.batch import ModelRef
@@ -22,6 +25,25 @@ from plantwatch.models.forest import ForestModel
 log = logging.getLogger(__name__)
 
 DEFAULT_SUMMARY_WINDOW_MS: Final = 3_600_000
+
+
+class _OpenWindow(msgspec.Struct, frozen=True):
+    start_ms: int
+    line: str
+    model: ModelRef
+    #: the window's scores so far, float64 little-endian
+    scores: bytes
+
+
+class _WindowsState(msgspec.Struct, frozen=True):
+    window_ms: int
+    watermark_ms: int
+    references: list[tuple[ModelRef, list[float]]]
+    windows: list[_OpenWindow]
+
+
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(_WindowsState)
 
 
 class ScoreWindows:
@@ -83,3 +105,36 @@ class ScoreWindows:
                 )
             )
         return out
+
+    def snapshot(self) -> bytes:
+        """The open windows' scores and references, to continue them after a restart."""
+        return _encoder.encode(
+            _WindowsState(
+                window_ms=self.window_ms,
+                watermark_ms=self._watermark_ms,
+                references=list(self._references.items()),
+                windows=[
+                    _OpenWindow(start, line, ref, np.asarray(values, dtype="<f8").tobytes())
+                    for (start, line, ref), values in self._scores.items()
+                ],
+            )
+        )
+
+    def restore(self, state: bytes) -> int:
+        """Continue the windows of a snapshot (before any new score); returns how many scores it held.
+
+        A snapshot taken with another window length is ignored (logged): its windows would be cut wrongly.
+        """
+        if self._scores:
+            raise RuntimeError("restore score windows before adding scores")
+        snap = _decoder.decode(state)
+        if snap.window_ms != self.window_ms:
+            log.warning(
+                "score windows kept with a %d ms window, now %d ms: not continued", snap.window_ms, self.window_ms
+            )
+            return 0
+        self._watermark_ms = max(self._watermark_ms, snap.watermark_ms)
+        self._references.update({ref: list(reference) for ref, reference in snap.references})
+        for w in snap.windows:
+            self._scores[(w.start_ms, w.line, w.model)] = np.frombuffer(w.scores, dtype="<f8").tolist()
+        return sum(len(w.scores) // 8 for w in snap.windows)
