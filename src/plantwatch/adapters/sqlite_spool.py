@@ -143,9 +143,7 @@ class SqliteSpool:
 
     def alert_state(self) -> bytes | None:
         """The alert engine state stored last, if any."""
-        with self._lock:
-            row = self._db.execute("SELECT value FROM state WHERE name = 'alerts'").fetchone()
-        return bytes(row[0]) if row else None
+        return self.state("alerts")
 
     def put_state(self, name: str, value: bytes | None) -> None:
         """Keep (or, with None, forget) a named piece of gateway state across restarts."""
