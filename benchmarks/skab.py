@@ -79,6 +79,8 @@ class Params:
     #: statistics of the training envelope, and its threshold = margin x the largest training-window score
     envelope: str = "mean"
     envelope_margin: float = 1.0
+    #: the envelope's relative tolerance: level statistics' scale floored at this fraction of their centre
+    envelope_tolerance: float = 0.0
     raise_after: int = 1
     clear_after: int = 1
     n_estimators: int = 100
@@ -104,6 +106,7 @@ def model_for(f: SkabFile, p: Params) -> tuple[ForestModel, np.ndarray, int]:
         name=f.name,
         envelope_statistics=ENVELOPE_STATISTICS[p.envelope],
         envelope_margin=p.envelope_margin,
+        envelope_tolerance=p.envelope_tolerance,
     )
     threshold = p.margin * float(model.anomaly_score(rows[:split]).max())
     return ForestModel(model.trees, msgspec.structs.replace(model.info, threshold=threshold)), rows, split
@@ -135,12 +138,13 @@ def grid_flags(f: SkabFile, p: Params, cache: Cache) -> np.ndarray:
         base = Params(sensors=p.sensors, window=p.window, margin=1.0, max_samples=p.max_samples)
         model, rows, split = model_for(f, base)
         entry = {"forest": (model.anomaly_score(rows[:split]), model.anomaly_score(rows[split:]))}
-        for name, stats in ENVELOPE_STATISTICS.items():
-            envelope = fit_envelope(rows[:split], model.info.feature_spec or FeatureSpec(), statistics=stats)
-            entry[name] = (envelope.score(rows[:split]), envelope.score(rows[split:]))
+        spec = model.info.feature_spec or FeatureSpec()
+        for (name, stats), tolerance in itertools.product(ENVELOPE_STATISTICS.items(), TOLERANCES):
+            envelope = fit_envelope(rows[:split], spec, statistics=stats, tolerance=tolerance)
+            entry[f"{name}@{tolerance}"] = (envelope.score(rows[:split]), envelope.score(rows[split:]))
         cache[key] = entry
     forest_train, forest_test = cache[key]["forest"]
-    env_train, env_test = cache[key][p.envelope]
+    env_train, env_test = cache[key][f"{p.envelope}@{p.envelope_tolerance}"]
     return (forest_test > p.margin * float(forest_train.max())) | (
         env_test > p.envelope_margin * float(env_train.max())
     )
@@ -179,6 +183,8 @@ def run(files: list[SkabFile], p: Params) -> dict[str, float]:
     return score(files, [gateway_flags(f, p) for f in files], p)
 
 
+#: The envelope's relative tolerances tried on valve1/ (0: scale from the training spread alone).
+TOLERANCES = (0.0, 0.01, 0.02, 0.05)
 #: The alert lifecycle's (raise after N, clear after M) pairs tried on valve1/.
 LIFECYCLES = ((1, 1), (3, 10), (5, 10), (5, 30), (10, 30), (10, 60))
 
@@ -190,16 +196,17 @@ def choose(
     FAR), then the alert lifecycle with the best NAB standard score for it (ties: fewer false changepoints)."""
     cache: Cache = {}
     grid = itertools.product(
-        SENSOR_SETS, (5, 10, 20, 40, 60), (1.0, 1.05, 1.1), ENVELOPE_STATISTICS, (1.0, 1.25, 1.5, 2.0)
+        SENSOR_SETS, (5, 10, 20, 40, 60), (1.0, 1.05, 1.1), ENVELOPE_STATISTICS, (1.0, 1.25, 1.5, 2.0), TOLERANCES
     )
     trials: list[dict[str, object]] = []
-    for sensors, window, margin, envelope, envelope_margin in grid:
+    for sensors, window, margin, envelope, envelope_margin, tolerance in grid:
         p = Params(
             sensors=sensors,
             window=window,
             margin=margin,
             envelope=envelope,
             envelope_margin=envelope_margin,
+            envelope_tolerance=tolerance,
             max_samples=max_samples,
         )
         trials.append({"params": asdict(p), **score(valve1, [grid_flags(f, p, cache) for f in valve1], p)})
@@ -213,6 +220,22 @@ def choose(
         lifecycles.append((p, score(valve1, flags, p)))
     chosen, _ = max(lifecycles, key=lambda c: (c[1]["nab_standard"], -c[1]["false_cps"]))
     return chosen, trials
+
+
+def best_per_tolerance(trials: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    """What the rule would pick on valve1/ at each envelope tolerance (shows why it picked the one it did)."""
+    out = {}
+    for tolerance in TOLERANCES:
+        ok = [
+            t
+            for t in trials
+            if t["params"]["envelope_tolerance"] == tolerance  # type: ignore[index]
+            and float(t["far_pct"]) <= FAR_BUDGET_PCT  # type: ignore[arg-type]
+        ]
+        if ok:
+            best = max(ok, key=lambda t: (float(t["f1"]), -float(t["far_pct"])))  # type: ignore[arg-type]
+            out[str(tolerance)] = {"params": best["params"], "f1": best["f1"], "far_pct": best["far_pct"]}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     groups = {g: load_group(root, g) for g in GROUPS}
     params, trials = choose(groups["valve1"], args.max_samples)
     log.info("chosen on valve1/: %s", params)
+    for tolerance, best in best_per_tolerance(trials).items():
+        log.info(
+            "  best on valve1/ at envelope tolerance %s: F1 %.3f FAR %.2f %%", tolerance, best["f1"], best["far_pct"]
+        )
     if args.valve1_only:
         return 0
     if args.budget_sweep:
@@ -262,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "published_isolation_forest_reproduced": baseline,
         "published": PUBLISHED,
         "valve1_trials": len(trials),
+        "valve1_best_per_tolerance": best_per_tolerance(trials),
     }
     out.mkdir(parents=True, exist_ok=True)
     stem = "skab" if args.max_samples == "auto" else f"skab-{args.max_samples}"

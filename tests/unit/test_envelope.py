@@ -50,6 +50,28 @@ def test_a_feature_constant_in_training_flags_any_change() -> None:
     assert envelope.outside(moved).tolist() == [True]
 
 
+def test_a_relative_tolerance_floors_only_the_level_statistics_scale() -> None:
+    rows = _rows()
+    rows[:, TWO.names.index("a.mean")] = 100.0 + 0.01 * rows[:, TWO.names.index("a.mean")]  # sigma 0.01 %
+    statistics = ("latest", "mean", "std", "slope")
+    plain = fit_envelope(rows, TWO, statistics=statistics)
+    tolerant = fit_envelope(rows, TWO, statistics=statistics, tolerance=0.02)
+    names = [TWO.names[c] for c in tolerant.columns]
+    a_mean = names.index("a.mean")
+    assert tolerant.scale[a_mean] == pytest.approx(2.0, rel=1e-4)  # 2 % of the level 100, not the 0.01 spread
+    for i, name in enumerate(names):  # levels near 0 keep their spread; std and slope are never floored
+        if name.endswith((".latest", ".mean")):
+            assert tolerant.scale[i] == pytest.approx(max(plain.scale[i], 0.02 * abs(plain.center[i])))
+        else:
+            assert tolerant.scale[i] == plain.scale[i]
+    moved = rows[:1].copy()
+    moved[0, TWO.names.index("a.mean")] = 101.0  # 1 %: a hundred training sigmas, within the 2 % tolerance
+    assert plain.outside(moved).tolist() == [True]
+    assert tolerant.outside(moved).tolist() == [False]
+    with pytest.raises(ValueError, match="fraction"):
+        fit_envelope(rows, TWO, tolerance=1.5)
+
+
 def test_row_by_row_scores_equal_the_batch_bit_for_bit() -> None:
     rows = _rows(seed=1)
     envelope = fit_envelope(rows[:200], TWO, statistics=("latest", "mean", "std", "slope"))

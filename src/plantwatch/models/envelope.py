@@ -51,15 +51,29 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
         return self.score(rows) > self.threshold
 
 
+#: Statistics measured in the sensor's own level (a relative tolerance applies to them).
+LEVEL_STATISTICS = ("latest", "mean")
+
+
 def fit_envelope(
-    rows: npt.NDArray[np.float64], spec: FeatureSpec, *, statistics: Sequence[str] = ("mean",), margin: float = 1.0
+    rows: npt.NDArray[np.float64],
+    spec: FeatureSpec,
+    *,
+    statistics: Sequence[str] = ("mean",),
+    margin: float = 1.0,
+    tolerance: float = 0.0,
 ) -> Envelope:
     """The envelope of training ``rows`` over the features named ``<type>.<statistic>`` for ``statistics``.
 
     The threshold is ``margin`` times the largest score among the training rows themselves (with margin
     1.0 no training row is flagged). A feature that is constant in training gets a tiny scale, so any
-    change of it is outside the envelope.
+    change of it is outside the envelope. ``tolerance`` (a fraction, such as 0.02) floors the scale of
+    each level statistic (latest, mean) at that fraction of its training centre: a short, very steady
+    training period otherwise makes a move within the instrument's accuracy or the process's normal
+    tolerance count as many standard deviations.
     """
+    if not 0.0 <= tolerance < 1.0:
+        raise ValueError(f"tolerance is a fraction of the level in [0, 1), got {tolerance}")
     names = spec.names
     if rows.ndim != 2 or rows.shape[1] != len(names) or rows.shape[0] == 0:
         raise ValueError(f"rows must be non-empty with {len(names)} columns, got {rows.shape}")
@@ -69,7 +83,10 @@ def fit_envelope(
     x = rows[:, list(columns)]
     center = np.median(x, axis=0)
     std = x.std(axis=0)
-    floor = np.finfo(np.float64).eps * np.maximum(1.0, np.abs(center))
+    level = np.array([names[c].rsplit(".", 1)[1] in LEVEL_STATISTICS for c in columns])
+    floor = np.maximum(
+        np.finfo(np.float64).eps * np.maximum(1.0, np.abs(center)), np.where(level, tolerance, 0.0) * np.abs(center)
+    )
     scale = np.maximum(std, floor)
     probe = Envelope(columns=columns, center=tuple(center.tolist()), scale=tuple(scale.tolist()), threshold=0.0)
     threshold = margin * float(probe.score(rows).max())

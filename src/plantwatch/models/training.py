@@ -67,11 +67,13 @@ def train_forest(
     training: dict[str, Any] | None = None,
     envelope_statistics: Sequence[str] = (),
     envelope_margin: float = 1.0,
+    envelope_tolerance: float = 0.0,
 ) -> ForestModel:
     """Fit scikit-learn's IsolationForest on feature rows and convert it, recording how it was trained.
 
     With ``envelope_statistics`` (such as ``("mean",)``) the model also gets the training rows' envelope
-    over those statistics (:func:`~plantwatch.models.envelope.fit_envelope` with ``envelope_margin``).
+    over those statistics (:func:`~plantwatch.models.envelope.fit_envelope` with ``envelope_margin`` and
+    ``envelope_tolerance``).
     """
     import sklearn  # training only: the gateway never imports it
     from sklearn.ensemble import IsolationForest
@@ -94,7 +96,9 @@ def train_forest(
     model = ForestModel.from_sklearn(estimator, name=name, version=version, feature_spec=spec, training=metadata)
     if not envelope_statistics:
         return model
-    envelope = fit_envelope(rows, spec, statistics=envelope_statistics, margin=envelope_margin)
+    envelope = fit_envelope(
+        rows, spec, statistics=envelope_statistics, margin=envelope_margin, tolerance=envelope_tolerance
+    )
     return ForestModel(model.trees, msgspec.structs.replace(model.info, envelope=envelope))
 
 
