@@ -77,7 +77,7 @@ resource "aws_cloudwatch_metric_alarm" "quarantined" {
   alarm_name          = "${var.project_name}-quarantined-records"
   alarm_description   = "The stream processor quarantined readings or batches: a gateway sends bad data."
   namespace           = local.metrics_namespace
-  metric_name         = "QuarantinedRecords"
+  metric_name         = "Quarantined"
   dimensions          = { service = "stream-processor" }
   statistic           = "Sum"
   period              = 300
@@ -137,7 +137,7 @@ resource "aws_cloudwatch_dashboard" "this" {
           metrics = [
             ["AWS/Timestream", "SuccessfulRequestLatency", "Operation", "WriteRecords", "DatabaseName", aws_timestreamwrite_database.this.database_name, "TableName", aws_timestreamwrite_table.this.table_name, { stat = "SampleCount", label = "WriteRecords calls" }],
             ["AWS/Timestream", "SuccessfulRequestLatency", "Operation", "WriteRecords", "DatabaseName", aws_timestreamwrite_database.this.database_name, "TableName", aws_timestreamwrite_table.this.table_name, { stat = "Average", yAxis = "right", label = "latency" }],
-            [local.metrics_namespace, "QuarantinedRecords", "service", "stream-processor", { stat = "Sum" }],
+            [local.metrics_namespace, "Quarantined", "service", "stream-processor", { stat = "Sum" }],
           ]
         }
       },

@@ -94,13 +94,22 @@ def local_handler(tmp: Path, clock: FixedClock, sink: Sink | None = None) -> tup
 
 
 def load_app(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, archive_url: str | None = None, sink: str = "duckdb"
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    archive_url: str | None = None,
+    sink: str = "duckdb",
+    environment: dict[str, str] | None = None,
 ) -> ModuleType:
-    """Import app.py as Lambda would, with a DuckDB sink and a local archive unless ``archive_url`` says."""
+    """Import app.py as Lambda would, with a DuckDB sink and a local archive unless ``archive_url`` says, and
+    ``environment`` set on top."""
     monkeypatch.setenv("PLANTWATCH_SINK", sink)
     monkeypatch.setenv("PLANTWATCH_DUCKDB_PATH", str(tmp_path / "lambda.duckdb"))
     monkeypatch.setenv("PLANTWATCH_ARCHIVE_URL", archive_url or str(tmp_path / "archive"))
     monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "stream-processor")  # Terraform sets both
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Plantwatch")
+    for name, value in (environment or {}).items():
+        monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location("stream_processor_app", APP)
     assert spec is not None
     assert spec.loader is not None

@@ -17,7 +17,7 @@ from plantwatch.cloud.stream_handler import StreamHandler, build_processor
 from plantwatch.services.stream_processing import ProcessReport
 
 logger = Logger(service="stream-processor")
-metrics = Metrics(namespace="plantwatch", service="stream-processor")
+metrics = Metrics()
 copy_config_to_registered_loggers(source_logger=logger, include={"plantwatch"})
 
 
