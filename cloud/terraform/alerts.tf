@@ -39,6 +39,12 @@ resource "aws_dynamodb_table" "alerts" {
     enabled     = true
     kms_key_arn = aws_kms_key.this.arn
   }
+
+  # Always on: only cleared alerts get expires_at (epoch seconds), and only when alert_retention_days > 0.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
 }
 
 # Append-only: one hash chain per plant, each entry put only if its seq is free. No role of ours may update or

@@ -95,17 +95,18 @@ module "stream_processor" {
   policy_json          = data.aws_iam_policy_document.stream_processor.json
 
   environment = {
-    PLANTWATCH_SINK              = "timestream"
-    TIMESTREAM_DATABASE          = aws_timestreamwrite_database.this.database_name
-    TIMESTREAM_TABLE             = aws_timestreamwrite_table.this.table_name
-    PLANTWATCH_ARCHIVE_URL       = "s3://${module.archive_bucket.id}/batches/"
-    PLANTWATCH_ALERTS_TABLE      = aws_dynamodb_table.alerts.name
-    PLANTWATCH_GATEWAY_REGISTRY  = "iot"
-    PLANTWATCH_IOT_ENDPOINT_URL  = "https://${aws_vpc_endpoint.iot_api.dns_entry[0].dns_name}"
-    PLANTWATCH_DRIFT_TABLE       = aws_dynamodb_table.drift.name
-    PLANTWATCH_RETRAIN_FUNCTION  = local.retrain_name
-    POWERTOOLS_SERVICE_NAME      = "stream-processor"
-    POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
+    PLANTWATCH_SINK                 = "timestream"
+    TIMESTREAM_DATABASE             = aws_timestreamwrite_database.this.database_name
+    TIMESTREAM_TABLE                = aws_timestreamwrite_table.this.table_name
+    PLANTWATCH_ARCHIVE_URL          = "s3://${module.archive_bucket.id}/batches/"
+    PLANTWATCH_ALERTS_TABLE         = aws_dynamodb_table.alerts.name
+    PLANTWATCH_ALERT_RETENTION_DAYS = var.alert_retention_days
+    PLANTWATCH_GATEWAY_REGISTRY     = "iot"
+    PLANTWATCH_IOT_ENDPOINT_URL     = "https://${aws_vpc_endpoint.iot_api.dns_entry[0].dns_name}"
+    PLANTWATCH_DRIFT_TABLE          = aws_dynamodb_table.drift.name
+    PLANTWATCH_RETRAIN_FUNCTION     = local.retrain_name
+    POWERTOOLS_SERVICE_NAME         = "stream-processor"
+    POWERTOOLS_METRICS_NAMESPACE    = local.metrics_namespace
   }
 }
 

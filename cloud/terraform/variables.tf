@@ -302,6 +302,17 @@ variable "retrain_schedule_expression" {
 
 # --- Notifications --------------------------------------------------------------------------------
 
+variable "alert_retention_days" {
+  type        = number
+  description = "Days a cleared alert stays in the alerts table after it cleared (DynamoDB TTL); 0 keeps alerts for ever. A plant's alerts may hold 10 GB (the table has a local index): set this for plants with many alerts."
+  default     = 0
+
+  validation {
+    condition     = var.alert_retention_days >= 0 && floor(var.alert_retention_days) == var.alert_retention_days
+    error_message = "alert_retention_days must be a whole number of days, 0 or more."
+  }
+}
+
 variable "alert_email_addresses" {
   type        = list(string)
   description = "E-mail addresses of the operations team that receive gateway alerts (each must confirm)."

@@ -16,6 +16,7 @@ from infra_code import required_actions as actions_needed
 from infra_hcl import TERRAFORM, Config, reference, statements
 from infra_tools import load_build_script
 
+from plantwatch.adapters.dynamo_alert_writer import EXPIRES_AT
 from plantwatch.adapters.dynamo_alerts import table_definitions
 from plantwatch.contract import topics
 
@@ -116,10 +117,15 @@ def test_handler_exists_and_imports_from_the_built_package(name: str, tmp_path: 
         built = build_lambdas.build(function_dir.name, tmp_path / "out", deps=False)
         with zipfile.ZipFile(built.path) as archive:
             archive.extractall(tmp_path / "pkg")
-    env = {
-        k: (v if "${" not in v else "https://tf-expression.invalid" if v.startswith("https://") else "tf-expression")
-        for k, v in body.get("environment", {}).items()
-    }
+    defaults = {name: str(v.get("default")) for name, v in Config.read(TERRAFORM).named("variable").items()}
+
+    def value(v: str) -> str:  # a variable's default stands for it; other expressions for some string
+        expression = reference(v)
+        if expression is not None and expression.startswith("var."):
+            return defaults[expression.removeprefix("var.")]
+        return v if "${" not in v else "https://tf-expression.invalid" if v.startswith("https://") else "tf-expression"
+
+    env = {k: value(v) for k, v in body.get("environment", {}).items()}
     probe = (
         "import importlib, json, sys;"
         f"m = importlib.import_module({module_name!r});"
@@ -363,6 +369,8 @@ def test_alert_tables_match_the_adapter_and_are_protected(root: Config) -> None:
         assert body["deletion_protection_enabled"] is True
         assert body["point_in_time_recovery"][0]["enabled"] is True
         assert body["server_side_encryption"][0]["kms_key_arn"] == "${aws_kms_key.this.arn}"
+    # cleared alerts expire through the attribute the writer sets (only with a retention)
+    assert tables[("aws_dynamodb_table", "alerts")]["ttl"] == [{"attribute_name": EXPIRES_AT, "enabled": True}]
     # the alerts topic reaches the stream (for the store) and SNS (for people)
     assert root.locals()["stream_rules"]["alert_events"]["sql"] == "SELECT * FROM '${local.alert_topic_filter}'"
     sns_rule = root.resources("aws_iot_topic_rule")[("aws_iot_topic_rule", "alerts")]["name"]

@@ -11,10 +11,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from botocore.exceptions import ClientError
 
 from plantwatch.adapters.duckdb_alerts import DuckDBAlerts
 from plantwatch.adapters.duckdb_store import DuckDBStore
+from plantwatch.adapters.dynamo_alert_writer import EXPIRES_AT, DynamoAlertWriter
 from plantwatch.adapters.dynamo_alerts import DynamoAlerts
+from plantwatch.adapters.fs_archive import FilesystemArchive
 from plantwatch.contract.alerts import Alert
 from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.analytics import Scope
@@ -213,3 +216,72 @@ def test_scores_dynamodb_cannot_hold_are_stored_as_zero(dynamo: DynamoAlerts) ->
         0,
         0,
     ]
+
+
+def test_a_retention_gives_cleared_alerts_an_expiry_and_open_ones_none(dynamodb_endpoint: str) -> None:
+    # GIVEN writers over the same table, one keeping alerts for ever and one for 30 days after they clear
+    store = alert_tables(dynamodb_endpoint)
+    keep = DynamoAlertWriter(store.client, alerts_table=store.alerts_table)
+    month = DynamoAlertWriter(store.client, alerts_table=store.alerts_table, retention_days=30)
+    base = alerts()[0]
+    cleared = msgspec.structs.replace(base, alert_id="c", state="cleared", cleared_at_ms=NOW_MS + 1234)
+    # WHEN each writes an open alert and a cleared one
+    keep.record_alerts(
+        [msgspec.structs.replace(base, alert_id="keep-open"), msgspec.structs.replace(cleared, alert_id="keep-c")]
+    )
+    month.record_alerts([msgspec.structs.replace(base, alert_id="open"), cleared])
+
+    # THEN only the alert cleared under a retention carries the TTL attribute: 30 days after it cleared, in seconds
+    def expires(alert_id: str) -> str | None:
+        key = {"plant": {"S": base.plant}, "alert_id": {"S": alert_id}}
+        item = store.client.get_item(TableName=store.alerts_table, Key=key)["Item"]
+        return item.get(EXPIRES_AT, {}).get("N")
+
+    assert expires("c") == str((NOW_MS + 1234) // 1000 + 30 * 86_400)
+    assert [expires(a) for a in ("open", "keep-open", "keep-c")] == [None, None, None]
+    with pytest.raises(ValueError, match="retention"):
+        DynamoAlertWriter(store.client, alerts_table=store.alerts_table, retention_days=-1)
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["ItemCollectionSizeLimitExceededException", "ValidationException", "ProvisionedThroughputExceededException"],
+)
+def test_an_alert_the_table_can_never_take_is_quarantined_and_a_passing_failure_redelivered(
+    code: str, tmp_path: Path
+) -> None:
+    # GIVEN the ingest over a real DuckDB sink and archive, and a DynamoDB client (real request shapes, checked by
+    # botocore's Stubber) whose UpdateItem fails with ``code``
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    writer = DynamoAlertWriter(client, alerts_table="alerts")
+    sink = DuckDBStore(tmp_path / "db.duckdb")
+    ingest = AlertIngest(store=writer, sink=sink, archive=FilesystemArchive(tmp_path / "archive"), clock=_Clock())
+    expected = {
+        "TableName": "alerts",
+        "Key": {"plant": {"S": "plant-a"}, "alert_id": {"S": "gw-1:s-1:anomaly:1"}},
+        "UpdateExpression": ANY,
+        "ExpressionAttributeNames": ANY,
+        "ExpressionAttributeValues": ANY,
+        "ConditionExpression": ANY,
+    }
+    with Stubber(client) as stub:
+        stub.add_client_error("update_item", service_error_code=code, service_message="nope", expected_params=expected)
+        # WHEN an alert event arrives
+        topic = "plantwatch/gateways/gw-1/alerts"
+        if code == "ProvisionedThroughputExceededException":
+            # THEN a passing failure goes back to Lambda for redelivery, and nothing is quarantined
+            with pytest.raises(ClientError):
+                ingest.handle(topic, alert_event("gw-1:s-1:anomaly:1", "active"))
+            assert ingest.quarantined == 0
+            return
+        ingest.handle(topic, alert_event("gw-1:s-1:anomaly:1", "active"))
+        stub.assert_no_pending_responses()
+    # THEN a refusal for good is kept with the quarantine, with the store's reason, counted and not stored
+    assert (ingest.stored, ingest.quarantined) == (0, 1)
+    (reason,) = [r for (r,) in sink.cursor().execute("SELECT reason FROM quarantine").fetchall()]
+    assert reason == f"alert store refused alert gw-1:s-1:anomaly:1: {code}: nope"
+    kept = list((tmp_path / "archive").rglob("*"))
+    assert any(p.is_file() for p in kept), "the refused event's bytes must be in the archive's quarantine"

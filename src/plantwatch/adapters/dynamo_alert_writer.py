@@ -14,10 +14,16 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from plantwatch.contract.alerts import Alert
+from plantwatch.services.alert_ingest import AlertRefusedError
 
 log = logging.getLogger(__name__)
 
 _ORDER_MAX: Final = 2**63 - 1
+#: The table's TTL attribute (epoch seconds); only cleared alerts get one, and only with a retention set.
+EXPIRES_AT: Final = "expires_at"
+#: Errors that the same write can never get past. ItemCollectionSizeLimitExceeded: a plant's alerts reached the
+#: 10 GB a partition key may hold in a table with a local secondary index (set a retention).
+_REFUSALS: Final = frozenset({"ItemCollectionSizeLimitExceededException", "ValidationException"})
 
 
 def order_key(raised_at_ms: int, alert_id: str) -> str:
@@ -55,9 +61,13 @@ def error_code(exc: ClientError) -> str:
 class DynamoAlertWriter:
     """Inserts and updates alerts by (plant, alert_id): the AlertIngest's store in the cloud."""
 
-    def __init__(self, client: Any, *, alerts_table: str) -> None:
+    def __init__(self, client: Any, *, alerts_table: str, retention_days: int = 0) -> None:
+        if retention_days < 0:
+            raise ValueError(f"alert retention must be 0 (keep) or a number of days, got {retention_days}")
         self.client = client
         self.alerts_table = alerts_table
+        #: days a cleared alert is kept after it cleared (DynamoDB TTL deletes it later); 0: kept for ever
+        self.retention_days = retention_days
 
     # --- ingest -------------------------------------------------------------------------------------
 
@@ -86,6 +96,9 @@ class DynamoAlertWriter:
             else:
                 update += ", cleared_at_ms = :cleared"
                 values[":cleared"] = attr_n(alert.cleared_at_ms)
+                if self.retention_days:
+                    update += f", {EXPIRES_AT} = :expires"
+                    values[":expires"] = attr_n(alert.cleared_at_ms // 1000 + self.retention_days * 86_400)
             condition: dict[str, Any] = {}
             if alert.state != "cleared":  # a late or repeated event of a cleared alert must not reopen it
                 condition = {"ConditionExpression": "attribute_not_exists(#state) OR #state <> :cleared_state"}
@@ -100,7 +113,11 @@ class DynamoAlertWriter:
                     **condition,
                 )
             except ClientError as exc:
-                if error_code(exc) != "ConditionalCheckFailedException":
+                code = error_code(exc)
+                if code in _REFUSALS:
+                    message = exc.response.get("Error", {}).get("Message", "")
+                    raise AlertRefusedError(f"{code}: {message}") from exc
+                if code != "ConditionalCheckFailedException":
                     raise
                 log.info("alert %s is already cleared: a late %s event leaves it so", alert.alert_id, alert.state)
                 continue
@@ -108,6 +125,6 @@ class DynamoAlertWriter:
         return stored
 
 
-def connect_alert_writer(*, alerts_table: str) -> DynamoAlertWriter:
+def connect_alert_writer(*, alerts_table: str, retention_days: int = 0) -> DynamoAlertWriter:
     """The writer over a boto3 DynamoDB client from the environment."""
-    return DynamoAlertWriter(dynamodb_client(), alerts_table=alerts_table)
+    return DynamoAlertWriter(dynamodb_client(), alerts_table=alerts_table, retention_days=retention_days)

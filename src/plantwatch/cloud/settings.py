@@ -35,6 +35,8 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     magnetic_retention_days: int = 73_000
     #: DynamoDB table of alerts; empty: alert records are not stored (they are quarantined as bad batches)
     alerts_table: str = ""
+    #: days a cleared alert stays in the alerts table (its TTL); 0: for ever
+    alert_retention_days: int = 0
     #: DynamoDB table of score summaries (drift); empty: summaries are quarantined as unknown input
     drift_table: str = ""
     #: function asked (asynchronously) to retrain a drifted line; empty: requests are only recorded
@@ -62,6 +64,7 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
             ("magnetic_writes", env.get("TIMESTREAM_MAGNETIC_WRITES")),
             ("magnetic_retention_days", env.get("TIMESTREAM_MAGNETIC_RETENTION_DAYS")),
             ("alerts_table", env.get("PLANTWATCH_ALERTS_TABLE")),
+            ("alert_retention_days", env.get("PLANTWATCH_ALERT_RETENTION_DAYS")),
             ("drift_table", env.get("PLANTWATCH_DRIFT_TABLE")),
             ("retrain_function", env.get("PLANTWATCH_RETRAIN_FUNCTION")),
             ("drift_psi_threshold", env.get("PLANTWATCH_DRIFT_PSI_THRESHOLD")),
@@ -70,7 +73,7 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
         ):
             if not value:
                 continue
-            if field in ("memory_retention_hours", "magnetic_retention_days"):
+            if field in ("memory_retention_hours", "magnetic_retention_days", "alert_retention_days"):
                 raw[field] = int(value) if value.isdigit() else value
             elif field == "drift_psi_threshold":
                 raw[field] = _number(value)

@@ -182,7 +182,7 @@ def build_processor(settings: StreamSettings, *, clock: Clock | None = None) -> 
     if settings.alerts_table:
         from plantwatch.adapters.dynamo_alert_writer import connect_alert_writer
 
-        store = connect_alert_writer(alerts_table=settings.alerts_table)
+        store = connect_alert_writer(alerts_table=settings.alerts_table, retention_days=settings.alert_retention_days)
         alerts = AlertIngest(store=store, sink=sink, archive=archive, clock=clock, registry=registry)
     return StreamProcessor(
         sink=sink,

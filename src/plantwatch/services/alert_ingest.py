@@ -24,11 +24,15 @@ from plantwatch.services.quarantine import keep_refused
 log = logging.getLogger(__name__)
 
 
+class AlertRefusedError(Exception):
+    """The store refuses an alert for good (retrying the same write can't succeed): it is quarantined instead."""
+
+
 class AlertStore(Protocol):
     """Where alerts are kept for the API."""
 
     def record_alerts(self, alerts: Sequence[StoredAlert]) -> int:
-        """Insert or update alerts by id."""
+        """Insert or update alerts by id; raises :class:`AlertRefusedError` for an alert the store can never take."""
         ...
 
 
@@ -79,7 +83,10 @@ class AlertIngest:
         self.quarantined = 0
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """Take one message from an alert topic; raises only if the store or archive fails (redeliver)."""
+        """Take one message from an alert topic; raises only if the store or archive fails for now (redeliver).
+
+        An alert the store refuses for good (:class:`AlertRefusedError`) is quarantined with the store's reason, so it
+        neither blocks the shard's readings behind endless retries nor disappears."""
         try:
             document: Any = msgspec.json.decode(payload)
             schema = document.get("schema") if isinstance(document, dict) else None
@@ -87,9 +94,14 @@ class AlertIngest:
                 event = msgspec.convert(document, AlertEvent)
                 problem = origin_problem(topic, event.alert.gateway_id, event.alert.plant, self.registry)
                 if problem is None:
-                    self.store.record_alerts([stored_alert(event)])
-                    self.stored += 1
-                    return
+                    try:
+                        self.store.record_alerts([stored_alert(event)])
+                    except AlertRefusedError as exc:
+                        problem = f"alert store refused alert {event.alert.alert_id}: {exc}"
+                        log.error("%s", problem)
+                    else:
+                        self.stored += 1
+                        return
                 reason = problem
             elif schema == LOSS_SCHEMA:
                 reason = loss_reason(msgspec.convert(document, SpoolLoss))
