@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,29 @@ class Config:
     def locals(self) -> dict[str, Any]:
         """All locals, merged."""
         return {k: v for item in self.blocks.get("locals", []) for k, v in item.items()}
+
+    def environment(self, body: dict[str, Any]) -> dict[str, str]:
+        """A function module's environment as the Lambda would see it with every variable at its default.
+
+        A bare ${var.X} becomes X's default (as Terraform renders it: true/false, numbers as written); any other
+        expression becomes a placeholder string (an https:// one where the value is a URL).
+        """
+        defaults = {name: v.get("default") for name, v in self.named("variable").items()}
+
+        def rendered(value: Any) -> str:
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            return value if isinstance(value, str) else json.dumps(value)
+
+        def value(v: str) -> str:
+            expression = reference(v)
+            if expression is not None and expression.startswith("var."):
+                return rendered(defaults[expression.removeprefix("var.")])
+            if "${" not in v:
+                return v
+            return "https://tf-expression.invalid" if v.startswith("https://") else "tf-expression"
+
+        return {k: value(v) for k, v in body.get("environment", {}).items()}
 
     def modules_from(self, source: str) -> dict[str, dict[str, Any]]:
         """module calls whose source is `source` (e.g. ./modules/lambda_function)."""

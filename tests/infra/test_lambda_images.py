@@ -42,12 +42,8 @@ def _modules() -> dict[str, dict[str, Any]]:
 
 
 def _terraform_env(function: str) -> dict[str, str]:
-    """The function's Terraform environment, expressions replaced by a placeholder (as the Lambda would see it)."""
-    environment = _modules()[function].get("environment", {})
-    return {
-        k: (v if "${" not in v else "https://tf-expression.invalid" if v.startswith("https://") else "tf-expression")
-        for k, v in environment.items()
-    }
+    """The function's Terraform environment with variables at their defaults (as the Lambda would see it)."""
+    return Config.read(TERRAFORM).environment(_modules()[function])
 
 
 def test_the_image_functions_are_the_ones_terraform_deploys_as_images() -> None:
