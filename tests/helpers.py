@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from plantwatch.contract import BatchHeader, ModelRef, Reading, ScoredReading
 
 NOW_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
@@ -39,3 +42,21 @@ def alert_event(
         updated_ms=updated_ms, score=0.8, reasons=("forest",),
     )  # fmt: skip
     return encode_event(AlertEvent(event={"active": "raised"}.get(status, status), alert=wire))
+
+
+def drift_event(plant: str, line: str, *, window_end_ms: int = 1_764_003_600_000) -> dict[str, Any]:
+    """The event the stream processor invokes the retrain function with when ``plant``'s ``line`` drifted, as the
+    Lambda runtime hands it over (through JSON)."""
+    from plantwatch.services.drift_reports import RetrainRequest, retrain_event
+
+    request = RetrainRequest(
+        plant=plant,
+        line=line,
+        model=ModelRef(name=f"{plant}.{line}", version="4"),
+        psi=0.9,
+        summary_key="k",
+        window_end_ms=window_end_ms,
+        requested_at_ms=window_end_ms + 100_000,
+    )
+    decoded: dict[str, Any] = json.loads(json.dumps(retrain_event(request)))
+    return decoded

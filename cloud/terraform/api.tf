@@ -27,6 +27,36 @@ resource "aws_cognito_user_pool" "this" {
   user_pool_add_ons {
     advanced_security_mode = "ENFORCED"
   }
+
+  # A user's scope in the analytics API (src/plantwatch/api/auth.py: custom:plants, custom:lines): plant and line
+  # names separated by commas. Only administrators set them (admin-update-user-attributes, docs/deploy.md): the
+  # dashboard client may read them, not write them. Custom attributes can be added later but never removed or
+  # renamed.
+  schema {
+    name                     = "plants"
+    attribute_data_type      = "String"
+    mutable                  = true
+    required                 = false
+    developer_only_attribute = false
+
+    string_attribute_constraints {
+      min_length = 1
+      max_length = 2048
+    }
+  }
+
+  schema {
+    name                     = "lines"
+    attribute_data_type      = "String"
+    mutable                  = true
+    required                 = false
+    developer_only_attribute = false
+
+    string_attribute_constraints {
+      min_length = 1
+      max_length = 2048
+    }
+  }
 }
 
 resource "aws_cognito_user_pool_domain" "this" {
@@ -49,6 +79,11 @@ resource "aws_cognito_user_pool_client" "dashboard" {
   access_token_validity                = 1
   id_token_validity                    = 1
   refresh_token_validity               = 30
+  # Cognito puts into the ID token what the client may read: custom attributes only when listed here.
+  read_attributes = ["email", "email_verified", "name", "custom:plants", "custom:lines"]
+  # Never the custom attributes (a user could grant themselves any plant with UpdateUserAttributes), nor email,
+  # the sign-in name. Left unset, Cognito would let the client write every standard attribute.
+  write_attributes = ["name"]
 
   token_validity_units {
     access_token  = "hours"

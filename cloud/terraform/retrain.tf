@@ -1,4 +1,5 @@
-# Retraining: weekly (by default) job that reads the archive, writes a model artifact and deploys it to the lines.
+# Retraining: weekly (by default) job that reads the archive of each plant in var.plants, writes the line models and
+# deploys them to the lines' thing groups; the stream processor also invokes it for one drifted plant's line.
 
 resource "aws_sqs_queue" "retrain_failures" {
   name                      = "${var.project_name}-retrain-failures"
@@ -26,6 +27,12 @@ data "aws_iam_policy_document" "retrain" {
       "${module.artifacts_bucket.arn}/models/*",
       "${module.artifacts_bucket.arn}/greengrass/artifacts/*",
     ]
+  }
+
+  statement {
+    sid       = "ReportWhatARunCouldNotRetrain" # no archived data, a line without a thing group (adapters/aws_retrain.py)
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.retrain_failures.arn]
   }
 
   statement {
@@ -91,7 +98,13 @@ module "retrain" {
     PLANTWATCH_REGISTRY_PREFIX          = "models/registry"
     PLANTWATCH_ARTIFACT_BUCKET          = module.artifacts_bucket.id
     PLANTWATCH_THING_GROUP_ARN_TEMPLATE = "${local.iot_arn}:thinggroup/${var.project_name}-{line}"
-    POWERTOOLS_SERVICE_NAME             = "retrain"
+    # The lines that have a thing group, from the groups themselves: a line outside is refused before training.
+    PLANTWATCH_LINES = join(",", keys(aws_iot_thing_group.line))
+    # The plants the schedule retrains, one after the other; a drift event names its own plant and line.
+    PLANTWATCH_PLANTS = join(",", var.plants)
+    # What a run could not retrain (no archived data, a line without a thing group) is queued here, replayable.
+    PLANTWATCH_FAILURE_QUEUE_URL = aws_sqs_queue.retrain_failures.url
+    POWERTOOLS_SERVICE_NAME      = "retrain"
   }
 }
 

@@ -95,18 +95,22 @@ module "stream_processor" {
   policy_json          = data.aws_iam_policy_document.stream_processor.json
 
   environment = {
-    PLANTWATCH_SINK                 = "timestream"
-    TIMESTREAM_DATABASE             = aws_timestreamwrite_database.this.database_name
-    TIMESTREAM_TABLE                = aws_timestreamwrite_table.this.table_name
-    PLANTWATCH_ARCHIVE_URL          = "s3://${module.archive_bucket.id}/batches/"
-    PLANTWATCH_ALERTS_TABLE         = aws_dynamodb_table.alerts.name
-    PLANTWATCH_ALERT_RETENTION_DAYS = var.alert_retention_days
-    PLANTWATCH_GATEWAY_REGISTRY     = "iot"
-    PLANTWATCH_IOT_ENDPOINT_URL     = "https://${aws_vpc_endpoint.iot_api.dns_entry[0].dns_name}"
-    PLANTWATCH_DRIFT_TABLE          = aws_dynamodb_table.drift.name
-    PLANTWATCH_RETRAIN_FUNCTION     = local.retrain_name
-    POWERTOOLS_SERVICE_NAME         = "stream-processor"
-    POWERTOOLS_METRICS_NAMESPACE    = local.metrics_namespace
+    PLANTWATCH_SINK     = "timestream"
+    TIMESTREAM_DATABASE = aws_timestreamwrite_database.this.database_name
+    TIMESTREAM_TABLE    = aws_timestreamwrite_table.this.table_name
+    # The table's own retention settings (timestream.tf): the sink quarantines what the table would refuse.
+    TIMESTREAM_MEMORY_RETENTION_HOURS  = var.timestream_memory_retention_hours
+    TIMESTREAM_MAGNETIC_RETENTION_DAYS = var.timestream_magnetic_retention_days
+    TIMESTREAM_MAGNETIC_WRITES         = aws_timestreamwrite_table.this.magnetic_store_write_properties[0].enable_magnetic_store_writes
+    PLANTWATCH_ARCHIVE_URL             = "s3://${module.archive_bucket.id}/batches/"
+    PLANTWATCH_ALERTS_TABLE            = aws_dynamodb_table.alerts.name
+    PLANTWATCH_ALERT_RETENTION_DAYS    = var.alert_retention_days
+    PLANTWATCH_GATEWAY_REGISTRY        = "iot"
+    PLANTWATCH_IOT_ENDPOINT_URL        = "https://${aws_vpc_endpoint.iot_api.dns_entry[0].dns_name}"
+    PLANTWATCH_DRIFT_TABLE             = aws_dynamodb_table.drift.name
+    PLANTWATCH_RETRAIN_FUNCTION        = local.retrain_name
+    POWERTOOLS_SERVICE_NAME            = "stream-processor"
+    POWERTOOLS_METRICS_NAMESPACE       = local.metrics_namespace
   }
 }
 

@@ -244,7 +244,7 @@ variable "log_retention_days" {
 variable "production_lines" {
   type        = list(string)
   description = "Production lines; each becomes an IoT thing group that its gateways join and deployments target."
-  default     = ["line1"]
+  default     = ["line-1"]
 
   validation {
     condition     = length(var.production_lines) > 0 && alltrue([for l in var.production_lines : can(regex("^[a-zA-Z0-9_-]{1,64}$", l))])
@@ -459,4 +459,17 @@ variable "tags" {
   type        = map(string)
   description = "Extra tags for every resource."
   default     = {}
+}
+
+# --- Retraining ------------------------------------------------------------------------------------
+
+variable "plants" {
+  type        = list(string)
+  description = "Plants the scheduled retraining covers, one after the other: each the `plant` its gateways are configured with (and their thing attribute). A drift event retrains its own plant's line, listed or not. Thing groups are per line name (production_lines), so plants must not reuse line names."
+  default     = ["plant-1"]
+
+  validation {
+    condition     = length(var.plants) > 0 && length(distinct(var.plants)) == length(var.plants) && alltrue([for p in var.plants : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", p))])
+    error_message = "plants must be a non-empty list of distinct names of 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit."
+  }
 }

@@ -18,6 +18,7 @@ from infra_tools import load_build_script
 
 from plantwatch.adapters.dynamo_alert_writer import EXPIRES_AT
 from plantwatch.adapters.dynamo_alerts import table_definitions
+from plantwatch.api.auth import COGNITO_SCOPE_CLAIMS
 from plantwatch.contract import topics
 
 LAMBDA_MODULE = "./modules/lambda_function"
@@ -117,15 +118,7 @@ def test_handler_exists_and_imports_from_the_built_package(name: str, tmp_path: 
         built = build_lambdas.build(function_dir.name, tmp_path / "out", deps=False)
         with zipfile.ZipFile(built.path) as archive:
             archive.extractall(tmp_path / "pkg")
-    defaults = {name: str(v.get("default")) for name, v in Config.read(TERRAFORM).named("variable").items()}
-
-    def value(v: str) -> str:  # a variable's default stands for it; other expressions for some string
-        expression = reference(v)
-        if expression is not None and expression.startswith("var."):
-            return defaults[expression.removeprefix("var.")]
-        return v if "${" not in v else "https://tf-expression.invalid" if v.startswith("https://") else "tf-expression"
-
-    env = {k: value(v) for k, v in body.get("environment", {}).items()}
+    env = Config.read(TERRAFORM).environment(body)
     probe = (
         "import importlib, json, sys;"
         f"m = importlib.import_module({module_name!r});"
@@ -380,3 +373,119 @@ def test_alert_tables_match_the_adapter_and_are_protected(root: Config) -> None:
         for statement in statements(document):
             if "${aws_dynamodb_table.alert_audit.arn}" in statement.get("resources", []):
                 assert set(statement["actions"]) <= {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"}, name
+
+
+def _authorizer_pool_and_client(root: Config) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The user pool and app client whose tokens the HTTP API's JWT authorizer accepts."""
+    [jwt] = root.resources("aws_apigatewayv2_authorizer").values()
+    [configuration] = jwt["jwt_configuration"]
+    [audience] = configuration["audience"]
+    client_ref = re.fullmatch(r"aws_cognito_user_pool_client\.(\w+)\.id", reference(audience) or "")
+    pool_ref = re.search(r"\$\{aws_cognito_user_pool\.(\w+)\.id\}$", configuration["issuer"])
+    assert client_ref and pool_ref, f"the authorizer must trust a pool and client of this module: {configuration}"
+    client = root.resources("aws_cognito_user_pool_client")[("aws_cognito_user_pool_client", client_ref.group(1))]
+    assert client["user_pool_id"] == f"${{aws_cognito_user_pool.{pool_ref.group(1)}.id}}"
+    return root.resources("aws_cognito_user_pool")[("aws_cognito_user_pool", pool_ref.group(1))], client
+
+
+@pytest.mark.parametrize("claim", COGNITO_SCOPE_CLAIMS)
+def test_the_user_pool_defines_the_claims_the_api_scopes_by(claim: str, root: Config) -> None:
+    # GIVEN a claim the cloud API reads a caller's plants or lines from (src/plantwatch/api/auth.py)
+    pool, client = _authorizer_pool_and_client(root)
+    assert claim.startswith("custom:"), f"{claim}: only custom attributes can carry a scope"
+    # THEN the pool defines it as a custom String attribute an administrator can change
+    schema = {attribute["name"]: attribute for attribute in pool.get("schema", [])}
+    attribute = schema.get(claim.removeprefix("custom:"))
+    assert attribute is not None, f"the user pool has no custom attribute for {claim}: every API call would be a 401"
+    assert attribute["attribute_data_type"] == "String"
+    assert attribute["mutable"] is True, f"{claim} must be changeable when a user's plants change"
+    assert attribute.get("developer_only_attribute", False) is False, "a developer-only attribute is named dev:custom:"
+    [constraints] = attribute["string_attribute_constraints"]
+    assert 1 <= int(constraints["min_length"]) <= int(constraints["max_length"]) <= 2048
+    # AND the app client's ID tokens carry it (Cognito includes custom attributes only when the client may read them)
+    assert claim in client.get("read_attributes", []), f"{claim} must be in the dashboard client's read_attributes"
+    # AND users cannot write it: with write access a user could grant themselves any plant (UpdateUserAttributes).
+    # An unset or empty list is Cognito's default (write access), so the list must be explicit.
+    writable = client.get("write_attributes")
+    assert writable, "write_attributes must be set explicitly: unset, Cognito applies its default write access"
+    assert claim not in writable, f"users could set their own {claim}"
+    assert not [a for a in writable if a.startswith("custom:")], "no custom attribute is the user's to write"
+
+
+def test_the_stream_processor_is_told_the_timestream_tables_own_retention(root: Config) -> None:
+    """The sink quarantines a reading the table would refuse for its time, from the retention it is told: it
+    must be the table's, or readings are quarantined that the table would take (or retried until given up)."""
+    from plantwatch.cloud.settings import StreamSettings
+
+    table = root.resources("aws_timestreamwrite_table")[("aws_timestreamwrite_table", "this")]
+    [retention] = table["retention_properties"]
+    [magnetic] = table["magnetic_store_write_properties"]
+    env = _lambda_modules()["stream_processor"]["environment"]
+    # GIVEN each setting the stream processor reads and the table setting it stands for
+    pairs = {
+        "TIMESTREAM_MEMORY_RETENTION_HOURS": retention["memory_store_retention_period_in_hours"],
+        "TIMESTREAM_MAGNETIC_RETENTION_DAYS": retention["magnetic_store_retention_period_in_days"],
+        "TIMESTREAM_MAGNETIC_WRITES": magnetic["enable_magnetic_store_writes"],
+    }
+    # THEN each is the table's own expression, or a reference to the table's attribute itself
+    own_attribute = {
+        "TIMESTREAM_MAGNETIC_WRITES": (
+            "${aws_timestreamwrite_table.this.magnetic_store_write_properties[0].enable_magnetic_store_writes}"
+        )
+    }
+    for name, expression in pairs.items():
+        assert name in env, f"the stream processor is not told {name}: it falls back to a default of its own"
+        assert env[name] in (expression, own_attribute.get(name)), f"{name} = {env[name]!r}, the table: {expression!r}"
+    # AND with the variables' defaults, the settings the function builds are the table's
+    defaults = {name: body.get("default") for name, body in root.named("variable").items()}
+
+    def rendered(expression: Any) -> str:  # as Terraform renders it into the function's map(string)
+        ref = reference(expression)
+        value = defaults[ref.removeprefix("var.")] if ref and ref.startswith("var.") else expression
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    settings = StreamSettings.from_env(
+        {"PLANTWATCH_ARCHIVE_URL": "/tmp/archive", **{name: rendered(value) for name, value in pairs.items()}}
+    )
+    assert settings.memory_retention_hours == defaults["timestream_memory_retention_hours"]
+    assert settings.magnetic_retention_days == defaults["timestream_magnetic_retention_days"]
+    assert settings.magnetic_writes is magnetic["enable_magnetic_store_writes"]
+
+
+def test_retraining_covers_the_configured_plants_and_deploys_only_to_the_lines_thing_groups(root: Config) -> None:
+    from plantwatch.contract.reading import IDENT_PATTERN
+
+    body = _lambda_modules()["retrain"]
+    env = body["environment"]
+    # the schedule retrains every plant of var.plants, whose names are the ones the job accepts
+    assert env["PLANTWATCH_PLANTS"] == '${join(",", var.plants)}'
+    plants = root.named("variable")["plants"]
+    assert plants["default"] == ["plant-1"]
+    assert f'regex("{IDENT_PATTERN}", p)' in plants["validation"][0]["condition"]
+    # the lines it may deploy to are those that have a thing group, taken from the groups themselves
+    group = root.resources("aws_iot_thing_group")[("aws_iot_thing_group", "line")]
+    assert group["for_each"] == "${toset(var.production_lines)}"
+    assert env["PLANTWATCH_LINES"] == '${join(",", keys(aws_iot_thing_group.line))}'
+    # and a line's deployment target is that line's group
+    prefix = "${local.iot_arn}:thinggroup/"
+    template = env["PLANTWATCH_THING_GROUP_ARN_TEMPLATE"]
+    assert template.startswith(prefix)
+    assert template.removeprefix(prefix).replace("{line}", "${each.key}") == group["name"]
+    # what a run could not retrain goes to the function's own dead-letter queue, whose depth pages
+    queue = "aws_sqs_queue.retrain_failures"
+    assert env["PLANTWATCH_FAILURE_QUEUE_URL"] == f"${{{queue}.url}}"
+    assert body["dead_letter_target_arn"] == f"${{{queue}.arn}}"
+    assert f"${{{queue}.name}}" in root.locals()["failure_queues"].values()
+    sends = [s for s in statements(_policy(root, body)) if "sqs:SendMessage" in s["actions"]]
+    assert [s["resources"] for s in sends] == [[f"${{{queue}.arn}}"]]
+
+
+def test_the_default_gateways_line_has_a_thing_group_by_default(root: Config) -> None:
+    import yaml
+
+    recipe = yaml.safe_load((REPO / "edge" / "components" / "com.plantwatch.Gateway" / "recipe.yaml").read_text())
+    gateway = recipe["ComponentConfiguration"]["DefaultConfiguration"]["gateway"]
+    lines = {source["line"] for source in gateway["sources"] if "line" in source}
+    assert lines
+    assert lines <= set(root.named("variable")["production_lines"]["default"])
+    assert gateway["plant"] in root.named("variable")["plants"]["default"]

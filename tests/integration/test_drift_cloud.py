@@ -22,11 +22,12 @@ from plantwatch.contract.summaries import ScoreSummaryMessage, encode_summary
 from plantwatch.contract.topics import summary_topic
 from plantwatch.models import ForestModel
 from plantwatch.services.analytics import Scope
-from plantwatch.services.drift_reports import DriftConfig, DriftIngest, RetrainRequest, retrain_event
+from plantwatch.services.drift_reports import DriftConfig, DriftIngest, RetrainRequest
 from plantwatch.services.retraining import drift_line
 from tests.conftest import REPO
 from tests.fakes.timestream_query import FakeTimestreamQuery
-from tests.integration.test_lambda_api import LambdaContext
+from tests.helpers import drift_event
+from tests.integration.lambda_api_support import LambdaContext
 from tests.integration.test_retrain_job import moto_endpoint  # noqa: F401 - the moto server fixture
 
 REFERENCE = [
@@ -145,16 +146,7 @@ def test_drift_invokes_the_retrain_lambda_once_asynchronously_for_the_line(table
 
 
 def test_the_retrain_event_names_the_line_and_ends_the_archive_window_at_the_drifted_window() -> None:
-    request = RetrainRequest(
-        plant="plant-a",
-        line="line-2",
-        model=ModelRef(name="plant-a.line-2", version="4"),
-        psi=0.9,
-        summary_key="k",
-        window_end_ms=1_764_003_600_000,
-        requested_at_ms=1_764_003_700_000,
-    )
-    event = json.loads(json.dumps(retrain_event(request)))  # what Lambda hands the retrain function
+    event = drift_event("plant-a", "line-2")  # what Lambda hands the retrain function
     assert drift_line(event) == "line-2"
     assert event["end"] == "2025-11-24T17:00:00Z"
     assert drift_line({"source": "aws.events", "time": "2026-11-27T00:00:00Z"}) is None  # the schedule: every line

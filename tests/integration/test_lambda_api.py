@@ -5,14 +5,12 @@ from DynamoDB on moto server, loaded with the same alerts)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 import uvicorn
@@ -21,21 +19,10 @@ from plantwatch.adapters.duckdb_alerts import DuckDBAlerts
 from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import LocalTokens, create_token
-from plantwatch.api.cloud import DEFAULT_DATABASE, DEFAULT_TABLE
 from tests.api_data import KEY, NOW, alerts, filled_store
-from tests.conftest import REPO, free_port, wait_for
-from tests.fakes.timestream_query import FakeTimestreamQuery
+from tests.conftest import free_port, wait_for
+from tests.integration.lambda_api_support import EVENT, LambdaContext, load_handler
 from tests.moto import alert_tables
-
-EVENT = json.loads((REPO / "tests/events/apigw_http_v2_series.json").read_text())
-
-
-class LambdaContext:
-    function_name = "analytics-api"
-    aws_request_id = "11111111-2222-3333-4444-555555555555"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +32,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def handler(store: Any) -> Any:
-    fake = FakeTimestreamQuery(DEFAULT_DATABASE, DEFAULT_TABLE)
-    fake.load(store)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(boto3, "client", lambda service, **_: fake if service == "timestream-query" else None)
-        mp.setenv("TIMESTREAM_DATABASE", DEFAULT_DATABASE)  # as Terraform configures the function
-        mp.setenv("TIMESTREAM_TABLE", DEFAULT_TABLE)
-        mp.setenv("PLANTWATCH_API_BASE", "/")
-        spec = importlib.util.spec_from_file_location("analytics_api_app", REPO / "cloud/lambdas/analytics_api/app.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module.handler
+    return load_handler(store, "analytics_api_app")
 
 
 @pytest.fixture(scope="module")
@@ -101,32 +77,15 @@ def alert_handler(store: Any, dynamodb_endpoint: str) -> Any:
     """The Lambda as Terraform configures it with the alert tables: Timestream faked, DynamoDB on moto server."""
     dynamo = alert_tables(dynamodb_endpoint)
     dynamo.record_alerts(alerts())
-    fake = FakeTimestreamQuery(DEFAULT_DATABASE, DEFAULT_TABLE)
-    fake.load(store)
-    real_client = boto3.client
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(
-            boto3, "client", lambda service, **kw: fake if service == "timestream-query" else real_client(service, **kw)
-        )
-        for name, value in {
-            "TIMESTREAM_DATABASE": DEFAULT_DATABASE,
-            "TIMESTREAM_TABLE": DEFAULT_TABLE,
-            "PLANTWATCH_ALERTS_TABLE": dynamo.alerts_table,
-            "PLANTWATCH_AUDIT_TABLE": dynamo.audit_table,
-            "PLANTWATCH_API_BASE": "/",
-            "AWS_ENDPOINT_URL": dynamodb_endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "eu-west-1",
-        }.items():
-            mp.setenv(name, value)
-        spec = importlib.util.spec_from_file_location(
-            "analytics_api_alerts", REPO / "cloud/lambdas/analytics_api/app.py"
-        )
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module.handler
+    env = {
+        "PLANTWATCH_ALERTS_TABLE": dynamo.alerts_table,
+        "PLANTWATCH_AUDIT_TABLE": dynamo.audit_table,
+        "AWS_ENDPOINT_URL": dynamodb_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    return load_handler(store, "analytics_api_alerts", env)
 
 
 def request(method: str, path: str, query: str = "", *, plants: str = "plant-a", sub: str | None = None) -> Any:
@@ -168,3 +127,35 @@ def test_an_acknowledgement_through_the_lambda_is_recorded_once_in_the_chain(ale
         json.loads(alert_handler(request("GET", "/v1/audit", plants="plant-b"), LambdaContext())["body"])["entries"]
         == []
     )
+
+
+def test_parquet_is_refused_in_the_lambda_with_the_reason_and_csv_is_served(handler: Any, uvicorn_url: str) -> None:
+    query = "plant=plant-a&line=line-1&start=2025-11-24T15:00:00Z&end=2025-11-24T16:00:00Z"
+    # GIVEN the Lambda's zip holds no pyarrow (docs/cloud.md, "Packaging") WHEN Parquet is asked for
+    parquet = handler(request("GET", "/v1/export", f"{query}&format=parquet"), LambdaContext())
+    # THEN the caller learns why and what to ask for instead, rather than getting a 500 from a failed import
+    assert parquet["statusCode"] == 501, parquet["body"][:300]
+    detail = json.loads(parquet["body"])["detail"]
+    assert "pyarrow" in detail and "Lambda" in detail and "format=csv" in detail, detail
+    # AND CSV holds the same readings the local platform exports (Timestream keeps no model: "unknown" there)
+    csv_answer = handler(request("GET", "/v1/export", query), LambdaContext())
+    assert csv_answer["statusCode"] == 200 and csv_answer["headers"]["content-type"].startswith("text/csv")
+    token = create_token(KEY, plants=["plant-a"])
+    local = httpx.get(f"{uvicorn_url}/v1/export?{query}", headers={"Authorization": f"Bearer {token}"})
+    assert local.status_code == 200
+    cloud_rows = [line.rsplit(",", 1)[0] for line in csv_answer["body"].splitlines()[1:]]
+    local_rows = [line.rsplit(",", 1)[0] for line in local.text.splitlines()[1:]]
+    assert cloud_rows == local_rows and len(cloud_rows) == 7 * 360
+
+
+def test_an_access_token_is_refused_with_the_token_to_send_instead(handler: Any) -> None:
+    # API Gateway's JWT authorizer accepts a Cognito access token too (client_id matches its audience), but only
+    # the ID token carries custom:plants
+    event = request("GET", "/v1/series", EVENT["rawQueryString"])
+    claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
+    for claim in ("custom:plants", "aud", "cognito:username"):
+        del claims[claim]
+    claims.update({"token_use": "access", "client_id": "1example23456789", "scope": "openid email"})
+    response = handler(event, LambdaContext())
+    assert response["statusCode"] == 401
+    assert "send the ID token" in json.loads(response["body"])["detail"]

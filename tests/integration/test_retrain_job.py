@@ -1,70 +1,47 @@
 """The retraining job end to end: archive Parquet in moto server S3 -> model artifact and registry entry in S3,
-and the Greengrass component-version and deployment calls checked with botocore's Stubber (real request shapes).
+the Greengrass component-version and deployment calls checked with botocore's Stubber (real request shapes),
+and what a run could not retrain reported to moto server's SQS failure queue.
 
-moto server is the real S3 API here; Greengrass has no local emulator, so Stubber validates every request
-against the service model shipped with botocore.
+moto server is the real S3 and SQS API here; Greengrass has no local emulator, so Stubber validates every
+request against the service model shipped with botocore.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import msgspec
 import pytest
 from botocore.stub import ANY, Stubber
 
-from plantwatch.adapters.aws_retrain import RetrainJob, RetrainSettings
+from plantwatch.adapters.aws_retrain import (
+    NO_DATA,
+    NO_THING_GROUP,
+    RetrainIncompleteError,
+    RetrainJob,
+    RetrainSettings,
+)
 from plantwatch.adapters.object_store import S3ObjectStore
+from plantwatch.domain.simulator import SimulationConfig
 from plantwatch.models.registry import ModelRegistry
+from tests.helpers import drift_event
+from tests.moto import moto_server
 from tests.unit.lifecycle_support import ARCHIVE_PERIODS, SIM, TRAIN, archive_simulated_readings
 from tests.unit.ml_support import require_sklearn
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 GROUP = "arn:aws:iot:eu-west-1:123456789012:thinggroup/plantwatch-{line}"
-
-
-def _moto_server_binary() -> str:
-    found = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    if not Path(found).exists():
-        message = "moto_server (moto[server], dev extra) is required"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+HOUR_MS = 3_600_000
 
 
 @pytest.fixture
 def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    binary = _moto_server_binary()
-    port = 1883
-    while port in (1883, 8080):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.05)  # polling for readiness, not synchronisation by sleeping
+    with moto_server() as url:
         for key, value in {
             "AWS_ENDPOINT_URL": url,
             "AWS_ACCESS_KEY_ID": "testing",
@@ -73,16 +50,56 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         }.items():
             monkeypatch.setenv(key, value)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
-def _stub_greengrass(client: object, lines: list[str]) -> Stubber:
+@pytest.fixture
+def aws(moto_endpoint: str) -> dict[str, Any]:
+    """Buckets for the archive, the registry and the artifacts, and the failure queue, on the moto server."""
+    s3 = boto3.client("s3")
+    for bucket in ("archive", "models", "artifacts"):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="plantwatch-retrain-failures")["QueueUrl"]
+    return {"s3": s3, "sqs": sqs, "queue": queue, "greengrass": boto3.client("greengrassv2")}
+
+
+def _archive(aws: dict[str, Any], tmp_path: Path, sim: SimulationConfig) -> None:
+    """An hour of ``sim``'s plant archived as the stream processor writes it, uploaded under the archive prefix."""
+    root = tmp_path / f"archive-{sim.plant}"
+    archive_simulated_readings(root, sim, 0, HOUR_MS)
+    for path in sorted(root.rglob("*.parquet")):
+        aws["s3"].upload_file(str(path), "archive", f"compliance/{path.relative_to(root).as_posix()}")
+
+
+def _settings(aws: dict[str, Any], *, plants: str, lines: str = "line-1,line-2", queue: bool = True) -> RetrainSettings:
+    env = {
+        "PLANTWATCH_ARCHIVE_BUCKET": "archive",
+        "PLANTWATCH_ARCHIVE_PREFIX": "compliance",
+        "PLANTWATCH_REGISTRY_BUCKET": "models",
+        "PLANTWATCH_ARTIFACT_BUCKET": "artifacts",
+        "PLANTWATCH_THING_GROUP_ARN_TEMPLATE": GROUP,
+        "PLANTWATCH_LINES": lines,
+        "PLANTWATCH_PLANTS": plants,
+        "PLANTWATCH_WINDOW_DAYS": "1",
+        "PLANTWATCH_TRAIN": msgspec.json.encode(TRAIN).decode(),
+        "PLANTWATCH_SIMULATION": msgspec.json.encode(SIM).decode(),
+        "PLANTWATCH_PERIODS": msgspec.json.encode(ARCHIVE_PERIODS).decode(),
+    }
+    if queue:
+        env["PLANTWATCH_FAILURE_QUEUE_URL"] = aws["queue"]
+    return RetrainSettings.from_env(env)
+
+
+def _job(aws: dict[str, Any], settings: RetrainSettings) -> RetrainJob:
+    sqs = aws["sqs"] if settings.failure_queue_url else None
+    return RetrainJob(settings, s3=aws["s3"], greengrass=aws["greengrass"], sqs=sqs)
+
+
+def _stub_greengrass(client: object, plant: str, lines: list[str]) -> Stubber:
     """Expect, per promoted line model: one component version, then read-modify-write of the line's deployment."""
     stubber = Stubber(client)
     for line in lines:
-        name = f"com.plantwatch.model.plant-1.{line}"
+        name = f"com.plantwatch.model.{plant}.{line}"
         stubber.add_response(
             "create_component_version",
             {
@@ -121,45 +138,65 @@ def _stub_greengrass(client: object, lines: list[str]) -> Stubber:
     return stubber
 
 
-def test_retraining_job_from_the_s3_archive_to_registry_and_greengrass(tmp_path: Path, moto_endpoint: str) -> None:
+def _queued(aws: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(ErrorCode, ErrorMessage, replay event) of every message on the failure queue."""
+    found = []
+    while True:
+        messages = (
+            aws["sqs"]
+            .receive_message(
+                QueueUrl=aws["queue"], MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
+            )
+            .get("Messages", [])
+        )
+        if not messages:
+            return found
+        for m in messages:
+            attributes = m["MessageAttributes"]
+            found.append(
+                (
+                    attributes["ErrorCode"]["StringValue"],
+                    attributes["ErrorMessage"]["StringValue"],
+                    json.loads(m["Body"]),
+                )
+            )
+            aws["sqs"].delete_message(QueueUrl=aws["queue"], ReceiptHandle=m["ReceiptHandle"])
+
+
+def _registered(aws: dict[str, Any]) -> set[str]:
+    """Model names with anything in the registry."""
+    listed = aws["s3"].list_objects_v2(Bucket="models").get("Contents", [])
+    return {o["Key"].split("/")[1] for o in listed}
+
+
+def _scheduled() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "eventbridge_scheduled.json").read_text())
+    return event
+
+
+def test_retraining_job_from_the_s3_archive_to_registry_and_greengrass(tmp_path: Path, aws: dict[str, Any]) -> None:
     require_sklearn()
-    s3 = boto3.client("s3")
-    for bucket in ("archive", "models", "artifacts"):
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    # GIVEN an hour of the plant archived as the stream processor writes it, uploaded under the archive prefix
-    archive_simulated_readings(tmp_path / "archive", SIM, 0, 3_600_000)
-    for path in sorted((tmp_path / "archive").rglob("*.parquet")):
-        s3.upload_file(str(path), "archive", f"compliance/{path.relative_to(tmp_path / 'archive').as_posix()}")
-    settings = RetrainSettings.from_env(
-        {
-            "PLANTWATCH_ARCHIVE_BUCKET": "archive",
-            "PLANTWATCH_ARCHIVE_PREFIX": "compliance",
-            "PLANTWATCH_REGISTRY_BUCKET": "models",
-            "PLANTWATCH_ARTIFACT_BUCKET": "artifacts",
-            "PLANTWATCH_THING_GROUP_ARN_TEMPLATE": GROUP,
-            "PLANTWATCH_WINDOW_DAYS": "1",
-            "PLANTWATCH_TRAIN": msgspec.json.encode(TRAIN).decode(),
-            "PLANTWATCH_SIMULATION": msgspec.json.encode(SIM).decode(),
-            "PLANTWATCH_PERIODS": msgspec.json.encode(ARCHIVE_PERIODS).decode(),
-        }
-    )
-    greengrass = boto3.client("greengrassv2")
-    stubber = _stub_greengrass(greengrass, ["line-1", "line-2"])
+    # GIVEN an hour of plant-1 archived, and plant-1 the configured plant
+    _archive(aws, tmp_path, SIM)
+    settings = _settings(aws, plants="plant-1")
+    stubber = _stub_greengrass(aws["greengrass"], "plant-1", ["line-1", "line-2"])
     # WHEN the scheduled event fires
-    result = RetrainJob(settings, s3=s3, greengrass=greengrass).run(
-        json.loads((EVENTS / "eventbridge_scheduled.json").read_text())
-    )
+    result = _job(aws, settings).run(_scheduled())
     # THEN both line models are trained on the archive, registered in S3 as champions, and published
     stubber.assert_no_pending_responses()
-    assert result["status"] == "ok"
-    assert result["readings"] == 3600 * SIM.lines * SIM.assets_per_line * 3
+    assert result["status"] == "ok", result["problems"]
+    [run] = result["runs"]
+    assert run["plant"] == "plant-1"
+    assert run["readings"] == 3600 * SIM.lines * SIM.assets_per_line * 3
+    s3 = aws["s3"]
     registry = ModelRegistry(S3ObjectStore(s3, "models", "registry"))
-    for model in result["models"]:
+    assert [m["name"] for m in run["models"]] == ["plant-1.line-1", "plant-1.line-2"]
+    for model in run["models"]:
         assert model["promoted"], model["reason"]
         entry = registry.champion(model["name"])
         assert entry is not None
         assert entry.version == "1"
-        assert entry.training_window["end_ms"] < 3_600_000
+        assert entry.training_window["end_ms"] < HOUR_MS
         loaded = registry.load(model["name"], "1")
         assert loaded.info.training["source"]["kind"] == "s3-archive"
         published = model["published"]
@@ -170,6 +207,158 @@ def test_retraining_job_from_the_s3_archive_to_registry_and_greengrass(tmp_path:
     assert "registry/plant-1.line-1/champion.json" in keys
     assert "registry/plant-1.line-1/versions/1/model.pwf" in keys
     assert "registry/plant-1.line-1/versions/1/report.json" in keys
+    assert _queued(aws) == [], "a complete run reports nothing"
+
+
+def test_the_schedule_retrains_each_configured_plant_from_its_own_archive_and_reports_one_without_data(
+    tmp_path: Path, aws: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    require_sklearn()
+    # GIVEN plant-2's hour archived (nothing of plant-1 or plant-3), and plants 2 and 3 configured
+    _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
+    settings = _settings(aws, plants="plant-2,plant-3")
+    stubber = _stub_greengrass(aws["greengrass"], "plant-2", ["line-1", "line-2"])
+    # WHEN the scheduled event fires
+    with caplog.at_level(logging.ERROR, logger="plantwatch.adapters.aws_retrain"):
+        result = _job(aws, settings).run(_scheduled())
+    # THEN plant-2's lines are trained on plant-2's archive, registered and deployed
+    stubber.assert_no_pending_responses()
+    plant2, plant3 = result["runs"]
+    assert (plant2["plant"], plant2["status"]) == ("plant-2", "ok")
+    assert plant2["readings"] == 3600 * SIM.lines * SIM.assets_per_line * 3
+    assert all(m["promoted"] for m in plant2["models"])
+    assert _registered(aws) == {"plant-2.line-1", "plant-2.line-2"}
+    # AND plant-3, with nothing archived in the window, is not a quiet success: the run failed, an error is
+    # logged, and the failure queue holds an event that replays exactly that plant's window
+    assert (plant3["plant"], plant3["status"], plant3["readings"]) == ("plant-3", "no-data", 0)
+    assert result["status"] == "failed"
+    [problem] = result["problems"]
+    assert (problem["code"], problem["plant"]) == (NO_DATA, "plant-3")
+    logged = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in logged] == [problem["message"]]
+    assert "plant 'plant-3'" in problem["message"]
+    [(code, message, replay)] = _queued(aws)
+    assert (code, message) == (NO_DATA, problem["message"])
+    assert replay == {
+        "source": "plantwatch.retrain",
+        "plant": "plant-3",
+        "start": "1969-12-31T01:00:00Z",
+        "end": "1970-01-01T01:00:00Z",
+    }
+
+
+def test_a_drift_event_retrains_the_drifted_plants_line_only(tmp_path: Path, aws: dict[str, Any]) -> None:
+    require_sklearn()
+    # GIVEN plant-2's two lines archived, a job configured for plant-1 only, and the event the stream processor
+    # sends when plant-2's line-2 drifted
+    _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
+    settings = _settings(aws, plants="plant-1")
+    event = drift_event("plant-2", "line-2", window_end_ms=HOUR_MS)  # as Lambda hands it over
+    stubber = _stub_greengrass(aws["greengrass"], "plant-2", ["line-2"])
+    # WHEN the job handles it
+    result = _job(aws, settings).run(event)
+    # THEN plant-2's line-2 alone is read, trained, registered and deployed to line-2's thing group
+    stubber.assert_no_pending_responses()
+    assert result["status"] == "ok", result["problems"]
+    [run] = result["runs"]
+    assert (run["plant"], run["line"]) == ("plant-2", "line-2")
+    assert run["readings"] == 3600 * SIM.assets_per_line * 3, "only the drifted line's partition is read"
+    assert [m["name"] for m in run["models"]] == ["plant-2.line-2"]
+    assert _registered(aws) == {"plant-2.line-2"}
+    assert result["end_ms"] == HOUR_MS
+    assert _queued(aws) == []
+
+
+def test_a_line_without_a_thing_group_is_refused_before_anything_is_trained_or_registered(
+    tmp_path: Path, aws: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    require_sklearn()
+    # GIVEN readings of line-1 and line-2, and a thing group for line-1 only
+    _archive(aws, tmp_path, SIM)
+    settings = _settings(aws, plants="plant-1", lines="line-1")
+    stubber = _stub_greengrass(aws["greengrass"], "plant-1", ["line-1"])
+    # WHEN the scheduled event fires
+    with caplog.at_level(logging.ERROR, logger="plantwatch.adapters.aws_retrain"):
+        result = _job(aws, settings).run(_scheduled())
+    # THEN line-1 is retrained and deployed; line-2 has no model version of any status, no artifact, no call
+    stubber.assert_no_pending_responses()
+    [run] = result["runs"]
+    assert (run["status"], run["refused_lines"]) == ("partial", ["line-2"])
+    assert [m["name"] for m in run["models"]] == ["plant-1.line-1"]
+    assert _registered(aws) == {"plant-1.line-1"}
+    artifacts = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="artifacts").get("Contents", [])]
+    assert not [k for k in artifacts if "line-2" in k]
+    # AND the refusal is loud: the run failed, an error names the line, the queue can replay it once fixed
+    assert result["status"] == "failed"
+    [problem] = result["problems"]
+    assert (problem["code"], problem["line"]) == (NO_THING_GROUP, "line-2")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [problem["message"]]
+    [(code, _, replay)] = _queued(aws)
+    assert code == NO_THING_GROUP
+    assert (replay["plant"], replay["line"]) == ("plant-1", "line-2")
+
+
+def test_lines_named_unlike_the_thing_groups_train_nothing(tmp_path: Path, aws: dict[str, Any]) -> None:
+    require_sklearn()
+    # GIVEN the gateways' lines "line-1"/"line-2" and thing groups made for "line1"/"line2"
+    _archive(aws, tmp_path, SIM)
+    settings = _settings(aws, plants="plant-1", lines="line1,line2")
+    stubber = _stub_greengrass(aws["greengrass"], "plant-1", [])  # any Greengrass call fails the test
+    # WHEN the scheduled event fires
+    result = _job(aws, settings).run(_scheduled())
+    # THEN nothing is trained, registered or deployed, and each line is reported
+    stubber.assert_no_pending_responses()
+    assert result["runs"][0]["status"] == "refused"
+    assert _registered(aws) == set()
+    assert sorted((code, replay["line"]) for code, _, replay in _queued(aws)) == [
+        (NO_THING_GROUP, "line-1"),
+        (NO_THING_GROUP, "line-2"),
+    ]
+
+
+def test_a_drift_event_for_a_plant_with_nothing_archived_is_reported(
+    aws: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an empty archive and the drift event of plant-7's line-3
+    settings = _settings(aws, plants="plant-1")
+    event = {"source": "plantwatch.drift", "plant": "plant-7", "line": "line-3", "end": "1970-01-02T00:00:00Z"}
+    # WHEN the job handles it
+    with caplog.at_level(logging.ERROR, logger="plantwatch.adapters.aws_retrain"):
+        result = _job(aws, settings).run(event)
+    # THEN it failed, said so at error level, and queued the event to replay that plant's line
+    assert result["status"] == "failed"
+    assert result["runs"][0]["status"] == "no-data"
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "plant 'plant-7' line 'line-3'" in record.getMessage()
+    [(code, _, replay)] = _queued(aws)
+    assert code == NO_DATA
+    assert replay == {
+        "source": "plantwatch.retrain",
+        "plant": "plant-7",
+        "line": "line-3",
+        "start": "1970-01-01T00:00:00Z",
+        "end": "1970-01-02T00:00:00Z",
+    }
+    # AND that replayed event is one the job accepts (still nothing there: reported again, not swallowed)
+    again = _job(aws, settings).run(replay)
+    assert again["status"] == "failed"
+    assert (again["start_ms"], again["end_ms"]) == (result["start_ms"], result["end_ms"])
+    assert [code for code, _, _ in _queued(aws)] == [NO_DATA]
+
+
+def test_without_a_failure_queue_a_run_that_finds_nothing_raises(aws: dict[str, Any]) -> None:
+    # GIVEN a job with no failure queue to report to, and an empty archive
+    job = _job(aws, _settings(aws, plants="plant-1,plant-2", queue=False))
+    # WHEN the schedule fires THEN the run fails (the Lambda's Errors alarm, retries, then its dead-letter queue)
+    with pytest.raises(RetrainIncompleteError, match=r"plant 'plant-1'.*plant 'plant-2'"):
+        job.run(_scheduled())
+
+
+def test_the_job_refuses_an_sqs_client_without_a_queue_and_the_reverse(aws: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="FAILURE_QUEUE_URL"):
+        RetrainJob(_settings(aws, plants="plant-1", queue=False), s3=aws["s3"], greengrass=None, sqs=aws["sqs"])
+    with pytest.raises(ValueError, match="FAILURE_QUEUE_URL"):
+        RetrainJob(_settings(aws, plants="plant-1"), s3=aws["s3"], greengrass=None, sqs=None)
 
 
 def test_a_greengrass_request_with_a_wrong_shape_is_refused_by_the_stubber() -> None:

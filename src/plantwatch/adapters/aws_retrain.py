@@ -1,12 +1,20 @@
-"""Composition root of the retraining job on AWS: S3 archive in, S3 registry, Greengrass out (boto3)."""
+"""Composition root of the retraining job on AWS: S3 archive in, S3 registry, Greengrass out (boto3).
+
+A run covers one plant (a drift event, or an event naming a ``plant``) or every configured plant in turn
+(the schedule). Whatever a run could not retrain is never dropped quietly: a plant (or line) whose window
+holds no archived readings, and a line that has no thing group to deploy to, are logged at error level and
+sent to the failure queue (``PLANTWATCH_FAILURE_QUEUE_URL``, the function's dead-letter queue, whose depth
+alarm pages) as a replayable event, like an invocation Lambda gave up on; without a queue the run raises.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import boto3
 import msgspec
@@ -14,14 +22,35 @@ import msgspec
 from plantwatch.adapters.archive_reader import read_archive
 from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
 from plantwatch.adapters.object_store import S3ObjectStore
+from plantwatch.contract.reading import IDENT_PATTERN
 from plantwatch.domain.simulator import DAY_MS, SimulationConfig
 from plantwatch.models.datasets import reading_assets
 from plantwatch.models.pipeline import Periods
 from plantwatch.models.registry import ModelRegistry
 from plantwatch.models.trainer import TrainConfig
-from plantwatch.services.retraining import drift_line, of_line, retrain, simulator_evaluator
+from plantwatch.services.retraining import (
+    Evaluator,
+    event_target,
+    of_line,
+    retrain,
+    simulator_evaluator,
+    split_deployable,
+)
 
 log = logging.getLogger(__name__)
+
+#: ``ErrorCode`` of a failure-queue message: the window held no archived readings of the plant (or line).
+NO_DATA = "NoArchivedData"
+#: ``ErrorCode`` of a failure-queue message: readings of a line that has no thing group; nothing of it was trained.
+NO_THING_GROUP = "LineWithoutThingGroup"
+#: ``source`` of the replayable event a failure-queue message carries (the job accepts it like any event).
+REPLAY_SOURCE = "plantwatch.retrain"
+
+Name = Annotated[str, msgspec.Meta(pattern=IDENT_PATTERN)]
+
+
+class RetrainIncompleteError(RuntimeError):
+    """Some plant or line could not be retrained and there is no failure queue to report it to."""
 
 
 class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,7 +63,12 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
     artifact_bucket: str
     #: ARN of a line's thing group, with ``{line}`` in it, e.g. arn:aws:iot:eu-west-1:123:thinggroup/plantwatch-{line}
     thing_group_arn_template: str
-    plant: str = "plant-1"
+    #: lines that have a thing group (Terraform: the keys of aws_iot_thing_group.line); others are refused
+    lines: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    #: plants a scheduled run retrains, in turn (Terraform: var.plants); an event may name any one plant
+    plants: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    #: SQS queue told of what a run could not retrain (Terraform: the retrain failure queue); empty: the run raises
+    failure_queue_url: str = ""
     window_days: float = 7.0
     train: TrainConfig = msgspec.field(default_factory=TrainConfig)
     simulation: SimulationConfig = msgspec.field(default_factory=SimulationConfig)
@@ -42,7 +76,8 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RetrainSettings:
-        """Read ``PLANTWATCH_ARCHIVE_BUCKET`` etc.; ``PLANTWATCH_TRAIN``/``_SIMULATION``/``_PERIODS`` hold JSON."""
+        """Read ``PLANTWATCH_ARCHIVE_BUCKET`` etc.; ``PLANTWATCH_TRAIN``/``_SIMULATION``/``_PERIODS`` hold JSON,
+        ``PLANTWATCH_LINES``/``_PLANTS`` comma-separated names. Raises ValueError naming a bad or missing one."""
         # each variable is read by its literal name, so tests/infra can check them against Terraform
         given = {
             "archive_bucket": env.get("PLANTWATCH_ARCHIVE_BUCKET"),
@@ -51,7 +86,9 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
             "registry_prefix": env.get("PLANTWATCH_REGISTRY_PREFIX"),
             "artifact_bucket": env.get("PLANTWATCH_ARTIFACT_BUCKET"),
             "thing_group_arn_template": env.get("PLANTWATCH_THING_GROUP_ARN_TEMPLATE"),
-            "plant": env.get("PLANTWATCH_PLANT"),
+            "lines": env.get("PLANTWATCH_LINES"),
+            "plants": env.get("PLANTWATCH_PLANTS"),
+            "failure_queue_url": env.get("PLANTWATCH_FAILURE_QUEUE_URL"),
             "window_days": env.get("PLANTWATCH_WINDOW_DAYS"),
             "train": env.get("PLANTWATCH_TRAIN"),
             "simulation": env.get("PLANTWATCH_SIMULATION"),
@@ -59,16 +96,30 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
         }
         raw: dict[str, Any] = {}
         for field, value in given.items():
-            if value is not None:
-                raw[field] = msgspec.json.decode(value) if field in ("train", "simulation", "periods") else value
-        return msgspec.convert(raw, cls, strict=False)
+            if value is None:
+                continue
+            if field in ("train", "simulation", "periods"):
+                raw[field] = msgspec.json.decode(value)
+            elif field in ("lines", "plants"):
+                raw[field] = [part.strip() for part in value.split(",") if part.strip()]
+            else:
+                raw[field] = value
+        try:
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"bad retraining configuration: {exc} (see docs/models.md)") from exc
 
 
 class RetrainJob:
-    """Reads the archive window ending at the event's time, retrains every line, publishes what is promoted."""
+    """Reads the archive window ending at the event's time, retrains each plant's lines, publishes what is
+    promoted, and reports every plant or line it could not retrain."""
 
-    def __init__(self, settings: RetrainSettings, *, s3: Any, greengrass: Any) -> None:
+    def __init__(self, settings: RetrainSettings, *, s3: Any, greengrass: Any, sqs: Any = None) -> None:
+        if (sqs is None) != (not settings.failure_queue_url):
+            raise ValueError("an SQS client goes with PLANTWATCH_FAILURE_QUEUE_URL, and only with it")
         self.settings = settings
+        self.sqs = sqs
+        self._evaluation: Evaluator | None = None
         self.archive = S3ObjectStore(s3, settings.archive_bucket, settings.archive_prefix)
         self.registry = ModelRegistry(S3ObjectStore(s3, settings.registry_bucket, settings.registry_prefix))
         self.publisher = GreengrassModelPublisher(
@@ -79,32 +130,94 @@ class RetrainJob:
         )
 
     def run(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Handle one scheduled event (EventBridge ``time``, or ``end``/``start`` ISO overrides), or a drift
-        event from the stream processor (``source`` plantwatch.drift): the same job for that ``line`` only."""
+        """Handle one scheduled event (EventBridge ``time``, or ``end``/``start`` ISO overrides): every configured
+        plant in turn; or an event naming a ``plant`` (and ``line``), e.g. a drift event from the stream
+        processor (``source`` plantwatch.drift): that plant's line only.
+
+        ``status`` is ``ok`` when every plant (line) was retrained, else ``failed`` with the ``problems``, each
+        logged at error level and sent to the failure queue; without a queue, RetrainIncompleteError is raised.
+        """
         s = self.settings
-        line = drift_line(event)
+        target = event_target(event)
         end = _ms(event.get("end") or event.get("time")) or int(datetime.now(UTC).timestamp() * 1000)
         start = _ms(event.get("start")) or end - int(s.window_days * DAY_MS)
-        columns = read_archive(self.archive, start_ms=start, end_ms=end, plant=s.plant)
-        assets = of_line(reading_assets(columns, s.train.spec), line)
-        if not assets:
-            return {"status": "no-data", "start_ms": start, "end_ms": end, "readings": len(columns), "line": line}
-        results = retrain(
-            assets,
-            train=s.train,
-            registry=self.registry,
-            evaluator=simulator_evaluator(s.simulation, s.train, s.periods),
-            source={"kind": "s3-archive", "bucket": s.archive_bucket, "start_ms": start, "end_ms": end},
-            publisher=self.publisher,
-        )
+        plants = [target.plant] if target is not None else list(s.plants)
+        line = target.line if target is not None else None
+        problems: list[dict[str, Any]] = []
+        runs = [self._run_plant(plant, line, start, end, problems) for plant in plants]
+        if problems and self.sqs is None:
+            raise RetrainIncompleteError("; ".join(p["message"] for p in problems))
         return {
-            "status": "ok",
+            "status": "failed" if problems else "ok",
             "start_ms": start,
             "end_ms": end,
-            "readings": len(columns),
-            "line": line,
-            "models": [msgspec.to_builtins(r) for r in results],
+            "runs": runs,
+            "problems": problems,
         }
+
+    def _run_plant(
+        self, plant: str, line: str | None, start: int, end: int, problems: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        s = self.settings
+        columns = read_archive(
+            self.archive, start_ms=start, end_ms=end, plant=plant, lines=None if line is None else [line]
+        )
+        assets = of_line(reading_assets(columns, s.train.spec), line)
+        done: dict[str, Any] = {"plant": plant, "line": line, "readings": len(columns), "models": []}
+        if not assets:
+            where = f"plant {plant!r}" + ("" if line is None else f" line {line!r}")
+            message = (
+                f"{NO_DATA}: no archived readings of {where} from {_iso(start)} to {_iso(end)} "
+                f"({len(columns)} readings) under s3://{s.archive_bucket}/{s.archive_prefix}: nothing retrained. "
+                "Are its gateways sending, and is the plant named as in their configuration?"
+            )
+            problems.append(self._report(NO_DATA, message, plant, line, start, end))
+            return {**done, "status": "no-data"}
+        deployable, refused = split_deployable(assets, s.lines)
+        for bad in refused:
+            message = (
+                f"{NO_THING_GROUP}: plant {plant!r} has readings of line {bad!r}, which has no thing group "
+                f"(lines with one: {', '.join(s.lines)}): its models were not trained, registered or deployed. "
+                "Add the line to production_lines, or name it on the gateways as it is named there."
+            )
+            problems.append(self._report(NO_THING_GROUP, message, plant, bad, start, end))
+        if deployable:
+            results = retrain(
+                deployable,
+                train=s.train,
+                registry=self.registry,
+                evaluator=self._evaluator().for_plant(plant),
+                source={"kind": "s3-archive", "bucket": s.archive_bucket, "start_ms": start, "end_ms": end},
+                publisher=self.publisher,
+            )
+            done["models"] = [msgspec.to_builtins(r) for r in results]
+        done["refused_lines"] = refused
+        return {**done, "status": "ok" if not refused else "partial" if deployable else "refused"}
+
+    def _evaluator(self) -> Evaluator:
+        """The labelled evaluation set, built once per job and only when some plant has data to train on."""
+        if self._evaluation is None:
+            s = self.settings
+            self._evaluation = simulator_evaluator(s.simulation, s.train, s.periods)
+        return self._evaluation
+
+    def _report(self, code: str, message: str, plant: str, line: str | None, start: int, end: int) -> dict[str, Any]:
+        """Log a plant or line the run could not retrain and queue a replayable event for it."""
+        log.error(message, extra={"error_code": code, "plant": plant, "line": line})
+        replay: dict[str, Any] = {"source": REPLAY_SOURCE, "plant": plant, "start": _iso(start), "end": _iso(end)}
+        if line is not None:
+            replay["line"] = line
+        if self.sqs is not None:
+            # the shape of a message Lambda puts on a dead-letter queue: the event as body, the error as attributes
+            self.sqs.send_message(
+                QueueUrl=self.settings.failure_queue_url,
+                MessageBody=json.dumps(replay, sort_keys=True),
+                MessageAttributes={
+                    "ErrorCode": {"DataType": "String", "StringValue": code},
+                    "ErrorMessage": {"DataType": "String", "StringValue": message[:1000]},
+                },
+            )
+        return {"code": code, "plant": plant, "line": line, "message": message, "replay": replay}
 
 
 def _ms(text: str | None) -> int | None:
@@ -114,8 +227,12 @@ def _ms(text: str | None) -> int | None:
     return int(stamp.timestamp() * 1000)
 
 
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
 def build_job(settings: RetrainSettings | None = None) -> RetrainJob:
-    """The job with real boto3 clients (AWS_ENDPOINT_URL is honoured)."""
-    return RetrainJob(
-        settings or RetrainSettings.from_env(), s3=boto3.client("s3"), greengrass=boto3.client("greengrassv2")
-    )
+    """The job with real boto3 clients (AWS_ENDPOINT_URL is honoured); SQS only with a failure queue."""
+    settings = settings or RetrainSettings.from_env()
+    sqs = boto3.client("sqs") if settings.failure_queue_url else None
+    return RetrainJob(settings, s3=boto3.client("s3"), greengrass=boto3.client("greengrassv2"), sqs=sqs)

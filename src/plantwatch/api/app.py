@@ -18,6 +18,7 @@ from plantwatch import __version__
 from plantwatch.api import routes_alerts, routes_readings
 from plantwatch.api.auth import Authenticator
 from plantwatch.api.context import ApiContext, Caller
+from plantwatch.api.export import ExportLimits
 from plantwatch.api.models import AnalyticsRow, Asset, Health, Line, Plant, Problem, Sensor
 from plantwatch.api.params import OptionalIdent, dt, narrow, window
 from plantwatch.api.ratelimit import RateLimiter
@@ -59,12 +60,14 @@ def create_app(
     dashboard: bool = True,
     drift: SummaryReader | None = None,
     drift_config: DriftConfig | None = None,
+    export: ExportLimits | None = None,
 ) -> FastAPI:
-    """Build the API over ``queries`` (and ``alerts``); ``status`` adds live component figures to the health answer."""
+    """Build the API over ``queries`` (and ``alerts``); ``status`` adds live component figures to the health answer;
+    ``export`` limits ``GET /v1/export`` (default: 100,000 rows, CSV and Parquet, no byte cap)."""
     app = FastAPI(title="plantwatch", version=__version__, description="Production-line readings, anomalies, alerts.")
     if rate_limit is not None:
         app.middleware("http")(rate_limit)
-    ctx = ApiContext(queries, alerts, auth, now, drift=drift, drift_config=drift_config)
+    ctx = ApiContext(queries, alerts, auth, now, drift=drift, drift_config=drift_config, export=export)
     app.state.ctx = ctx
 
     @app.get("/v1/health", tags=["platform"])

@@ -20,6 +20,14 @@ KEY_FILE: Final = "api-token.key"
 ISSUER: Final = "plantwatch-local"
 AUDIENCE: Final = "plantwatch-api"
 DEFAULT_TTL_S: Final = 30 * 24 * 3600
+#: The claims that scope a local token.
+PLANTS_CLAIM: Final = "plants"
+LINES_CLAIM: Final = "lines"
+#: The same as Cognito custom attributes, as a Cognito ID token carries them (the user pool in
+#: cloud/terraform/api.tf defines them; an administrator sets them, users may only read them).
+COGNITO_PLANTS_CLAIM: Final = "custom:plants"
+COGNITO_LINES_CLAIM: Final = "custom:lines"
+COGNITO_SCOPE_CLAIMS: Final = (COGNITO_PLANTS_CLAIM, COGNITO_LINES_CLAIM)
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
@@ -56,8 +64,8 @@ def _names(value: Any, what: str) -> tuple[str, ...]:
 
 def claims_scope(claims: Mapping[str, Any]) -> Scope:
     """The scope granted by token claims ``plants`` and ``lines`` (or Cognito's ``custom:plants``/``custom:lines``)."""
-    plants = _names(claims.get("plants", claims.get("custom:plants", [])), "plant")
-    lines = _names(claims.get("lines", claims.get("custom:lines", [])), "line")
+    plants = _names(claims.get(PLANTS_CLAIM, claims.get(COGNITO_PLANTS_CLAIM, [])), "plant")
+    lines = _names(claims.get(LINES_CLAIM, claims.get(COGNITO_LINES_CLAIM, [])), "line")
     if not plants:
         raise ValueError("the token grants no plant")
     return Scope(subject=str(claims.get("sub") or claims.get("username") or "unknown"), plants=plants, lines=lines)
@@ -73,7 +81,7 @@ def create_token(
 ) -> str:
     """A signed token for ``plants`` (and only ``lines`` of them, if given)."""
     now = int(time.time())
-    claims = {"sub": subject, "plants": plants, "lines": lines or [], "iss": ISSUER, "aud": AUDIENCE}
+    claims = {"sub": subject, PLANTS_CLAIM: plants, LINES_CLAIM: lines or [], "iss": ISSUER, "aud": AUDIENCE}
     claims_scope(claims)  # refuse to sign what would never verify
     return jwt.encode({**claims, "iat": now, "exp": now + ttl_s}, key, algorithm="HS256")
 
@@ -101,7 +109,7 @@ class LocalTokens:
                 algorithms=["HS256"],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "sub", "plants"]},
+                options={"require": ["exp", "sub", PLANTS_CLAIM]},
             )
             return claims_scope(claims)
         except (jwt.PyJWTError, ValueError) as exc:
@@ -109,7 +117,11 @@ class LocalTokens:
 
 
 class ApiGatewayClaims:
-    """Trusts the JWT claims an API Gateway JWT authorizer (Cognito) verified and put into the Lambda event."""
+    """Trusts the JWT claims an API Gateway JWT authorizer (Cognito) verified and put into the Lambda event.
+
+    The authorizer accepts a Cognito ID token (``aud`` is the app client) and an access token (``client_id`` is),
+    but only the ID token carries the user's custom attributes; an access token is refused with that reason.
+    """
 
     def scope(self, request: Request) -> Scope:
         """The scope from ``requestContext.authorizer.jwt.claims`` of the event Mangum passes through."""
@@ -117,6 +129,12 @@ class ApiGatewayClaims:
         claims = event.get("requestContext", {}).get("authorizer", {}).get("jwt", {}).get("claims")
         if not claims:
             raise HTTPException(401, "no verified token claims in the request", headers=_UNAUTHORIZED)
+        if claims.get("token_use") == "access" and COGNITO_PLANTS_CLAIM not in claims:
+            raise HTTPException(
+                401,
+                f"invalid token: a Cognito access token carries no {COGNITO_PLANTS_CLAIM}; send the ID token",
+                headers=_UNAUTHORIZED,
+            )
         try:
             return claims_scope(claims)
         except ValueError as exc:

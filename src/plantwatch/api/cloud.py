@@ -1,24 +1,59 @@
 """Composition root of the analytics API in AWS Lambda: Timestream answers, DynamoDB keeps alerts and their audit
 log, API Gateway's JWT authorizer (Cognito) has verified the token, API Gateway throttles; the app reads the
-verified claims from the event."""
+verified claims from the event; exports are capped to what one Lambda response can carry, and CSV only."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI
 
 from plantwatch.adapters.timestream_query import TimestreamQueries, TimestreamQueryClient
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import ApiGatewayClaims
+from plantwatch.api.export import BodyLimit, ExportLimits
 from plantwatch.services.analytics import AlertStore
 from plantwatch.services.drift_reports import DriftConfig
 
 #: The original design's Timestream names.
 DEFAULT_DATABASE = "smart_manufacturing_iot_analytics_platform_sensor_database"
 DEFAULT_TABLE = "sensor_readings"
+#: AWS Lambda's limit on a synchronous invocation's response (6 MB; API Gateway's HTTP API would take 10 MB).
+LAMBDA_RESPONSE_MAX_BYTES: Final = 6 * 1024 * 1024
+#: Kept for what Mangum puts around the body: status, headers, the JSON object itself.
+RESPONSE_ENVELOPE_BYTES: Final = 16 * 1024
+#: Why the cloud refuses format=parquet (measured in docs/cloud.md: pyarrow is 153 MiB, and with it the analytics
+#: API's zip is 68 MiB, over Lambda's 50 MB for a directly uploaded zip).
+PARQUET_REFUSED: Final = (
+    "Parquet needs pyarrow, which is too large for the analytics API's Lambda package; ask for format=csv"
+)
+
+
+def lambda_body_bytes(body: bytes, media_type: str) -> int:
+    """Bytes ``body`` takes in the response Mangum hands to Lambda: a JSON string of the text (``text/*``, JSON), or
+    of its base64 (anything else, as Mangum encodes binary bodies). Non-ASCII text is counted as ``\\uXXXX`` escapes,
+    the most any JSON encoder writes."""
+    if media_type.startswith("text/") or media_type.startswith("application/json"):
+        try:
+            return len(json.dumps(body.decode()).encode())
+        except UnicodeDecodeError:
+            pass  # Mangum sends undecodable text as base64, too
+    return 4 * -(-len(body) // 3) + 2
+
+
+def cloud_export_limits() -> ExportLimits:
+    """Exports in Lambda: at most what fits in one Lambda response, and no Parquet (pyarrow is not packaged)."""
+    return ExportLimits(
+        body=BodyLimit(
+            max_bytes=LAMBDA_RESPONSE_MAX_BYTES - RESPONSE_ENVELOPE_BYTES,
+            measure=lambda_body_bytes,
+            why="an AWS Lambda response carries at most 6 MB",
+        ),
+        refused_formats={"parquet": PARQUET_REFUSED},
+    )
 
 
 def cloud_alert_store(env: Mapping[str, str] = os.environ) -> AlertStore | None:
@@ -57,4 +92,5 @@ def build_cloud_app(
         dashboard=False,
         drift=drift,
         drift_config=DriftConfig(threshold=threshold),
+        export=cloud_export_limits(),
     )

@@ -1,4 +1,4 @@
-"""What every route needs: the query backend, the alert store, who is calling, and the time."""
+"""What every route needs: the query backend, the alert store, who is calling, the time, and the export limits."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from plantwatch.api.auth import Authenticator
+from plantwatch.api.export import ExportLimits
 from plantwatch.services.analytics import AlertStore, AnalyticsQueries, Scope
 from plantwatch.services.drift_reports import DriftConfig, SummaryReader
 
@@ -24,8 +25,10 @@ class ApiContext:
         now: Callable[[], datetime],
         drift: SummaryReader | None = None,
         drift_config: DriftConfig | None = None,
+        export: ExportLimits | None = None,
     ) -> None:
         self.queries = queries
+        self.export = export or ExportLimits()
         self.drift = drift
         self.drift_config = drift_config or DriftConfig()
         self._alerts = alerts

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Response
 
 from plantwatch.api.context import ApiContext, Caller
-from plantwatch.api.models import Anomaly, Bucket, LineSeries, RawReading, ReadingsPage, SensorSeries
+from plantwatch.api.export import MEDIA_TYPES, ExportFormat, encode, end_that_fits
+from plantwatch.api.models import Anomaly, Bucket, LineSeries, Problem, RawReading, ReadingsPage, SensorSeries
 from plantwatch.api.params import (
     BucketSpec,
     Ident,
@@ -26,22 +25,6 @@ from plantwatch.api.params import (
 )
 from plantwatch.services.analytics import Row, Scope, Series, TimeRange
 from plantwatch.services.dashboards import BucketError, bucketed
-
-EXPORT_MAX_ROWS = 100_000
-_EXPORT_COLUMNS = (
-    "plant",
-    "line",
-    "asset",
-    "sensor_id",
-    "sensor_type",
-    "unit",
-    "ts_ms",
-    "value",
-    "score",
-    "anomaly",
-    "reasons",
-    "model",
-)
 
 
 def _bucket(row: Row) -> Bucket:
@@ -140,7 +123,10 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
     @app.get(
         "/v1/export",
         tags=["readings"],
-        responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+        responses={
+            200: {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}},
+            501: {"model": Problem, "description": "This deployment does not serve the requested format"},
+        },
         response_class=Response,
     )
     def export(
@@ -150,34 +136,34 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
         plant: OptionalIdent = None,
         line: OptionalIdent = None,
         sensor_id: OptionalIdent = None,
-        format: Literal["csv", "parquet"] = "csv",
+        format: ExportFormat = "csv",
     ) -> Response:
-        """Raw readings of a time range (optionally one line or sensor) as CSV or Parquet, at most 100,000 rows."""
+        """Raw readings of a time range (optionally one line or sensor) as CSV or Parquet, at most 100,000 rows
+        (and, in AWS Lambda, what fits in its 6 MB response)."""
+        limits = ctx.export
+        if refused := limits.refused_formats.get(format):
+            raise HTTPException(501, f"format={format} is not served by this deployment: {refused}")
         scope = narrow(scope, plant, line)
         span = window(start, end, ctx.now(), timedelta(hours=1))
         if sensor_id is not None:
             known_sensor(scope, sensor_id)
         rows = ctx.queries.readings(
-            scope, series=Series(sensor_id=sensor_id, line=line), window=span, limit=EXPORT_MAX_ROWS + 1
+            scope, series=Series(sensor_id=sensor_id, line=line), window=span, limit=limits.max_rows + 1
         )
-        if len(rows) > EXPORT_MAX_ROWS:
-            raise unprocessable("end", f"more than {EXPORT_MAX_ROWS} readings: export a shorter time range")
+        if len(rows) > limits.max_rows:
+            raise unprocessable("end", f"more than {limits.max_rows} readings: export a shorter time range")
+        body, media_type = encode(rows, format), MEDIA_TYPES[format]
+        if limits.body is not None and (size := limits.body.measure(body, media_type)) > limits.body.max_bytes:
+            cut = end_that_fits(rows, size, limits.body.max_bytes)
+            hint = f", e.g. end={dt(cut).isoformat().replace('+00:00', 'Z')}" if cut is not None else ""
+            raise unprocessable(
+                "end",
+                f"{len(rows)} readings take {size} bytes as a {format} answer here, over the limit of "
+                f"{limits.body.max_bytes} ({limits.body.why}): export a shorter time range{hint}",
+            )
         name = f"readings-{span.start_ms}-{span.end_ms}.{format}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-        if format == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.table({c: [r[c] for r in rows] for c in _EXPORT_COLUMNS})
-            sink = io.BytesIO()
-            pq.write_table(table, sink)
-            return Response(sink.getvalue(), media_type="application/vnd.apache.parquet", headers=headers)
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(_EXPORT_COLUMNS)
-        for r in rows:
-            writer.writerow([";".join(r[c]) if c == "reasons" else r[c] for c in _EXPORT_COLUMNS])
-        return Response(text.getvalue(), media_type="text/csv", headers=headers)
+        return Response(body, media_type=media_type, headers=headers)
 
     @app.get("/v1/anomalies", tags=["readings"])
     def anomalies(

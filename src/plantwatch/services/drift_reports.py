@@ -58,7 +58,8 @@ DRIFT_EVENT_SOURCE = "plantwatch.drift"
 
 
 def retrain_event(request: RetrainRequest) -> dict[str, object]:
-    """The retraining job's event for one drifted line: its archive window ends with the drifted window."""
+    """The retraining job's event for one drifted line: it names the plant and line (the job reads that plant's
+    archive for that line only), and its archive window ends with the drifted window."""
     end = datetime.fromtimestamp(request.window_end_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
     return {"source": DRIFT_EVENT_SOURCE, "detail-type": "drift", "end": end, **msgspec.to_builtins(request)}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -60,6 +60,15 @@ class Evaluator(msgspec.Struct, frozen=True, kw_only=True):
 
         return Evaluator(validation=part(self.validation), test=part(self.test), tail_ms=self.tail_ms)
 
+    def for_plant(self, plant: str) -> Evaluator:
+        """The same labelled set as ``plant``'s: a model is named by its plant, and each labelled asset is scored
+        with the model of its plant, so the simulated stand-in must carry the name of the plant being retrained."""
+
+        def named(s: LabelledSet) -> LabelledSet:
+            return LabelledSet(assets=[msgspec.structs.replace(a, plant=plant) for a in s.assets], faults=s.faults)
+
+        return Evaluator(validation=named(self.validation), test=named(self.test), tail_ms=self.tail_ms)
+
     def run(self, name: str, model: ForestModel, train: TrainConfig) -> Outcome:
         """Tune on validation and evaluate on test."""
         return tune_and_test({name: model}, train, self.validation, self.test, tail=self.tail_ms)
@@ -84,9 +93,51 @@ def drift_line(event: Mapping[str, Any]) -> str | None:
     return line
 
 
+class RetrainTarget(msgspec.Struct, frozen=True, kw_only=True):
+    """What one event asks to retrain: a plant, and one line of it or (None) every line."""
+
+    plant: str
+    line: str | None = None
+
+
+def _ident(event: Mapping[str, Any], field: str, what: str) -> str:
+    value = event.get(field)
+    if not isinstance(value, str) or not re.fullmatch(IDENT_PATTERN, value):
+        raise ValueError(f"{what} without a valid {field}: {str(value)[:70]!r}")
+    return value
+
+
+def event_target(event: Mapping[str, Any]) -> RetrainTarget | None:
+    """The plant (and line) an event names, or None for a scheduled run (every configured plant).
+
+    A drift event (``source`` plantwatch.drift, :func:`~plantwatch.services.drift_reports.retrain_event`) names
+    the drifted plant and line; any other event may name a ``plant`` (and a ``line``), e.g. a run replayed from
+    the failure queue. Raises ValueError for a drift event without a valid plant and line, or an invalid name:
+    such an event must not quietly retrain something else.
+    """
+    if event.get("source") == DRIFT_EVENT_SOURCE:
+        return RetrainTarget(plant=_ident(event, "plant", "drift event"), line=_ident(event, "line", "drift event"))
+    if event.get("plant") is None:
+        if event.get("line") is not None:
+            raise ValueError("an event that names a line must name its plant")
+        return None
+    line = _ident(event, "line", "event") if event.get("line") is not None else None
+    return RetrainTarget(plant=_ident(event, "plant", "event"), line=line)
+
+
 def of_line(assets: Sequence[AssetFeatures], line: str | None) -> list[AssetFeatures]:
     """The assets of ``line`` (all of them when None)."""
     return [a for a in assets if line is None or a.line == line]
+
+
+def split_deployable(assets: Sequence[AssetFeatures], lines: Collection[str]) -> tuple[list[AssetFeatures], list[str]]:
+    """(assets of ``lines``, sorted names of the other lines the assets are on).
+
+    ``lines`` are the lines that have a deployment target (a thing group). An asset of another line must not
+    be trained into a model that is then promoted with nowhere to go: callers refuse those lines first.
+    """
+    kept = [a for a in assets if a.line in lines]
+    return kept, sorted({a.line for a in assets if a.line not in lines})
 
 
 def retrain(
