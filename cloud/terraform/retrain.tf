@@ -42,9 +42,13 @@ data "aws_iam_policy_document" "retrain" {
   }
 
   statement {
-    sid       = "PublishModelComponent"
-    actions   = ["greengrass:CreateComponentVersion"]
-    resources = ["arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:components:*"]
+    sid = "PublishModelComponent" # versions of com.plantwatch.Model only (adapters/greengrass_publisher.py)
+    # ListComponentVersions finds the next 1.0.N; GetComponent reads the latest's recipe to reuse it on a retry.
+    actions = ["greengrass:CreateComponentVersion", "greengrass:ListComponentVersions", "greengrass:GetComponent"]
+    resources = [
+      "arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:components:com.plantwatch.Model",
+      "arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:components:com.plantwatch.Model:versions:*",
+    ]
   }
 
   statement {

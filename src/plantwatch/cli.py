@@ -136,7 +136,8 @@ def _gateway(args: argparse.Namespace) -> int:
 def _edge_build(args: argparse.Namespace) -> int:
     from plantwatch.edge.build import build_components
 
-    for out in build_components(Path(args.root).resolve(), version=args.version):
+    model = Path(args.model).resolve() if args.model else None
+    for out in build_components(Path(args.root).resolve(), version=args.version, model=model):
         print(f"greengrass build output in {out}")
     return 0
 
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = edge_sub.add_parser("build", help="build greengrass-build/ (recipes + artifacts) without the GDK CLI")
     build.add_argument("--root", default=".", help="repository root (holds src/ and edge/components/)")
     build.add_argument("--version", default=None, help="component version (default: the package version)")
+    build.add_argument("--model", default=None, help="model the model component packs (default: line-1's baseline)")
     build.set_defaults(func=_edge_build)
     deploy = edge_sub.add_parser("deploy", help="create a Greengrass deployment for a thing group (boto3)")
     deploy.add_argument("--thing-group-arn", required=True)

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import msgspec
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 
 from plantwatch.adapters.aws_retrain import (
     NO_DATA,
@@ -29,13 +29,13 @@ from plantwatch.adapters.aws_retrain import (
 from plantwatch.adapters.object_store import S3ObjectStore
 from plantwatch.domain.simulator import SimulationConfig
 from plantwatch.models.registry import ModelRegistry
+from tests.greengrass_stubs import GROUP, stub_rollout
 from tests.helpers import drift_event
 from tests.moto import moto_server
 from tests.unit.lifecycle_support import ARCHIVE_PERIODS, SIM, TRAIN, archive_simulated_readings
 from tests.unit.ml_support import require_sklearn
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
-GROUP = "arn:aws:iot:eu-west-1:123456789012:thinggroup/plantwatch-{line}"
 HOUR_MS = 3_600_000
 
 
@@ -95,49 +95,6 @@ def _job(aws: dict[str, Any], settings: RetrainSettings) -> RetrainJob:
     return RetrainJob(settings, s3=aws["s3"], greengrass=aws["greengrass"], sqs=sqs)
 
 
-def _stub_greengrass(client: object, plant: str, lines: list[str]) -> Stubber:
-    """Expect, per promoted line model: one component version, then read-modify-write of the line's deployment."""
-    stubber = Stubber(client)
-    for line in lines:
-        name = f"com.plantwatch.model.{plant}.{line}"
-        stubber.add_response(
-            "create_component_version",
-            {
-                "arn": f"arn:aws:greengrass:eu-west-1:123456789012:components:{name}:versions:1.0.1",
-                "componentName": name,
-                "componentVersion": "1.0.1",
-                "creationTimestamp": "2026-11-27T00:00:00Z",
-                "status": {"componentState": "REQUESTED"},
-            },
-            {"inlineRecipe": ANY, "clientToken": ANY},
-        )
-        target = GROUP.format(line=line)
-        stubber.add_response(
-            "list_deployments",
-            {"deployments": [{"targetArn": target, "deploymentId": f"dep-{line}-0", "isLatestForTarget": True}]},
-            {"targetArn": target, "historyFilter": "LATEST_ONLY"},
-        )
-        existing = {"com.plantwatch.gateway": {"componentVersion": "0.3.0"}}
-        stubber.add_response(
-            "get_deployment",
-            {"targetArn": target, "deploymentId": f"dep-{line}-0", "components": existing},
-            {"deploymentId": f"dep-{line}-0"},
-        )
-        stubber.add_response(
-            "create_deployment",
-            {"deploymentId": f"dep-{line}-1"},
-            {
-                "targetArn": target,
-                "deploymentName": f"{name} 1.0.1",
-                "components": {**existing, name: {"componentVersion": "1.0.1"}},
-                "deploymentPolicies": ANY,
-                "clientToken": ANY,
-            },
-        )
-    stubber.activate()
-    return stubber
-
-
 def _queued(aws: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(ErrorCode, ErrorMessage, replay event) of every message on the failure queue."""
     found = []
@@ -179,7 +136,7 @@ def test_retraining_job_from_the_s3_archive_to_registry_and_greengrass(tmp_path:
     # GIVEN an hour of plant-1 archived, and plant-1 the configured plant
     _archive(aws, tmp_path, SIM)
     settings = _settings(aws, plants="plant-1")
-    stubber = _stub_greengrass(aws["greengrass"], "plant-1", ["line-1", "line-2"])
+    stubber = stub_rollout(aws["greengrass"], "plant-1", ["line-1", "line-2"])
     # WHEN the scheduled event fires
     result = _job(aws, settings).run(_scheduled())
     # THEN both line models are trained on the archive, registered in S3 as champions, and published
@@ -217,7 +174,7 @@ def test_the_schedule_retrains_each_configured_plant_from_its_own_archive_and_re
     # GIVEN plant-2's hour archived (nothing of plant-1 or plant-3), and plants 2 and 3 configured
     _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
     settings = _settings(aws, plants="plant-2,plant-3")
-    stubber = _stub_greengrass(aws["greengrass"], "plant-2", ["line-1", "line-2"])
+    stubber = stub_rollout(aws["greengrass"], "plant-2", ["line-1", "line-2"])
     # WHEN the scheduled event fires
     with caplog.at_level(logging.ERROR, logger="plantwatch.adapters.aws_retrain"):
         result = _job(aws, settings).run(_scheduled())
@@ -254,7 +211,7 @@ def test_a_drift_event_retrains_the_drifted_plants_line_only(tmp_path: Path, aws
     _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
     settings = _settings(aws, plants="plant-1")
     event = drift_event("plant-2", "line-2", window_end_ms=HOUR_MS)  # as Lambda hands it over
-    stubber = _stub_greengrass(aws["greengrass"], "plant-2", ["line-2"])
+    stubber = stub_rollout(aws["greengrass"], "plant-2", ["line-2"])
     # WHEN the job handles it
     result = _job(aws, settings).run(event)
     # THEN plant-2's line-2 alone is read, trained, registered and deployed to line-2's thing group
@@ -276,7 +233,7 @@ def test_a_line_without_a_thing_group_is_refused_before_anything_is_trained_or_r
     # GIVEN readings of line-1 and line-2, and a thing group for line-1 only
     _archive(aws, tmp_path, SIM)
     settings = _settings(aws, plants="plant-1", lines="line-1")
-    stubber = _stub_greengrass(aws["greengrass"], "plant-1", ["line-1"])
+    stubber = stub_rollout(aws["greengrass"], "plant-1", ["line-1"])
     # WHEN the scheduled event fires
     with caplog.at_level(logging.ERROR, logger="plantwatch.adapters.aws_retrain"):
         result = _job(aws, settings).run(_scheduled())
@@ -303,7 +260,7 @@ def test_lines_named_unlike_the_thing_groups_train_nothing(tmp_path: Path, aws: 
     # GIVEN the gateways' lines "line-1"/"line-2" and thing groups made for "line1"/"line2"
     _archive(aws, tmp_path, SIM)
     settings = _settings(aws, plants="plant-1", lines="line1,line2")
-    stubber = _stub_greengrass(aws["greengrass"], "plant-1", [])  # any Greengrass call fails the test
+    stubber = stub_rollout(aws["greengrass"], "plant-1", [])  # any Greengrass call fails the test
     # WHEN the scheduled event fires
     result = _job(aws, settings).run(_scheduled())
     # THEN nothing is trained, registered or deployed, and each line is reported

@@ -25,6 +25,7 @@ class GreengrassTransport:
 
     def __init__(self, client: Any = None) -> None:
         self._client = client
+        self._owned = client is None  # a client passed in is shared (the component's rebuilds): not ours to close
         self._ok = threading.Event()
 
     @property
@@ -60,8 +61,8 @@ class GreengrassTransport:
         future.add_done_callback(done)
 
     def stop(self) -> None:
-        """Close the IPC connection."""
-        closer = getattr(self._client, "close", None)
+        """Close the IPC connection if this transport opened it."""
+        closer = getattr(self._client, "close", None) if self._owned else None
         if closer is not None:
             closer()
 
@@ -75,14 +76,22 @@ class GreengrassAlertNotifier:
         self.ack_topic = ack_topic
         self._acks: list[bytes] = []
         self._lock = threading.Lock()
+        self._subscription: Any = None
 
     def start(self) -> None:
         """Subscribe to acknowledgements."""
         if self._client is None:
             self._client = default_client()
-        self._client.subscribe_to_topic(
+        _, self._subscription = self._client.subscribe_to_topic(
             topic=self.ack_topic, on_stream_event=self._on_ack, on_stream_error=self._on_error
         )
+
+    def stop(self) -> None:
+        """Close the acknowledgement subscription (a rebuilt gateway subscribes again; the client stays open)."""
+        subscription, self._subscription = self._subscription, None
+        closer = getattr(subscription, "close", None)
+        if closer is not None:
+            closer()
 
     def notify(self, payloads: Sequence[bytes]) -> None:
         """Publish events on local pub/sub (fire and forget: a failure is logged, the cloud copy is spooled)."""

@@ -1,8 +1,13 @@
 """Publishing a promoted model to gateways: an S3 artifact, a Greengrass component version, a deployment per line.
 
-The model is its own component (``<prefix>.<model name>``, version ``1.0.<registry version>``) whose artifact is
-the verified ``.pwf`` file; the gateway component reads it and checks the SHA-256 in the configuration. A
-deployment to a thing group replaces that group's whole component set, so the line's latest deployment is read
+Every model is a version of one component, ``com.plantwatch.Model``, the Gateway recipe's dependency: its
+artifact is the verified ``model.pwf`` and its default configuration names the model and its SHA-256, which the
+gateway checks before it scores with it. Each line's thing group gets the version carrying that line's model.
+Versions are ``1.0.N`` (``edge build`` packs 0.x): N is one past the highest published, found by listing the
+component's versions; a retry after a publish that created its version but failed later reuses that version
+(its recipe names the same model and SHA-256) instead of creating another.
+
+A deployment to a thing group replaces that group's whole component set, so the line's latest deployment is read
 first and only the model component's version changes in it.
 """
 
@@ -14,9 +19,15 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from plantwatch.edge.build import MODEL, MODEL_FILE
 from plantwatch.models.registry import RegistryEntry
 
 log = logging.getLogger(__name__)
+
+#: Published versions are 1.0.N; `plantwatch edge build` packs 0.x, which the Gateway recipe also accepts.
+MAJOR_MINOR = "1.0"
+#: Attempts at a version number another publisher took meanwhile (ConflictException) before giving up.
+VERSION_ATTEMPTS = 3
 
 
 def _token(*parts: str) -> str:
@@ -34,14 +45,14 @@ class GreengrassModelPublisher:
         s3: Any,
         artifact_bucket: str,
         thing_group_arn: Callable[[str], str],
-        component_prefix: str = "com.plantwatch.model",
+        component: str = MODEL,
         artifact_prefix: str = "greengrass/artifacts",
     ) -> None:
         self.greengrass = greengrass
         self.s3 = s3
         self.artifact_bucket = artifact_bucket
         self.thing_group_arn = thing_group_arn
-        self.component_prefix = component_prefix
+        self.component = component
         self.artifact_prefix = artifact_prefix.strip("/")
 
     def recipe(self, entry: RegistryEntry, component: str, version: str, uri: str) -> dict[str, Any]:
@@ -71,25 +82,65 @@ class GreengrassModelPublisher:
         }
 
     def publish(self, entry: RegistryEntry, artifact: bytes, lines: Sequence[str]) -> dict[str, Any]:
-        """Make ``entry`` reach the gateways of ``lines``; returns the component and deployment ids."""
-        component = f"{self.component_prefix}.{entry.name}"
-        version = f"1.0.{entry.version}"
-        key = f"{self.artifact_prefix}/{component}/{version}/model.pwf"
+        """Make ``entry`` reach the gateways of ``lines``; returns the component version and deployment ids."""
+        if not lines:
+            raise ValueError(f"model {entry.name} v{entry.version}: no line to deploy it to")
+        component = self.component
+        component_arn = self._component_arn(lines[0])
+        # content-addressed: a version number taken meanwhile by another publisher never overwrites its artifact
+        key = f"{self.artifact_prefix}/{component}/{entry.sha256}/{MODEL_FILE}"
         self.s3.put_object(Bucket=self.artifact_bucket, Key=key, Body=artifact)
-        recipe = self.recipe(entry, component, version, f"s3://{self.artifact_bucket}/{key}")
-        created = self.greengrass.create_component_version(
-            inlineRecipe=json.dumps(recipe, sort_keys=True).encode(), clientToken=_token(component, version)
-        )
+        for attempt in range(1, VERSION_ATTEMPTS + 1):
+            version, published = self._version_for(component_arn, entry)
+            recipe = self.recipe(entry, component, version, f"s3://{self.artifact_bucket}/{key}")
+            if published:
+                break
+            try:
+                self.greengrass.create_component_version(
+                    inlineRecipe=json.dumps(recipe, sort_keys=True).encode(),
+                    clientToken=_token(component, version, entry.sha256),
+                )
+                break
+            except self.greengrass.exceptions.ConflictException:
+                if attempt == VERSION_ATTEMPTS:
+                    raise
+                log.warning("%s %s was taken meanwhile; taking the next version", component, version)
         deployments = [self._deploy(line, component, version) for line in lines]
         log.info("model published", extra={"component": component, "version": version, "lines": list(lines)})
         return {
             "component": component,
             "componentVersion": version,
-            "componentArn": created["arn"],
+            "componentArn": f"{component_arn}:versions:{version}",
             "artifact": f"s3://{self.artifact_bucket}/{key}",
             "recipe": recipe,
             "deployments": deployments,
         }
+
+    def _component_arn(self, line: str) -> str:
+        """The component's ARN, in the partition, Region and account of the lines' thing groups."""
+        parts = self.thing_group_arn(line).split(":")
+        if len(parts) < 6 or parts[0] != "arn":
+            raise ValueError(f"not a thing group ARN: {self.thing_group_arn(line)!r}")
+        partition, region, account = parts[1], parts[3], parts[4]
+        return f"arn:{partition}:greengrass:{region}:{account}:components:{self.component}"
+
+    def _version_for(self, component_arn: str, entry: RegistryEntry) -> tuple[str, bool]:
+        """(version, already published): the latest 1.0.N if its recipe carries ``entry`` (a retried publish),
+        else 1.0.(N+1)."""
+        patches = []
+        for page in self.greengrass.get_paginator("list_component_versions").paginate(arn=component_arn):
+            for listed in page.get("componentVersions", []):
+                major_minor, _, patch = str(listed["componentVersion"]).rpartition(".")
+                if major_minor == MAJOR_MINOR and patch.isdigit():
+                    patches.append(int(patch))
+        if not patches:
+            return f"{MAJOR_MINOR}.1", False
+        latest = f"{MAJOR_MINOR}.{max(patches)}"
+        got = self.greengrass.get_component(arn=f"{component_arn}:versions:{latest}", recipeOutputFormat="JSON")
+        configuration = json.loads(got["recipe"]).get("ComponentConfiguration", {}).get("DefaultConfiguration", {})
+        if (configuration.get("modelName"), configuration.get("sha256")) == (entry.name, entry.sha256):
+            return latest, True
+        return f"{MAJOR_MINOR}.{max(patches) + 1}", False
 
     def _deploy(self, line: str, component: str, version: str) -> dict[str, str]:
         target = self.thing_group_arn(line)

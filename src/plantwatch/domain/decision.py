@@ -111,6 +111,18 @@ class AnomalyDetector:
         """The model recorded in batches: the forest's name and version, or the thresholds'."""
         return self.model.ref if self.model is not None else THRESHOLD_MODEL
 
+    def with_model(self, model: ForestModel) -> AnomalyDetector:
+        """A detector scoring with ``model`` and the same thresholds; with the same feature specification it
+        continues this one's feature windows (the forest scores from the first reading after a swap), with
+        another it starts its own. Raises :class:`ModelMismatchError` if ``model`` records no specification."""
+        check_model(model, model.feature_spec or self.spec)  # refuses a model that records no specification
+        spec = model.feature_spec
+        assert spec is not None
+        detector = AnomalyDetector(spec=spec, thresholds=self.thresholds, model=model)
+        if spec.hash == self.spec.hash:
+            detector.windows = self.windows
+        return detector
+
     def swap_model(self, model: ForestModel) -> None:
         """Score with ``model`` from now on; on ModelMismatchError the current model stays in use."""
         check_model(model, self.spec)

@@ -12,6 +12,7 @@ from typing import Any
 from plantwatch.contract.batch import ModelRef
 from plantwatch.contract.topics import floor_ack_topic, floor_alert_topic
 from plantwatch.domain.alerts import AlertEngine
+from plantwatch.domain.decision import AnomalyDetector, ModelMismatchError
 from plantwatch.domain.simulator import PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, Band, ThresholdScorer
 from plantwatch.edge.config import (
@@ -22,6 +23,7 @@ from plantwatch.edge.config import (
     SimulatorSourceConfig,
     SourceConfig,
 )
+from plantwatch.models import ForestModel
 from plantwatch.ports import AlertNotifier, Scorer, SensorSource, Transport
 from plantwatch.services.gateway import Gateway, GatewayConfig
 from plantwatch.services.model_swap import ModelLoader, ModelSwapper
@@ -66,10 +68,43 @@ def build_source(config: SourceConfig, *, plant: str, gateway_id: str, index: in
     raise TypeError(f"unknown source {config!r}")
 
 
-def build_scorer(config: GatewayFile) -> tuple[Scorer, ModelRef]:
-    """Today's scorer: the original thresholds plus the configured per-sensor-type limits."""
+def build_scorer(config: GatewayFile) -> tuple[ThresholdScorer, ModelRef]:
+    """The scorer without a model: the original thresholds plus the configured per-sensor-type limits."""
     limits = {kind: Band(low=b.get("low"), high=b.get("high")) for kind, b in config.limits.items()}
     return ThresholdScorer(limits=limits), THRESHOLD_MODEL
+
+
+def forest_loader(
+    config: GatewayFile,
+    thresholds: ThresholdScorer,
+    current: Callable[[], Scorer],
+    *,
+    expected_sha256: Callable[[], str | None] = lambda: None,
+) -> ModelLoader:
+    """Loads a ForestModel artifact into the forest decision, for :class:`ModelSwapper`.
+
+    The model must pass its integrity check (and match ``expected_sha256()``, e.g. the SHA-256 the deployment
+    names) and belong to the gateway's plant (models are named ``<plant>.<line>``); else ValueError with the
+    reason, and the current scorer stays. While a forest scores, a model with the same feature specification
+    continues its feature windows; the configured thresholds and limits keep applying to every reading.
+    """
+
+    def load(path: Path) -> tuple[Scorer, ModelRef]:
+        model = ForestModel.load(path, sha256=expected_sha256())
+        if not model.info.name.startswith(f"{config.plant}."):
+            raise ValueError(
+                f"model {model.info.name} {model.info.version} is not a model of plant {config.plant!r} "
+                f"(its models are named {config.plant}.<line>)"
+            )
+        scorer = current()
+        if isinstance(scorer, AnomalyDetector):
+            return scorer.with_model(model), model.ref
+        spec = model.feature_spec
+        if spec is None:
+            raise ModelMismatchError(f"model {model.info.name} {model.info.version} records no feature specification")
+        return AnomalyDetector(spec=spec, thresholds=thresholds, model=model), model.ref
+
+    return load
 
 
 def build_transport(config: GatewayFile, *, ipc_client: Any = None) -> Transport | None:
@@ -180,10 +215,14 @@ def build_gateway(
     model: ModelRef | None = None,
     extra_notifiers: Sequence[AlertNotifier] = (),
     model_loader: ModelLoader | None = None,
+    model_sha256: Callable[[], str | None] = lambda: None,
 ) -> GatewayRuntime:
-    """Wire one gateway from its configuration (the scorer can be injected, e.g. a forest decision).
+    """Wire one gateway from its configuration (the scorer can be injected).
 
-    With ``model_loader`` and the config's ``model_path``, the model file is watched and swapped in.
+    With the config's ``model_path``, the Isolation Forest artifact there is loaded before the first reading is
+    scored and watched for changes (:func:`forest_loader`, or ``model_loader``); ``model_sha256`` gives the
+    SHA-256 the artifact must have, if known. Without a usable model the gateway scores with thresholds and
+    limits, and says why in its log.
     """
     from plantwatch.adapters.sqlite_spool import SqliteSpool
 
@@ -192,8 +231,9 @@ def build_gateway(
     sources = [
         build_source(s, plant=config.plant, gateway_id=config.gateway_id, index=i) for i, s in enumerate(config.sources)
     ]
+    thresholds, threshold_model = build_scorer(config)
     if scorer is None or model is None:
-        scorer, model = build_scorer(config)
+        scorer, model = thresholds, threshold_model
     transport = build_transport(config, ipc_client=ipc_client)
     uplink = (
         Uplink(
@@ -234,11 +274,14 @@ def build_gateway(
         notifiers=notifiers,
         on_spooled=uplink.nudge if uplink is not None else None,
     )
-    swapper = (
-        ModelSwapper(gateway, Path(config.model_path), model_loader)
-        if config.model_path and model_loader is not None
-        else None
-    )
+    swapper = None
+    if config.model_path:
+        loader = model_loader or forest_loader(config, thresholds, lambda: gateway.scorer, expected_sha256=model_sha256)
+        swapper = ModelSwapper(gateway, Path(config.model_path), loader)
+        if not swapper.check() and swapper.loaded_digest is None:
+            log.warning(
+                "no usable model at %s: scoring with thresholds and limits until one is there", config.model_path
+            )
     return GatewayRuntime(
         config=config,
         gateway=gateway,

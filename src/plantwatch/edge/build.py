@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import shutil
 import sys
 import tomllib
@@ -21,9 +22,14 @@ from pathlib import Path
 from typing import Final
 
 GATEWAY: Final = "com.plantwatch.Gateway"
+#: The model component: the Gateway recipe's dependency, whose artifact (MODEL_FILE) is the ForestModel it loads.
 MODEL: Final = "com.plantwatch.Model"
 COMPONENTS: Final = (GATEWAY, MODEL)
 _EPOCH: Final = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same wheel bytes
+#: The model the model component packs unless told otherwise: the committed baseline of the Gateway recipe's
+#: default plant and line (plant-1, line-1). The gateway loads it as ``model.pwf``.
+DEFAULT_MODEL: Final = Path("models") / "plant-1.line-1.pwf"
+MODEL_FILE: Final = "model.pwf"
 
 
 def _digest(data: bytes) -> str:
@@ -75,16 +81,33 @@ def build_wheel(root: Path, out_dir: Path) -> Path:
     return wheel
 
 
-def _render(template: str, *, name: str, version: str, wheel: str) -> str:
-    return template.replace("{COMPONENT_NAME}", name).replace("{COMPONENT_VERSION}", version).replace("{WHEEL}", wheel)
+def _render(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace(f"{{{key}}}", value)
+    return template
 
 
-def build_component(root: Path, name: str, *, version: str | None = None, out: Path | None = None) -> Path:
+def model_identity(path: Path) -> dict[str, str]:
+    """MODEL_NAME, MODEL_VERSION and MODEL_SHA256 of a ForestModel artifact, from its manifest (stdlib only: the
+    gateway verifies the whole artifact, and this SHA-256, when it loads it)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+        info = manifest["info"]
+        return {"MODEL_NAME": info["name"], "MODEL_VERSION": info["version"], "MODEL_SHA256": manifest["sha256"]}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a plantwatch model artifact (plantwatch train writes them): {exc}") from exc
+
+
+def build_component(
+    root: Path, name: str, *, version: str | None = None, out: Path | None = None, model: Path | None = None
+) -> Path:
     """Build one component as ``gdk component build`` would lay it out; returns the output directory.
 
     ``out/recipes/recipe.yaml`` (GDK's publish step reads the build recipe under the project recipe's name,
     checks its ComponentName, rewrites the s3 artifact URIs and writes ``<name>-<version>.yaml``) and
-    ``out/artifacts/<name>/<version>/``.
+    ``out/artifacts/<name>/<version>/``. The model component packs ``model`` (default :data:`DEFAULT_MODEL`) as
+    ``model.pwf`` and names it, and its SHA-256, in its configuration.
     """
     if name not in COMPONENTS:
         raise ValueError(f"unknown component {name!r}; choose one of {', '.join(COMPONENTS)}")
@@ -97,24 +120,24 @@ def build_component(root: Path, name: str, *, version: str | None = None, out: P
     (out / "recipes").mkdir(parents=True)
     artifacts = out / "artifacts" / name / version
     artifacts.mkdir(parents=True)
-    wheel = ""
+    values = {"COMPONENT_NAME": name, "COMPONENT_VERSION": version}
     if name == GATEWAY:
         # the plantwatch wheel (installed into a venv by the recipe's Install step) and a thin main.py
-        wheel = build_wheel(root, artifacts).name
+        values["WHEEL"] = build_wheel(root, artifacts).name
         shutil.copy2(folder / "main.py", artifacts / "main.py")
     else:
-        # the model files only, so a new model deploys without redeploying code
-        for path in sorted((folder / "model").glob("*")):
-            if path.is_file():
-                shutil.copy2(path, artifacts / path.name)
-    recipe = _render((folder / "recipe.yaml").read_text(), name=name, version=version, wheel=wheel)
+        # the model artifact only, so a new model deploys without redeploying code
+        source = model if model is not None else root / DEFAULT_MODEL
+        values.update(model_identity(source))
+        shutil.copy2(source, artifacts / MODEL_FILE)
+    recipe = _render((folder / "recipe.yaml").read_text(), values)
     (out / "recipes" / "recipe.yaml").write_text(recipe)
     return out
 
 
-def build_components(root: Path, *, version: str | None = None) -> list[Path]:
+def build_components(root: Path, *, version: str | None = None, model: Path | None = None) -> list[Path]:
     """Build every component into its own project folder's ``greengrass-build/``; returns those folders."""
-    return [build_component(root, name, version=version) for name in COMPONENTS]
+    return [build_component(root, name, version=version, model=model) for name in COMPONENTS]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,12 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="component version (default: the package version)")
     parser.add_argument("--component", default=GATEWAY, choices=COMPONENTS, help="component to build")
     parser.add_argument("--out", default=None, help="output directory (default: the project's greengrass-build)")
+    parser.add_argument("--model", default=None, help=f"model the model component packs (default {DEFAULT_MODEL})")
     args = parser.parse_args(argv)
     out = build_component(
         Path(args.root).resolve(),
         args.component,
         version=args.version,
         out=Path(args.out).resolve() if args.out else None,
+        model=Path(args.model).resolve() if args.model else None,
     )
     sys.stdout.write(f"greengrass build output in {out}\n")
     return 0

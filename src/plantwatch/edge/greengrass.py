@@ -9,11 +9,23 @@ import threading
 from typing import Any
 
 from plantwatch.edge.bootstrap import build_gateway
+from plantwatch.edge.build import MODEL, MODEL_FILE
 from plantwatch.edge.config import ConfigError, GatewayFile, parse_config
 from plantwatch.edge.run import run_gateway
 from plantwatch.services.model_swap import ModelLoader
 
 log = logging.getLogger(__name__)
+
+
+def model_sha256(client: Any) -> str | None:
+    """The SHA-256 the deployed model component names for its artifact (its ``sha256`` configuration), or None
+    when it names none (e.g. a model component built by hand) or the nucleus can't say."""
+    try:
+        value = client.get_configuration(component_name=MODEL, key_path=["sha256"]).value
+    except Exception as exc:  # the nucleus answers ResourceNotFoundError when the key is absent
+        log.info("the model component names no SHA-256 (%s): the artifact's own integrity check applies", exc)
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def gateway_config(
@@ -22,7 +34,7 @@ def gateway_config(
     """The component's ``gateway`` configuration: thing name as gateway id, work dir for data, model component."""
     defaults: dict[str, Any] = {"gateway_id": thing_name, "data_dir": work_dir}
     if model_dir:
-        defaults["model_path"] = f"{model_dir}/model.json"
+        defaults["model_path"] = f"{model_dir}/{MODEL_FILE}"
     merged = {**defaults, **document}
     if merged["gateway_id"] != thing_name:
         raise ConfigError(f"gateway_id must be the thing name {thing_name!r}: IoT policies confine it to its topics")
@@ -64,5 +76,11 @@ def main(client: Any = None, stop: threading.Event | None = None, model_loader: 
         document = client.get_configuration(key_path=["gateway"]).value or {}
         config = gateway_config(document, thing_name=thing, work_dir=work, model_dir=model_dir)
         log.info("gateway %s starting in Greengrass", thing)
-        run_gateway(build_gateway(config, ipc_client=client, model_loader=model_loader), stop, reload=reload)
+        runtime = build_gateway(
+            config, ipc_client=client, model_loader=model_loader, model_sha256=lambda: model_sha256(client)
+        )
+        run_gateway(runtime, stop, reload=reload)
+    close = getattr(client, "close", None)
+    if close is not None:
+        close()  # the one IPC connection, shared by every rebuild's transport and notifier
     return 0

@@ -8,6 +8,8 @@ UnauthorizedError), the 128 KB IoT Core payload limit, and futures that resolve 
 from __future__ import annotations
 
 import fnmatch
+import logging
+import shutil
 import threading
 import time
 from concurrent.futures import Future
@@ -21,16 +23,19 @@ from awsiot.greengrasscoreipc.model import (
     ConfigurationUpdateEvent,
     ConfigurationUpdateEvents,
     GetConfigurationResponse,
+    ResourceNotFoundError,
     SubscriptionResponseMessage,
     UnauthorizedError,
     ValidateConfigurationUpdateEvent,
     ValidateConfigurationUpdateEvents,
 )
+from paho.mqtt.client import topic_matches_sub
 
 from plantwatch.adapters.greengrass_ipc import ConfigurationValidator, GreengrassAlertNotifier, GreengrassTransport
 from plantwatch.contract.decode import decode_payload
 from plantwatch.domain.alerts import decode_event
 from plantwatch.edge import greengrass
+from plantwatch.models import artifact_sha256
 
 from .servers import wait_for
 
@@ -38,23 +43,39 @@ ROOT = Path(__file__).resolve().parents[3]
 THING = "gw-line-7"
 
 
-def recipe_access(thing: str) -> dict[str, list[str]]:
-    """operation -> allowed topics, from the gateway recipe's accessControl with {iot:thingName} filled."""
+def recipe_access() -> dict[str, list[str]]:
+    """operation -> allowed resources, from the gateway recipe's accessControl."""
     recipe = yaml.safe_load((ROOT / "edge/components/com.plantwatch.Gateway/recipe.yaml").read_text())
     allowed: dict[str, list[str]] = {}
     for policies in recipe["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"].values():
         for policy in policies.values():
             for op in policy["operations"]:
-                allowed.setdefault(op, []).extend(r.replace("{iot:thingName}", thing) for r in policy["resources"])
+                allowed.setdefault(op, []).extend(policy["resources"])
     return allowed
+
+
+def authorized(operation: str, resource: str, topic: str) -> bool:
+    """The nucleus's matching: MQTT wildcards (+, #) for IoT Core topics, `*` (any characters) for local ones.
+    Recipe variables are not interpolated (the nucleus does so only with interpolateComponentConfiguration on)."""
+    if operation.endswith("IoTCore"):
+        return topic_matches_sub(resource, topic)
+    return fnmatch.fnmatchcase(topic, resource.replace("[", "[[]"))
 
 
 class FakeNucleus:
     """A GreengrassCoreIPCClientV2 stand-in that enforces the recipe's authorization and IoT Core's limits."""
 
-    def __init__(self, configuration: dict[str, Any], *, thing: str = THING, fail_publishes: int = 0) -> None:
-        self.allowed = recipe_access(thing)
+    def __init__(
+        self,
+        configuration: dict[str, Any],
+        *,
+        fail_publishes: int = 0,
+        model_configuration: dict[str, Any] | None = None,
+    ) -> None:
+        self.allowed = recipe_access()
         self.configuration = configuration
+        self.model_configuration = model_configuration  # com.plantwatch.Model's, if deployed
+        self.closed = False
         self.fail_publishes = fail_publishes
         self.iot_core: list[tuple[str, bytes]] = []
         self.local: list[tuple[str, bytes]] = []
@@ -63,8 +84,13 @@ class FakeNucleus:
         self.validator: Any = None
 
     def _authorize(self, operation: str, topic: str) -> None:
-        if not any(fnmatch.fnmatchcase(topic, r) for r in self.allowed.get(operation, [])):
+        if self.closed:
+            raise RuntimeError("the IPC connection is closed")  # what a closed GreengrassCoreIPCClientV2 does
+        if not any(authorized(operation, r, topic) for r in self.allowed.get(operation, [])):
             raise UnauthorizedError(message=f"{operation} on {topic} is not authorized")
+
+    def close(self) -> None:
+        self.closed = True
 
     def publish_to_iot_core_async(self, *, topic_name: str, qos: str, payload: bytes) -> Future[Any]:
         future: Future[Any] = Future()
@@ -92,11 +118,16 @@ class FakeNucleus:
         self.subscriptions[topic] = on_stream_event
         return object(), object()
 
-    def get_configuration(self, *, key_path: list[str]) -> GetConfigurationResponse:
-        value: Any = self.configuration
+    def get_configuration(self, *, key_path: list[str], component_name: str | None = None) -> GetConfigurationResponse:
+        if self.closed:
+            raise RuntimeError("the IPC connection is closed")
+        component = component_name or "com.plantwatch.Gateway"
+        value: Any = self.configuration if component == "com.plantwatch.Gateway" else self.model_configuration
         for key in key_path:
+            if not isinstance(value, dict) or key not in value:
+                raise ResourceNotFoundError(message=f"{component} has no configuration at {key_path}")
             value = value[key]
-        return GetConfigurationResponse(component_name="com.plantwatch.Gateway", value=value)
+        return GetConfigurationResponse(component_name=component, value=value)
 
     def subscribe_to_configuration_update(
         self, *, key_path: list[str], on_stream_event: Any, on_stream_error: Any
@@ -135,10 +166,13 @@ def test_transport_publishes_to_iot_core_and_reports_failures() -> None:
     transport.publish(f"plantwatch/gateways/{THING}/batches", b"y", record)
     assert done.wait(5)
     assert sorted(results) == [False, True]  # the failed one stays spooled and is resent by the uplink
-    # another gateway's topic is refused by the recipe's accessControl: reported as not acknowledged
+    # a topic outside the gateway topics is refused by the recipe's accessControl: reported as not acknowledged
+    # (another gateway's topics pass the local policy, which can't name the thing, and IoT Core's policy refuses
+    # them: tests/infra and the mosquitto ACL tests check that side)
     refused: list[bool] = []
-    transport.publish("plantwatch/gateways/gw-other/batches", b"z", refused.append)
-    assert refused == [False]
+    transport.publish(f"plantwatch/gateways/{THING}/commands", b"z", refused.append)
+    transport.publish("manufacturing/sensors/temp-001/data", b"z", refused.append)
+    assert refused == [False, False]
 
 
 def test_floor_notifier_uses_local_pubsub_and_takes_acknowledgements() -> None:
@@ -153,7 +187,10 @@ def test_floor_notifier_uses_local_pubsub_and_takes_acknowledgements() -> None:
     )
     assert notifier.take_acks() == [b'{"alert_id":"a1","by":"op"}']
     with pytest.raises(UnauthorizedError):
-        GreengrassAlertNotifier(nucleus, topic=topic, ack_topic="plantwatch/floor/+/alerts/ack").start()
+        GreengrassAlertNotifier(nucleus, topic=topic, ack_topic=f"plantwatch/floor/{THING}/commands").start()
+    # stopping the notifier closes its subscription, never the client the component shares
+    notifier.stop()
+    assert not nucleus.closed
 
 
 def test_configuration_updates_are_validated_before_they_are_accepted() -> None:
@@ -225,3 +262,89 @@ def test_component_main_runs_the_gateway_through_ipc(tmp_path: Path, monkeypatch
     raised = [decode_event(p) for _, p in nucleus.local]
     assert raised[0].event == "raised"
     assert (tmp_path / "spool.sqlite").exists()
+
+
+def _run_component(nucleus: FakeNucleus, until: Any, what: str) -> list[Any]:
+    """Run the component's main against ``nucleus`` until ``until(batches)`` holds; the decoded batches."""
+
+    def batches() -> list[Any]:
+        now = time.time_ns() // 1_000_000
+        decoded = [decode_payload(p, now_ms=now).batch for t, p in list(nucleus.iot_core) if t.endswith("/batches")]
+        return [b for b in decoded if b is not None]
+
+    stop = threading.Event()
+    thread = threading.Thread(target=greengrass.main, kwargs={"client": nucleus, "stop": stop}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: until(batches()), 30, what)
+    finally:
+        stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
+    return batches()
+
+
+def _deployed_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The model component's artifact directory, as the nucleus names it in PLANTWATCH_MODEL_DIR."""
+    monkeypatch.setenv("AWS_IOT_THING_NAME", THING)
+    monkeypatch.setenv("PLANTWATCH_WORK_DIR", str(tmp_path / "work"))
+    artifacts = tmp_path / "artifacts" / "com.plantwatch.Model" / "1.0.3"
+    artifacts.mkdir(parents=True)
+    shutil.copy2(ROOT / "models" / "plant-1.line-1.pwf", artifacts / "model.pwf")
+    monkeypatch.setenv("PLANTWATCH_MODEL_DIR", str(artifacts))
+    return artifacts / "model.pwf"
+
+
+def _recipe_gateway() -> dict[str, Any]:
+    """The recipe's default gateway configuration (plant-1, simulated line-1), sped up for a test."""
+    recipe = yaml.safe_load((ROOT / "edge/components/com.plantwatch.Gateway/recipe.yaml").read_text())
+    gateway = dict(recipe["ComponentConfiguration"]["DefaultConfiguration"]["gateway"])
+    gateway["batch_interval_ms"] = 100
+    return gateway
+
+
+def _forest_scored(batch: Any) -> bool:
+    """Readings inside every threshold band (no reason) with a score above 0: only the forest gives those."""
+    return any(r.score > 0 and not r.reasons for r in batch.readings)
+
+
+def test_the_component_scores_with_the_deployed_model_across_a_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the model component deployed with line-1's baseline and its SHA-256 in its configuration
+    model = _deployed_model(tmp_path, monkeypatch)
+    gateway = _recipe_gateway()
+    nucleus = FakeNucleus({"gateway": gateway}, model_configuration={"sha256": artifact_sha256(model)})
+
+    at_update: list[int] = []
+
+    def rebuilt_and_forest_scored(batches: list[Any]) -> bool:
+        if len(batches) >= 3 and not at_update:
+            at_update.append(len(batches))
+            nucleus.update_configuration({**gateway, "batch_interval_ms": 150})  # a deployment: rebuild
+        after = batches[at_update[0] :] if at_update else []
+        return len(after) >= 4 and any(map(_forest_scored, after))
+
+    # WHEN the component runs, and a configuration update rebuilds the gateway midway
+    batches = _run_component(nucleus, rebuilt_and_forest_scored, "forest-scored batches after a rebuild")
+    # THEN every batch names the model and the forest scores, also after the rebuild, which needed the IPC
+    # connection still open (the fake refuses calls on a closed one) and continued the sequence
+    assert {(b.model.name, b.model.version) for b in batches} == {("plant-1.line-1", "1")}
+    assert nucleus.closed, "main closes the connection once, when it stops"
+    seqs = [b.seq for b in batches]
+    assert sorted(seqs) == list(range(1, max(seqs) + 1))
+
+
+def test_a_model_that_is_not_the_deployed_one_is_refused_and_thresholds_keep_scoring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an artifact whose SHA-256 is not the one the model component's configuration names
+    _deployed_model(tmp_path, monkeypatch)
+    nucleus = FakeNucleus({"gateway": _recipe_gateway()}, model_configuration={"sha256": "0" * 64})
+    # WHEN the component runs
+    with caplog.at_level(logging.ERROR, logger="plantwatch.services.model_swap"):
+        batches = _run_component(nucleus, lambda b: len(b) >= 5, "batches")
+    # THEN the model is refused with the reason, and the original thresholds score every reading
+    assert {b.model.name for b in batches} == {"original-thresholds"}
+    assert not any(map(_forest_scored, batches))
+    assert any("refused" in r.getMessage() and "0" * 64 in r.getMessage() for r in caplog.records)

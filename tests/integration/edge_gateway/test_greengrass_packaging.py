@@ -17,6 +17,7 @@ import yaml
 from botocore.stub import Stubber
 
 from plantwatch.adapters.greengrass_deploy import DeploymentRequest, create_deployment
+from plantwatch.models import ForestModel, artifact_sha256
 
 ROOT = Path(__file__).resolve().parents[3]
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -31,6 +32,7 @@ def checkout_copy(tmp_path: Path) -> Path:
     shutil.copy2(ROOT / "recipe.yaml", root, follow_symlinks=False)
     shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "edge", root / "edge", ignore=shutil.ignore_patterns("__pycache__", "greengrass-build"))
+    shutil.copytree(ROOT / "models", root / "models")
     return root
 
 
@@ -100,14 +102,18 @@ def test_access_control_is_least_privilege(tmp_path: Path) -> None:
     access = yaml.safe_load(recipe_path.read_text())["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]
     assert set(access) == {"aws.greengrass.ipc.mqttproxy", "aws.greengrass.ipc.pubsub"}
     operations = set()
+    allowed = {
+        "aws.greengrass#PublishToIoTCore": {f"plantwatch/gateways/+/{k}" for k in ("batches", "alerts", "summaries")},
+        "aws.greengrass#PublishToTopic": {"plantwatch/floor/*/alerts"},
+        "aws.greengrass#SubscribeToTopic": {"plantwatch/floor/*/alerts/ack"},
+    }
     for policies in access.values():
         for policy in policies.values():
             operations.update(policy["operations"])
-            for resource in policy["resources"]:
-                # only topics under this gateway's own thing name, never a wildcard
-                assert "{iot:thingName}" in resource
-                assert "#" not in resource
-                assert "+" not in resource
+            for operation in policy["operations"]:
+                # only the gateway topics, one level free for the gateway id: no '#', no topic beyond them, and
+                # no {iot:thingName} (a nucleus leaves it as text unless interpolateComponentConfiguration is on)
+                assert set(policy["resources"]) <= allowed[operation], (operation, policy["resources"])
     assert operations == {
         "aws.greengrass#PublishToIoTCore",
         "aws.greengrass#PublishToTopic",
@@ -125,7 +131,13 @@ def test_model_component_builds_on_its_own_and_carries_no_code(tmp_path: Path) -
     recipe = yaml.safe_load((out / "recipes" / "recipe.yaml").read_text())
     assert recipe["ComponentName"] == name
     files = sorted(p.name for p in (out / "artifacts" / name / component["version"]).iterdir())
-    assert files == ["model.json"]
+    assert files == ["model.pwf"]
+    # the committed baseline of the Gateway recipe's default line, named with its SHA-256 for the gateway's check
+    packed = out / "artifacts" / name / component["version"] / "model.pwf"
+    assert packed.read_bytes() == (ROOT / "models" / "plant-1.line-1.pwf").read_bytes()
+    defaults = recipe["ComponentConfiguration"]["DefaultConfiguration"]
+    assert defaults["sha256"] == artifact_sha256(packed)
+    assert defaults["modelName"] == ForestModel.load(packed).info.name == "plant-1.line-1"
     assert [a["URI"].rsplit("/", 1)[1] for a in recipe["Manifests"][0]["Artifacts"]] == files
     assert recipe["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"] == {}
     gateway = yaml.safe_load((ROOT / "edge/components/com.plantwatch.Gateway/recipe.yaml").read_text())

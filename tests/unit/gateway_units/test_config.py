@@ -8,8 +8,10 @@ import pytest
 
 from plantwatch.cli import main
 from plantwatch.edge.config import ConfigError, FullPolicy, load_config, parse_config
+from plantwatch.models import ForestModel
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "edge" / "examples").glob("*.toml"))
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = sorted((ROOT / "edge" / "examples").glob("*.toml"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -17,6 +19,9 @@ def test_every_example_loads(path: Path) -> None:
     config = load_config(path)
     assert config.sources
     assert config.spool.when_full in tuple(FullPolicy)
+    if config.model_path is not None:  # relative to the repository root, where the examples say to start
+        model = ForestModel.load(ROOT / config.model_path)
+        assert model.info.name.startswith(f"{config.plant}.")
 
 
 def test_examples_cover_every_source_kind() -> None:

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.contract.batch import ModelRef
 from plantwatch.contract.decode import decode_payload
 from plantwatch.contract.reading import Reading, ScoredReading
+from plantwatch.domain.decision import AnomalyDetector
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.edge.bootstrap import build_gateway
+from plantwatch.edge.config import GatewayFile, parse_config
+from plantwatch.models import ForestModel
+from plantwatch.models.artifact import write_artifact
 from plantwatch.services.gateway import Gateway, GatewayConfig
 from plantwatch.services.model_swap import ModelSwapper
 
 NOW = 1_764_000_000_000
+BASELINE = Path(__file__).resolve().parents[3] / "models" / "plant-1.line-1.pwf"
 
 
 class Constant:
@@ -75,3 +83,76 @@ def test_swap_then_refuse(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
     batches = [decode_payload(b.payload, now_ms=NOW).batch for b in spool.peek(10)]
     assert [(b.model.version, b.readings[0].score) for b in batches if b] == [("1", 0.0), ("7", 0.25), ("7", 0.25)]
     spool.close()
+
+
+def _standalone(tmp_path: Path, model_path: Path) -> GatewayFile:
+    """A gateway of plant-1's simulated line-1 that keeps its batches in its spool (no uplink, no floor)."""
+    return parse_config(
+        {
+            "gateway_id": "gw-line-1",
+            "plant": "plant-1",
+            "data_dir": str(tmp_path),
+            "sources": [{"kind": "simulator", "line": "line-1"}],
+            "uplink": {"transport": "none"},
+            "alerts": {"floor": "none"},
+            "model_path": str(model_path),
+        }
+    )
+
+
+def _variant(model: ForestModel, path: Path, **info: str) -> None:
+    """Write ``model`` under another name or version (same trees and feature specification)."""
+    write_artifact(ForestModel(model.trees, msgspec.structs.replace(model.info, **info)), path)
+
+
+def test_a_gateway_with_a_model_path_scores_with_the_forest_and_swaps_keeping_its_windows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    baseline = ForestModel.load(BASELINE)
+    model_file = tmp_path / "model.pwf"
+    shutil.copy2(BASELINE, model_file)
+    # GIVEN a gateway configured with line-1's baseline model
+    runtime = build_gateway(_standalone(tmp_path, model_file))
+    gateway = runtime.gateway
+    assert runtime.swapper is not None
+    try:
+        # THEN it scores with the forest from its first reading, and its batches name the model
+        assert isinstance(gateway.scorer, AnomalyDetector)
+        assert gateway.header.model == baseline.ref
+        for i in range(40):
+            gateway.step(NOW + i * 1000)
+        first = gateway.scorer
+        # WHEN a new version of the model lands in the file
+        _variant(baseline, model_file, version="2")
+        assert runtime.swapper.check() is True
+        # THEN it scores from now on, continuing the same feature windows
+        assert isinstance(gateway.scorer, AnomalyDetector)
+        assert gateway.header.model == ModelRef(name="plant-1.line-1", version="2")
+        assert gateway.scorer.windows is first.windows
+        # WHEN another plant's model, or a damaged file, lands instead: refused, version 2 keeps scoring
+        _variant(baseline, model_file, name="plant-9.line-1", version="3")
+        assert runtime.swapper.check() is False
+        model_file.write_bytes(b"PK\x03\x04 not a model")
+        assert runtime.swapper.check() is False
+        assert gateway.header.model.version == "2"
+        refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 2
+        assert "is not a model of plant 'plant-1'" in refusals[0]
+        gateway.step(NOW + 41_000)
+        gateway.flush()
+        batches = [decode_payload(b.payload, now_ms=NOW).batch for b in runtime.spool.peek(1000)]
+        assert {b.model.version for b in batches if b is not None} == {"1", "2"}
+    finally:
+        runtime.stop(drain_s=0)
+
+
+def test_a_gateway_without_its_model_file_scores_with_thresholds_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = build_gateway(_standalone(tmp_path, tmp_path / "missing.pwf"))
+    try:
+        assert runtime.gateway.header.model == THRESHOLD_MODEL
+        assert isinstance(runtime.gateway.scorer, ThresholdScorer)
+        assert any("no usable model" in r.getMessage() for r in caplog.records)
+    finally:
+        runtime.stop(drain_s=0)

@@ -1,0 +1,104 @@
+"""botocore Stubber expectations for the Greengrass calls of publishing a model (adapters/greengrass_publisher.py).
+
+Greengrass has no local emulator: Stubber checks every request against the service model shipped with botocore
+and answers with responses of the documented shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.stub import ANY, Stubber
+
+from plantwatch.edge.build import MODEL
+
+ACCOUNT_ARN = "arn:aws:greengrass:eu-west-1:123456789012"
+COMPONENT_ARN = f"{ACCOUNT_ARN}:components:{MODEL}"
+GROUP = "arn:aws:iot:eu-west-1:123456789012:thinggroup/plantwatch-{line}"
+#: What a line's thing group runs before the model rollout: the gateway and the model `edge build` packed.
+DEPLOYED = {"com.plantwatch.Gateway": {"componentVersion": "0.1.0"}, MODEL: {"componentVersion": "0.1.0"}}
+
+
+def model_recipe(version: str, model_name: str, sha256: str) -> bytes:
+    """A published model component's recipe, as GetComponent returns it (JSON)."""
+    recipe = {
+        "RecipeFormatVersion": "2020-01-25",
+        "ComponentName": MODEL,
+        "ComponentVersion": version,
+        "ComponentConfiguration": {"DefaultConfiguration": {"modelName": model_name, "sha256": sha256}},
+    }
+    return json.dumps(recipe).encode()
+
+
+def expect_versions(stubber: Stubber, versions: list[str], latest_recipe: bytes | None = None) -> None:
+    """ListComponentVersions answers ``versions`` (newest first, as the service lists them); GetComponent of the
+    newest 1.0.N answers ``latest_recipe``."""
+    listed = [{"componentName": MODEL, "componentVersion": v, "arn": f"{COMPONENT_ARN}:versions:{v}"} for v in versions]
+    stubber.add_response("list_component_versions", {"componentVersions": listed}, {"arn": COMPONENT_ARN})
+    ones = sorted((v for v in versions if v.startswith("1.0.")), key=lambda v: int(v.rsplit(".", 1)[1]))
+    if ones:
+        assert latest_recipe is not None
+        stubber.add_response(
+            "get_component",
+            {"recipeOutputFormat": "JSON", "recipe": latest_recipe},
+            {"arn": f"{COMPONENT_ARN}:versions:{ones[-1]}", "recipeOutputFormat": "JSON"},
+        )
+
+
+def expect_create(stubber: Stubber, version: str) -> None:
+    """CreateComponentVersion of ``version`` from an inline recipe, with an idempotency token."""
+    stubber.add_response(
+        "create_component_version",
+        {
+            "arn": f"{COMPONENT_ARN}:versions:{version}",
+            "componentName": MODEL,
+            "componentVersion": version,
+            "creationTimestamp": "2026-11-27T00:00:00Z",
+            "status": {"componentState": "REQUESTED"},
+        },
+        {"inlineRecipe": ANY, "clientToken": ANY},
+    )
+
+
+def expect_deploy(stubber: Stubber, line: str, version: str) -> None:
+    """Read the line's latest deployment, then deploy it again with only the model component's version changed."""
+    target = GROUP.format(line=line)
+    stubber.add_response(
+        "list_deployments",
+        {"deployments": [{"targetArn": target, "deploymentId": f"dep-{line}-0", "isLatestForTarget": True}]},
+        {"targetArn": target, "historyFilter": "LATEST_ONLY"},
+    )
+    stubber.add_response(
+        "get_deployment",
+        {"targetArn": target, "deploymentId": f"dep-{line}-0", "components": DEPLOYED},
+        {"deploymentId": f"dep-{line}-0"},
+    )
+    stubber.add_response(
+        "create_deployment",
+        {"deploymentId": f"dep-{line}-{version}"},
+        {
+            "targetArn": target,
+            "deploymentName": f"{MODEL} {version}",
+            "components": {**DEPLOYED, MODEL: {"componentVersion": version}},
+            "deploymentPolicies": ANY,
+            "clientToken": ANY,
+        },
+    )
+
+
+def stub_rollout(client: Any, plant: str, lines: list[str]) -> Stubber:
+    """Expect, per promoted line model in turn: the next 1.0.N of the model component (after the 0.1.0 `edge
+    build` packed), then read-modify-write of the line's deployment to it. Activated."""
+    stubber = Stubber(client)
+    versions = ["0.1.0"]
+    previous: bytes | None = None
+    for n, line in enumerate(lines, start=1):
+        expect_versions(stubber, list(reversed(versions)), previous)
+        version = f"1.0.{n}"
+        expect_create(stubber, version)
+        expect_deploy(stubber, line, version)
+        versions.append(version)
+        previous = model_recipe(version, f"{plant}.{line}", "0" * 64)  # another line's model
+    stubber.activate()
+    return stubber

@@ -1,0 +1,105 @@
+"""Publishing a model to the gateways: versions of com.plantwatch.Model, checked with botocore's Stubber (the real
+request shapes) for Greengrass and S3. What the job does end to end is in test_retrain_job.py; here, the two
+ways a version number can already be taken: by this very model (a retried publish) or by another publisher."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
+from plantwatch.edge.build import MODEL
+from plantwatch.models.registry import RegistryEntry
+from tests.greengrass_stubs import GROUP, expect_create, expect_deploy, expect_versions, model_recipe
+
+ENTRY = RegistryEntry(
+    name="plant-1.line-1",
+    version="7",
+    status="champion",
+    parent="6",
+    sha256="ab" * 32,
+    feature_spec_hash="cd" * 32,
+    threshold=0.61,
+)
+ARTIFACT = b"PK model bytes"
+KEY = f"greengrass/artifacts/{MODEL}/{ENTRY.sha256}/model.pwf"
+
+
+@pytest.fixture
+def clients() -> tuple[object, object]:
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1")
+    return session.client("greengrassv2"), session.client("s3")
+
+
+def _publisher(greengrass: object, s3: object) -> GreengrassModelPublisher:
+    return GreengrassModelPublisher(
+        greengrass=greengrass, s3=s3, artifact_bucket="artifacts", thing_group_arn=lambda line: GROUP.format(line=line)
+    )
+
+
+def _expect_upload(s3: object) -> Stubber:
+    stubber = Stubber(s3)
+    stubber.add_response("put_object", {"ETag": '"1"'}, {"Bucket": "artifacts", "Key": KEY, "Body": ARTIFACT})
+    stubber.activate()
+    return stubber
+
+
+def test_a_retried_publish_reuses_the_version_it_created_and_deploys_it(clients: tuple[object, object]) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber = Stubber(greengrass)
+    # GIVEN an earlier attempt created 1.0.4 for this very model, then failed before deploying
+    expect_versions(stubber, ["1.0.4", "1.0.3", "0.1.0"], model_recipe("1.0.4", ENTRY.name, ENTRY.sha256))
+    expect_deploy(stubber, "line-1", "1.0.4")  # and no CreateComponentVersion: Stubber refuses unexpected calls
+    stubber.activate()
+    # WHEN the publish is retried
+    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
+    # THEN line-1 is deployed to 1.0.4, nothing is created twice
+    stubber.assert_no_pending_responses()
+    uploads.assert_no_pending_responses()
+    assert published["componentVersion"] == "1.0.4"
+    assert published["deployments"] == [
+        {"line": "line-1", "targetArn": GROUP.format(line="line-1"), "deploymentId": "dep-line-1-1.0.4"}
+    ]
+
+
+def test_a_version_taken_meanwhile_moves_to_the_next_one(clients: tuple[object, object]) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber = Stubber(greengrass)
+    # GIVEN 1.0.3 is the latest when listed, and another publisher creates 1.0.4 before this one can
+    other = model_recipe("1.0.3", "plant-1.line-2", "ef" * 32)
+    expect_versions(stubber, ["1.0.3", "0.1.0"], other)
+    stubber.add_client_error("create_component_version", "ConflictException", http_status_code=409)
+    expect_versions(stubber, ["1.0.4", "1.0.3", "0.1.0"], model_recipe("1.0.4", "plant-1.line-3", "01" * 32))
+    expect_create(stubber, "1.0.5")
+    expect_deploy(stubber, "line-1", "1.0.5")
+    stubber.activate()
+    # WHEN this model is published
+    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
+    # THEN it becomes 1.0.5, its recipe names it and its content-addressed artifact, and line-1 gets it
+    stubber.assert_no_pending_responses()
+    uploads.assert_no_pending_responses()
+    assert published["componentVersion"] == "1.0.5"
+    recipe = published["recipe"]
+    assert recipe["ComponentName"] == MODEL
+    assert recipe["ComponentVersion"] == "1.0.5"
+    assert recipe["ComponentConfiguration"]["DefaultConfiguration"]["modelName"] == ENTRY.name
+    assert recipe["ComponentConfiguration"]["DefaultConfiguration"]["sha256"] == ENTRY.sha256
+    assert [a["URI"] for a in recipe["Manifests"][0]["Artifacts"]] == [f"s3://artifacts/{KEY}"]
+    assert json.loads(json.dumps(recipe)) == recipe
+
+
+def test_the_gateway_recipe_accepts_every_version_the_publisher_creates() -> None:
+    import yaml
+    from packaging.specifiers import SpecifierSet
+
+    from tests.conftest import REPO
+
+    recipe = yaml.safe_load((REPO / "edge/components/com.plantwatch.Gateway/recipe.yaml").read_text())
+    requirement = recipe["ComponentDependencies"][MODEL]["VersionRequirement"]
+    accepted = SpecifierSet(",".join(requirement.split()))  # npm-style: space-separated comparators all hold
+    assert all(accepted.contains(v) for v in ("0.1.0", "1.0.1", "1.0.99")), requirement
