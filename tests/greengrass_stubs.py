@@ -31,18 +31,16 @@ def model_recipe(version: str, model_name: str, sha256: str) -> bytes:
     return json.dumps(recipe).encode()
 
 
-def expect_versions(stubber: Stubber, versions: list[str], latest_recipe: bytes | None = None) -> None:
-    """ListComponentVersions answers ``versions`` (newest first, as the service lists them); GetComponent of the
-    newest 1.0.N answers ``latest_recipe``."""
+def expect_versions(stubber: Stubber, versions: list[str], recipes: dict[str, bytes] | None = None) -> None:
+    """ListComponentVersions answers ``versions`` (newest first, as the service lists them); then GetComponent is
+    expected, in order, for each version in ``recipes`` (the newest 1.0.N, then any a line runs) with its recipe."""
     listed = [{"componentName": MODEL, "componentVersion": v, "arn": f"{COMPONENT_ARN}:versions:{v}"} for v in versions]
     stubber.add_response("list_component_versions", {"componentVersions": listed}, {"arn": COMPONENT_ARN})
-    ones = sorted((v for v in versions if v.startswith("1.0.")), key=lambda v: int(v.rsplit(".", 1)[1]))
-    if ones:
-        assert latest_recipe is not None
+    for version, recipe in (recipes or {}).items():
         stubber.add_response(
             "get_component",
-            {"recipeOutputFormat": "JSON", "recipe": latest_recipe},
-            {"arn": f"{COMPONENT_ARN}:versions:{ones[-1]}", "recipeOutputFormat": "JSON"},
+            {"recipeOutputFormat": "JSON", "recipe": recipe},
+            {"arn": f"{COMPONENT_ARN}:versions:{version}", "recipeOutputFormat": "JSON"},
         )
 
 
@@ -61,9 +59,10 @@ def expect_create(stubber: Stubber, version: str) -> None:
     )
 
 
-def expect_deploy(stubber: Stubber, line: str, version: str) -> None:
-    """Read the line's latest deployment, then deploy it again with only the model component's version changed."""
+def expect_current(stubber: Stubber, line: str, model_version: str = "0.1.0") -> dict[str, Any]:
+    """The line's latest deployment is read: the gateway and the model at ``model_version``; its components."""
     target = GROUP.format(line=line)
+    components = {**DEPLOYED, MODEL: {"componentVersion": model_version}}
     stubber.add_response(
         "list_deployments",
         {"deployments": [{"targetArn": target, "deploymentId": f"dep-{line}-0", "isLatestForTarget": True}]},
@@ -71,16 +70,22 @@ def expect_deploy(stubber: Stubber, line: str, version: str) -> None:
     )
     stubber.add_response(
         "get_deployment",
-        {"targetArn": target, "deploymentId": f"dep-{line}-0", "components": DEPLOYED},
+        {"targetArn": target, "deploymentId": f"dep-{line}-0", "components": components},
         {"deploymentId": f"dep-{line}-0"},
     )
+    return components
+
+
+def expect_deploy(stubber: Stubber, line: str, version: str, components: dict[str, Any] = DEPLOYED) -> None:
+    """The line's component set deployed again with only the model component's version changed."""
+    target = GROUP.format(line=line)
     stubber.add_response(
         "create_deployment",
         {"deploymentId": f"dep-{line}-{version}"},
         {
             "targetArn": target,
             "deploymentName": f"{MODEL} {version}",
-            "components": {**DEPLOYED, MODEL: {"componentVersion": version}},
+            "components": {**components, MODEL: {"componentVersion": version}},
             "deploymentPolicies": ANY,
             "clientToken": ANY,
         },
@@ -88,17 +93,18 @@ def expect_deploy(stubber: Stubber, line: str, version: str) -> None:
 
 
 def stub_rollout(client: Any, plant: str, lines: list[str]) -> Stubber:
-    """Expect, per promoted line model in turn: the next 1.0.N of the model component (after the 0.1.0 `edge
-    build` packed), then read-modify-write of the line's deployment to it. Activated."""
+    """Expect, per promoted line model in turn: the line's deployment read, the next 1.0.N of the model component
+    (after the 0.1.0 `edge build` packed), then the line deployed to it. Activated."""
     stubber = Stubber(client)
     versions = ["0.1.0"]
-    previous: bytes | None = None
+    newest: dict[str, bytes] = {}
     for n, line in enumerate(lines, start=1):
-        expect_versions(stubber, list(reversed(versions)), previous)
+        components = expect_current(stubber, line)
+        expect_versions(stubber, list(reversed(versions)), newest)
         version = f"1.0.{n}"
         expect_create(stubber, version)
-        expect_deploy(stubber, line, version)
+        expect_deploy(stubber, line, version, components)
         versions.append(version)
-        previous = model_recipe(version, f"{plant}.{line}", "0" * 64)  # another line's model
+        newest = {version: model_recipe(version, f"{plant}.{line}", "0" * 64)}  # another line's model
     stubber.activate()
     return stubber

@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
 from plantwatch.edge.build import MODEL
 from plantwatch.models.registry import RegistryEntry
-from tests.greengrass_stubs import GROUP, expect_create, expect_deploy, expect_versions, model_recipe
+from tests.greengrass_stubs import GROUP, expect_create, expect_current, expect_deploy, expect_versions, model_recipe
 
 ENTRY = RegistryEntry(
     name="plant-1.line-1",
@@ -52,8 +52,9 @@ def test_a_retried_publish_reuses_the_version_it_created_and_deploys_it(clients:
     uploads = _expect_upload(s3)
     stubber = Stubber(greengrass)
     # GIVEN an earlier attempt created 1.0.4 for this very model, then failed before deploying
-    expect_versions(stubber, ["1.0.4", "1.0.3", "0.1.0"], model_recipe("1.0.4", ENTRY.name, ENTRY.sha256))
-    expect_deploy(stubber, "line-1", "1.0.4")  # and no CreateComponentVersion: Stubber refuses unexpected calls
+    components = expect_current(stubber, "line-1")
+    expect_versions(stubber, ["1.0.4", "1.0.3", "0.1.0"], {"1.0.4": model_recipe("1.0.4", ENTRY.name, ENTRY.sha256)})
+    expect_deploy(stubber, "line-1", "1.0.4", components)  # no CreateComponentVersion: Stubber refuses any call
     stubber.activate()
     # WHEN the publish is retried
     published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
@@ -66,17 +67,57 @@ def test_a_retried_publish_reuses_the_version_it_created_and_deploys_it(clients:
     ]
 
 
+def test_a_retried_run_finds_the_version_its_line_already_runs_and_deploys_nothing(
+    clients: tuple[object, object],
+) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber = Stubber(greengrass)
+    # GIVEN a run published this model as 1.0.5 and deployed line-1 to it, then published line-2's model as
+    # 1.0.6 and failed; the run is retried
+    expect_current(stubber, "line-1", model_version="1.0.5")
+    recipes = {
+        "1.0.6": model_recipe("1.0.6", "plant-1.line-2", "ef" * 32),
+        "1.0.5": model_recipe("1.0.5", ENTRY.name, ENTRY.sha256),
+    }
+    expect_versions(stubber, ["1.0.6", "1.0.5", "0.1.0"], recipes)
+    stubber.activate()
+    # WHEN line-1's model is published again
+    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
+    # THEN it is 1.0.5 again, and line-1, which runs it, gets no new deployment (no needless gateway restart)
+    stubber.assert_no_pending_responses()
+    uploads.assert_no_pending_responses()
+    assert published["componentVersion"] == "1.0.5"
+    assert [d["deploymentId"] for d in published["deployments"]] == ["dep-line-1-0"]
+
+
+def test_the_first_publish_of_a_component_that_was_never_published_is_1_0_1(clients: tuple[object, object]) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber = Stubber(greengrass)
+    target = GROUP.format(line="line-1")
+    stubber.add_response("list_deployments", {"deployments": []}, {"targetArn": target, "historyFilter": "LATEST_ONLY"})
+    stubber.add_client_error("list_component_versions", "ResourceNotFoundException", http_status_code=404)
+    expect_create(stubber, "1.0.1")
+    expect_deploy(stubber, "line-1", "1.0.1", components={})
+    stubber.activate()
+    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
+    stubber.assert_no_pending_responses()
+    uploads.assert_no_pending_responses()
+    assert published["componentVersion"] == "1.0.1"
+
+
 def test_a_version_taken_meanwhile_moves_to_the_next_one(clients: tuple[object, object]) -> None:
     greengrass, s3 = clients
     uploads = _expect_upload(s3)
     stubber = Stubber(greengrass)
     # GIVEN 1.0.3 is the latest when listed, and another publisher creates 1.0.4 before this one can
-    other = model_recipe("1.0.3", "plant-1.line-2", "ef" * 32)
-    expect_versions(stubber, ["1.0.3", "0.1.0"], other)
+    components = expect_current(stubber, "line-1")
+    expect_versions(stubber, ["1.0.3", "0.1.0"], {"1.0.3": model_recipe("1.0.3", "plant-1.line-2", "ef" * 32)})
     stubber.add_client_error("create_component_version", "ConflictException", http_status_code=409)
-    expect_versions(stubber, ["1.0.4", "1.0.3", "0.1.0"], model_recipe("1.0.4", "plant-1.line-3", "01" * 32))
+    expect_versions(stubber, ["1.0.4", "1.0.3", "0.1.0"], {"1.0.4": model_recipe("1.0.4", "plant-1.line-3", "01" * 32)})
     expect_create(stubber, "1.0.5")
-    expect_deploy(stubber, "line-1", "1.0.5")
+    expect_deploy(stubber, "line-1", "1.0.5", components)
     stubber.activate()
     # WHEN this model is published
     published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])

@@ -5,7 +5,8 @@ artifact is the verified ``model.pwf`` and its default configuration names the m
 gateway checks before it scores with it. Each line's thing group gets the version carrying that line's model.
 Versions are ``1.0.N`` (``edge build`` packs 0.x): N is one past the highest published, found by listing the
 component's versions; a retry after a publish that created its version but failed later reuses that version
-(its recipe names the same model and SHA-256) instead of creating another.
+(found as the newest version, or as the one its line already runs: its recipe names the same model and SHA-256)
+instead of creating another, and a line that already runs it gets no new deployment.
 
 A deployment to a thing group replaces that group's whole component set, so the line's latest deployment is read
 first and only the model component's version changes in it.
@@ -17,6 +18,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from plantwatch.edge.build import MODEL, MODEL_FILE
@@ -90,8 +92,10 @@ class GreengrassModelPublisher:
         # content-addressed: a version number taken meanwhile by another publisher never overwrites its artifact
         key = f"{self.artifact_prefix}/{component}/{entry.sha256}/{MODEL_FILE}"
         self.s3.put_object(Bucket=self.artifact_bucket, Key=key, Body=artifact)
+        current = {line: self._current(line) for line in lines}
+        deployed = [c.components.get(component, {}).get("componentVersion") for c in current.values()]
         for attempt in range(1, VERSION_ATTEMPTS + 1):
-            version, published = self._version_for(component_arn, entry)
+            version, published = self._version_for(component_arn, entry, [v for v in deployed if v])
             recipe = self.recipe(entry, component, version, f"s3://{self.artifact_bucket}/{key}")
             if published:
                 break
@@ -105,7 +109,7 @@ class GreengrassModelPublisher:
                 if attempt == VERSION_ATTEMPTS:
                     raise
                 log.warning("%s %s was taken meanwhile; taking the next version", component, version)
-        deployments = [self._deploy(line, component, version) for line in lines]
+        deployments = [self._deploy(line, current[line], version) for line in lines]
         log.info("model published", extra={"component": component, "version": version, "lines": list(lines)})
         return {
             "component": component,
@@ -124,43 +128,70 @@ class GreengrassModelPublisher:
         partition, region, account = parts[1], parts[3], parts[4]
         return f"arn:{partition}:greengrass:{region}:{account}:components:{self.component}"
 
-    def _version_for(self, component_arn: str, entry: RegistryEntry) -> tuple[str, bool]:
-        """(version, already published): the latest 1.0.N if its recipe carries ``entry`` (a retried publish),
-        else 1.0.(N+1)."""
+    def _version_for(self, component_arn: str, entry: RegistryEntry, deployed: Sequence[str]) -> tuple[str, bool]:
+        """(version, already published). A retried publish finds its version as the newest 1.0.N (it failed
+        after creating it) or as the one its line already runs (it failed on a later line); else 1.0.(N+1)."""
         patches = []
-        for page in self.greengrass.get_paginator("list_component_versions").paginate(arn=component_arn):
-            for listed in page.get("componentVersions", []):
-                major_minor, _, patch = str(listed["componentVersion"]).rpartition(".")
-                if major_minor == MAJOR_MINOR and patch.isdigit():
-                    patches.append(int(patch))
+        try:
+            for page in self.greengrass.get_paginator("list_component_versions").paginate(arn=component_arn):
+                for listed in page.get("componentVersions", []):
+                    major_minor, _, patch = str(listed["componentVersion"]).rpartition(".")
+                    if major_minor == MAJOR_MINOR and patch.isdigit():
+                        patches.append(int(patch))
+        except self.greengrass.exceptions.ResourceNotFoundException:
+            pass  # the component was never published (no `gdk component publish` of the 0.1.0 either)
         if not patches:
             return f"{MAJOR_MINOR}.1", False
-        latest = f"{MAJOR_MINOR}.{max(patches)}"
-        got = self.greengrass.get_component(arn=f"{component_arn}:versions:{latest}", recipeOutputFormat="JSON")
-        configuration = json.loads(got["recipe"]).get("ComponentConfiguration", {}).get("DefaultConfiguration", {})
-        if (configuration.get("modelName"), configuration.get("sha256")) == (entry.name, entry.sha256):
-            return latest, True
+        newest = f"{MAJOR_MINOR}.{max(patches)}"
+        ours = {f"{MAJOR_MINOR}.{p}" for p in patches}
+        for candidate in dict.fromkeys([newest, *(v for v in deployed if v in ours)]):
+            if self._carries(f"{component_arn}:versions:{candidate}", entry):
+                return candidate, True
         return f"{MAJOR_MINOR}.{max(patches) + 1}", False
 
-    def _deploy(self, line: str, component: str, version: str) -> dict[str, str]:
+    def _carries(self, version_arn: str, entry: RegistryEntry) -> bool:
+        """Whether that component version's recipe names ``entry``'s model and SHA-256."""
+        got = self.greengrass.get_component(arn=version_arn, recipeOutputFormat="JSON")
+        configuration = json.loads(got["recipe"]).get("ComponentConfiguration", {}).get("DefaultConfiguration", {})
+        return bool((configuration.get("modelName"), configuration.get("sha256")) == (entry.name, entry.sha256))
+
+    def _current(self, line: str) -> _LineDeployment:
+        """The line's latest deployment: its components and policies (none yet: empty)."""
         target = self.thing_group_arn(line)
-        components: dict[str, Any] = {}
-        policies: dict[str, Any] | None = None
         latest = self.greengrass.list_deployments(targetArn=target, historyFilter="LATEST_ONLY").get("deployments", [])
-        if latest:
-            current = self.greengrass.get_deployment(deploymentId=latest[0]["deploymentId"])
-            components = dict(current.get("components", {}))
-            policies = current.get("deploymentPolicies")
-        components[component] = {"componentVersion": version}
+        if not latest:
+            return _LineDeployment(target=target, deployment_id=None, components={}, policies=None)
+        current = self.greengrass.get_deployment(deploymentId=latest[0]["deploymentId"])
+        return _LineDeployment(
+            target=target,
+            deployment_id=latest[0]["deploymentId"],
+            components=dict(current.get("components", {})),
+            policies=current.get("deploymentPolicies"),
+        )
+
+    def _deploy(self, line: str, current: _LineDeployment, version: str) -> dict[str, str]:
+        """Deploy the line's component set with the model at ``version`` (nothing if it runs that already)."""
+        component, target = self.component, current.target
+        running = current.components.get(component, {}).get("componentVersion")
+        if current.deployment_id is not None and running == version:
+            return {"line": line, "targetArn": target, "deploymentId": current.deployment_id}
         request: dict[str, Any] = {
             "targetArn": target,
             "deploymentName": f"{component} {version}",
-            "components": components,
+            "components": {**current.components, component: {"componentVersion": version}},
             "clientToken": _token(target, component, version),
         }
-        request["deploymentPolicies"] = policies or {
+        request["deploymentPolicies"] = current.policies or {
             "failureHandlingPolicy": "ROLLBACK",
             "componentUpdatePolicy": {"action": "NOTIFY_COMPONENTS", "timeoutInSeconds": 60},
         }
         response = self.greengrass.create_deployment(**request)
         return {"line": line, "targetArn": target, "deploymentId": response["deploymentId"]}
+
+
+@dataclass(frozen=True)
+class _LineDeployment:
+    target: str
+    deployment_id: str | None
+    components: dict[str, Any]
+    policies: dict[str, Any] | None

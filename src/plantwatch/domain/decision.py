@@ -121,6 +121,8 @@ class AnomalyDetector:
         detector = AnomalyDetector(spec=spec, thresholds=self.thresholds, model=model)
         if spec.hash == self.spec.hash:
             detector.windows = self.windows
+        if self._kept is not None:  # drift summaries are being taken: keep every forest score from the first call
+            detector._kept = deque(maxlen=MAX_KEPT_CALLS)
         return detector
 
     def swap_model(self, model: ForestModel) -> None:

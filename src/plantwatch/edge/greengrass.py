@@ -25,6 +25,8 @@ def model_sha256(client: Any) -> str | None:
     except Exception as exc:  # the nucleus answers ResourceNotFoundError when the key is absent
         log.info("the model component names no SHA-256 (%s): the artifact's own integrity check applies", exc)
         return None
+    if isinstance(value, dict):  # the nucleus answers a single value as {key: value}
+        value = value.get("sha256")
     return value if isinstance(value, str) and value else None
 
 

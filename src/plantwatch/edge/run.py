@@ -36,10 +36,13 @@ def run_gateway(
         while not stop.is_set() and not (reload is not None and reload.is_set()):
             started = time.monotonic()
             now = now_ms()
-            try:
-                if runtime.swapper is not None and started >= next_model_check:
-                    next_model_check = started + runtime.config.model_check_s
+            if runtime.swapper is not None and started >= next_model_check:
+                next_model_check = started + runtime.config.model_check_s
+                try:
                     runtime.swapper.check()
+                except Exception:  # e.g. the spool refused the flush before a swap: the next check retries
+                    log.exception("model check failed; the current model keeps scoring")
+            try:
                 runtime.gateway.step(now)
             except Exception:  # a failing step (a source, the disk) is logged and retried, never fatal
                 log.exception("gateway step failed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Final
 
@@ -137,9 +138,13 @@ def _read_verified(path: Path) -> tuple[dict[str, Any], dict[str, npt.NDArray[An
             }
     except ModelIntegrityError:
         raise
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError, msgspec.DecodeError) as exc:
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError, ValueError, msgspec.DecodeError) as exc:
         raise ModelIntegrityError(f"{path}: unreadable model artifact ({exc})") from exc
-    described = manifest.get("arrays", {})
+    except (RuntimeError, NotImplementedError) as exc:  # zipfile: an encrypted entry, an unknown compression
+        raise ModelIntegrityError(f"{path}: unreadable model artifact ({exc})") from exc
+    described = manifest.get("arrays")
+    if not isinstance(described, dict):
+        raise ModelIntegrityError(f"{path}: the manifest does not describe its arrays")
     for name, array in arrays.items():
         if described.get(name) != {"dtype": array.dtype.str, "shape": list(array.shape)}:
             raise ModelIntegrityError(f"{path}: array {name} differs from its description in the manifest")

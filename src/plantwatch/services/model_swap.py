@@ -43,6 +43,10 @@ class ModelSwapper:
             self.refused[digest] = str(exc)
             log.error("model %s refused, still scoring with %s: %s", self.path, self.gateway.header.model, exc)
             return False
+        except Exception as exc:  # a file no check foresaw must not stop the gateway, nor be retried forever
+            self.refused[digest] = f"unexpected {type(exc).__name__}: {exc}"
+            log.exception("model %s refused, still scoring with %s", self.path, self.gateway.header.model)
+            return False
         self.gateway.set_model(scorer, model)
         self.loaded_digest = digest
         log.info("now scoring with model %s %s", model.name, model.version)

@@ -127,6 +127,8 @@ class FakeNucleus:
             if not isinstance(value, dict) or key not in value:
                 raise ResourceNotFoundError(message=f"{component} has no configuration at {key_path}")
             value = value[key]
+        if not isinstance(value, dict):  # as the nucleus answers a single value: {its key: the value}
+            value = {key_path[-1]: value}
         return GetConfigurationResponse(component_name=component, value=value)
 
     def subscribe_to_configuration_update(

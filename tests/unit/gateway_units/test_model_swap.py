@@ -58,15 +58,20 @@ class OneReading:
         ]  # fmt: skip
 
 
-def test_swap_then_refuse(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    spool = SqliteSpool(tmp_path / "spool.sqlite")
-    gateway = Gateway(
+def _thresholds_gateway(spool: SqliteSpool) -> Gateway:
+    """A gateway of one reading per step, scoring with the original thresholds, sealing a batch every step."""
+    return Gateway(
         config=GatewayConfig(gateway_id="gw", plant="p", batch_interval_ms=0),
         sources=[OneReading()],
         scorer=ThresholdScorer(),
         model=THRESHOLD_MODEL,
         spool=spool,
     )
+
+
+def test_swap_then_refuse(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spool = SqliteSpool(tmp_path / "spool.sqlite")
+    gateway = _thresholds_gateway(spool)
     model_file = tmp_path / "model.json"
     swapper = ModelSwapper(gateway, model_file, load)
     assert swapper.check() is False  # no model file yet: thresholds keep scoring
@@ -156,3 +161,26 @@ def test_a_gateway_without_its_model_file_scores_with_thresholds_and_says_so(
         assert any("no usable model" in r.getMessage() for r in caplog.records)
     finally:
         runtime.stop(drain_s=0)
+
+
+def test_a_loader_failing_unexpectedly_refuses_that_file_once_and_keeps_the_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[Path] = []
+
+    def broken(path: Path) -> tuple[Constant, ModelRef]:
+        calls.append(path)
+        raise RuntimeError("a file no check foresaw")
+
+    spool = SqliteSpool(tmp_path / "spool.sqlite")
+    gateway = _thresholds_gateway(spool)
+    model_file = tmp_path / "model.pwf"
+    model_file.write_bytes(b"odd")
+    swapper = ModelSwapper(gateway, model_file, broken)
+    assert swapper.check() is False
+    assert swapper.check() is False  # the same file is not loaded again
+    assert len(calls) == 1
+    assert gateway.header.model == THRESHOLD_MODEL
+    assert "RuntimeError" in next(iter(swapper.refused.values()))
+    assert "refused" in caplog.text
+    spool.close()
