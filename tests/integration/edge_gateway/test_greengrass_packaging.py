@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -215,3 +216,46 @@ def test_edge_deploy_creates_a_thing_group_deployment(tmp_path: Path) -> None:
         create_deployment(
             DeploymentRequest(thing_group_arn="arn:aws:iot:eu-west-1:1:thing/x", gateway_version="1"), client=client
         )
+
+
+def _install_script(root: Path, work: Path) -> tuple[str, Path]:
+    """The built Gateway recipe's Install script with the nucleus's paths filled in; and its artifact dir."""
+    out = root / "greengrass-build"
+    recipe = yaml.safe_load((out / "recipes" / "recipe.yaml").read_text())
+    [artifacts] = (out / "artifacts" / recipe["ComponentName"]).iterdir()
+    script = recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"]
+    return script.replace("{work:path}", str(work)).replace("{artifacts:path}", str(artifacts)), artifacts
+
+
+def test_the_install_step_runs_again_offline_and_takes_a_rebuilt_wheel(tmp_path: Path) -> None:
+    """A new model version re-runs Install (the Run environment changes). Once the venv has its dependencies, that
+    must work with no package index at all, and must put this build's code in even at an unchanged version."""
+    root = checkout_copy(tmp_path)
+    component = check_gdk_config(root / "gdk-config.json")[1]
+    run_gdk_build(component, root)
+    work = tmp_path / "work"
+    work.mkdir()
+    script, _ = _install_script(root, work)
+    # GIVEN the first install, with the package index (the gateway's first deployment)
+    first = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    # WHEN the code is rebuilt at the same version, and Install runs again with no index reachable
+    init = root / "src" / "plantwatch" / "__init__.py"
+    init.write_text(init.read_text() + "\nREBUILT = True\n")
+    run_gdk_build(component, root)
+    script, _ = _install_script(root, work)
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    offline = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PIP_NO_INDEX": "1"}
+    offline |= {"PIP_FIND_LINKS": str(empty), "PIP_CONFIG_FILE": os.devnull}
+    again = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600, env=offline)
+    # THEN it succeeds, and the venv runs the rebuilt code
+    assert again.returncode == 0, again.stderr
+    code = "import plantwatch, plantwatch.edge.greengrass; print(plantwatch.REBUILT)"
+    probe = subprocess.run(
+        [str(work / "venv" / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.stdout.strip() == "True", probe.stderr
