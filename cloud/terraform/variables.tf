@@ -247,8 +247,8 @@ variable "production_lines" {
   default     = ["line-1"]
 
   validation {
-    condition     = length(var.production_lines) > 0 && alltrue([for l in var.production_lines : can(regex("^[a-zA-Z0-9_-]{1,64}$", l))])
-    error_message = "production_lines must be a non-empty list of names of 1-64 characters from a-z, A-Z, 0-9, '_' and '-'."
+    condition     = length(var.production_lines) > 0 && alltrue([for l in var.production_lines : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", l))])
+    error_message = "production_lines must be a non-empty list of names of 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit (the names gateways put in readings)."
   }
 }
 

@@ -465,6 +465,9 @@ def test_retraining_covers_the_configured_plants_and_deploys_only_to_the_lines_t
     # the lines it may deploy to are those that have a thing group, taken from the groups themselves
     group = root.resources("aws_iot_thing_group")[("aws_iot_thing_group", "line")]
     assert group["for_each"] == "${toset(var.production_lines)}"
+    # a line name Terraform accepts must be one the job accepts, or PLANTWATCH_LINES stops it at cold start
+    lines = root.named("variable")["production_lines"]
+    assert f'regex("{IDENT_PATTERN}", l)' in lines["validation"][0]["condition"]
     assert env["PLANTWATCH_LINES"] == '${join(",", keys(aws_iot_thing_group.line))}'
     # and a line's deployment target is that line's group
     prefix = "${local.iot_arn}:thinggroup/"

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -71,12 +71,15 @@ def test_an_export_over_the_lambda_response_limit_is_a_422_that_says_how_to_narr
     [problem] = json.loads(response["body"])["detail"]
     assert problem["loc"] == ["query", "end"]
     assert f"{READINGS} readings" in problem["msg"] and "6 MB" in problem["msg"], problem["msg"]
-    assert "export a shorter time range, e.g. end=" in problem["msg"], problem["msg"]
-    suggested = problem["msg"].rsplit("end=", 1)[1]
+    assert "export a shorter time range, e.g. start=" in problem["msg"], problem["msg"]
+    # the suggestion names both bounds (without a start, the window would be the hour before any new end)
+    hint = parse_qs(problem["msg"].rsplit("e.g. ", 1)[1])
+    assert hint["start"] == [START]
+    [suggested] = hint["end"]
     assert START < suggested < END
 
     # WHEN the caller follows the suggestion THEN the export arrives, whole, in a response Lambda can return
-    fitted = export(handler, plant="plant-a", start=START, end=suggested)
+    fitted = export(handler, plant="plant-a", start=hint["start"][0], end=suggested)
     assert fitted["statusCode"] == 200, fitted["body"][:300]
     assert fitted["isBase64Encoded"] is False and fitted["headers"]["content-type"].startswith("text/csv")
     payload = len(json.dumps(fitted).encode())

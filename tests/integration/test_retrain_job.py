@@ -22,6 +22,7 @@ from botocore.stub import Stubber
 from plantwatch.adapters.aws_retrain import (
     NO_DATA,
     NO_THING_GROUP,
+    RETRAIN_ERROR,
     RetrainIncompleteError,
     RetrainJob,
     RetrainSettings,
@@ -328,3 +329,33 @@ def test_a_greengrass_request_with_a_wrong_shape_is_refused_by_the_stubber() -> 
     stubber.activate()
     with pytest.raises(Exception, match="components"):
         client.create_deployment(targetArn="arn", components={"x": {"version": "1"}})
+
+
+def test_a_plant_whose_retraining_raises_is_reported_and_the_other_plants_go_on(
+    tmp_path: Path, aws: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    require_sklearn()
+    # GIVEN plants 1 and 2 archived, and one of plant-1's archive objects damaged (bit rot, a bad upload)
+    _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-1"))
+    _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="archive")["Contents"]]
+    damaged = next(k for k in keys if "plant=plant-1" in k or "/plant-1/" in k)
+    aws["s3"].put_object(Bucket="archive", Key=damaged, Body=b"PAR1 not parquet")
+    stubber = stub_rollout(aws["greengrass"], "plant-2", ["line-1", "line-2"])
+    # WHEN the schedule retrains both
+    with caplog.at_level(logging.ERROR, logger=JOB_LOGGER):
+        result = _job(aws, _settings(aws, plants="plant-1,plant-2")).run(_scheduled())
+    # THEN plant-2 is retrained and deployed all the same; plant-1's failure is logged, returned (not raised, so
+    # Lambda does not re-run every plant) and queued as an event that retries plant-1 alone
+    stubber.assert_no_pending_responses()
+    plant1, plant2 = result["runs"]
+    assert (plant1["plant"], plant1["status"]) == ("plant-1", "error")
+    assert (plant2["plant"], plant2["status"]) == ("plant-2", "ok")
+    assert _registered(aws) == {"plant-2.line-1", "plant-2.line-2"}
+    assert result["status"] == "failed"
+    [problem] = result["problems"]
+    assert (problem["code"], problem["plant"]) == (RETRAIN_ERROR, "plant-1")
+    [(code, _, replay)] = _queued(aws)
+    assert code == RETRAIN_ERROR
+    assert replay["plant"] == "plant-1" and "line" not in replay
+    assert any(r.name == JOB_LOGGER and r.exc_info for r in caplog.records), "the traceback is logged"

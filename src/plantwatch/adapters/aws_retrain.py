@@ -4,7 +4,9 @@ A run covers one plant (a drift event, or an event naming a ``plant``) or every 
 (the schedule). Whatever a run could not retrain is never dropped quietly: a plant (or line) whose window
 holds no archived readings, and a line that has no thing group to deploy to, are logged at error level and
 sent to the failure queue (``PLANTWATCH_FAILURE_QUEUE_URL``, the function's dead-letter queue, whose depth
-alarm pages) as a replayable event, like an invocation Lambda gave up on; without a queue the run raises.
+alarm pages) as a replayable event, like an invocation Lambda gave up on; without a queue the run raises. So is
+a plant whose retraining raised (an unreadable archive object, a Greengrass error): the other plants go on, and
+the invocation returns ``failed`` rather than raising, so Lambda does not retry (and re-run) every plant.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 NO_DATA = "NoArchivedData"
 #: ``ErrorCode`` of a failure-queue message: readings of a line that has no thing group; nothing of it was trained.
 NO_THING_GROUP = "LineWithoutThingGroup"
+#: ``ErrorCode`` of a failure-queue message: retraining the plant (or line) raised; the others went on.
+RETRAIN_ERROR = "RetrainError"
 #: ``source`` of the replayable event a failure-queue message carries (the job accepts it like any event).
 REPLAY_SOURCE = "plantwatch.retrain"
 
@@ -144,7 +148,16 @@ class RetrainJob:
         plants = [target.plant] if target is not None else list(s.plants)
         line = target.line if target is not None else None
         problems: list[dict[str, Any]] = []
-        runs = [self._run_plant(plant, line, start, end, problems) for plant in plants]
+        runs = []
+        for plant in plants:
+            try:
+                runs.append(self._run_plant(plant, line, start, end, problems))
+            except Exception as exc:  # one plant's failure must neither skip the others nor re-run them all
+                log.exception("retraining plant %s failed", plant)
+                where = f"plant {plant!r}" + ("" if line is None else f" line {line!r}")
+                message = f"{RETRAIN_ERROR}: retraining {where} failed: {type(exc).__name__}: {exc}"
+                problems.append(self._report(RETRAIN_ERROR, message, plant, line, start, end))
+                runs.append({"plant": plant, "line": line, "status": "error", "models": []})
         if problems and self.sqs is None:
             raise RetrainIncompleteError("; ".join(p["message"] for p in problems))
         return {

@@ -27,6 +27,10 @@ from plantwatch.services.analytics import Row, Scope, Series, TimeRange
 from plantwatch.services.dashboards import BucketError, bucketed
 
 
+def _iso(ms: int) -> str:
+    return dt(ms).isoformat().replace("+00:00", "Z")
+
+
 def _bucket(row: Row) -> Bucket:
     return Bucket(ts=dt(row["ts_ms"]), **{k: row[k] for k in ("avg", "min", "max", "count", "anomalies")})
 
@@ -155,7 +159,8 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
         body, media_type = encode(rows, format), MEDIA_TYPES[format]
         if limits.body is not None and (size := limits.body.measure(body, media_type)) > limits.body.max_bytes:
             cut = end_that_fits(rows, size, limits.body.max_bytes)
-            hint = f", e.g. end={dt(cut).isoformat().replace('+00:00', 'Z')}" if cut is not None else ""
+            # both bounds: without a start the window is the hour before `end`, so an `end` alone would move it
+            hint = f", e.g. start={_iso(span.start_ms)}&end={_iso(cut)}" if cut is not None else ""
             raise unprocessable(
                 "end",
                 f"{len(rows)} readings take {size} bytes as a {format} answer here, over the limit of "
