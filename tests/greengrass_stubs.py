@@ -44,6 +44,15 @@ def expect_versions(stubber: Stubber, versions: list[str], recipes: dict[str, by
         )
 
 
+def expect_state(stubber: Stubber, version: str, state: str = "DEPLOYABLE") -> None:
+    """DescribeComponent of ``version`` answers its state (asked of a version whose recipe carries the model)."""
+    stubber.add_response(
+        "describe_component",
+        {"arn": f"{COMPONENT_ARN}:versions:{version}", "status": {"componentState": state}},
+        {"arn": f"{COMPONENT_ARN}:versions:{version}"},
+    )
+
+
 def expect_create(stubber: Stubber, version: str) -> None:
     """CreateComponentVersion of ``version`` from an inline recipe, with an idempotency token."""
     stubber.add_response(

@@ -43,8 +43,14 @@ data "aws_iam_policy_document" "retrain" {
 
   statement {
     sid = "PublishModelComponent" # versions of com.plantwatch.Model only (adapters/greengrass_publisher.py)
-    # ListComponentVersions finds the next 1.0.N; GetComponent reads the latest's recipe to reuse it on a retry.
-    actions = ["greengrass:CreateComponentVersion", "greengrass:ListComponentVersions", "greengrass:GetComponent"]
+    # ListComponentVersions finds the next 1.0.N; GetComponent and DescribeComponent read a version's recipe and
+    # state to reuse it on a retry.
+    actions = [
+      "greengrass:CreateComponentVersion",
+      "greengrass:ListComponentVersions",
+      "greengrass:GetComponent",
+      "greengrass:DescribeComponent",
+    ]
     resources = [
       "arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:components:com.plantwatch.Model",
       "arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:components:com.plantwatch.Model:versions:*",

@@ -5,6 +5,7 @@ ways a version number can already be taken: by this very model (a retried publis
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import pytest
@@ -13,7 +14,15 @@ from botocore.stub import Stubber
 from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
 from plantwatch.edge.build import MODEL
 from plantwatch.models.registry import RegistryEntry
-from tests.greengrass_stubs import GROUP, expect_create, expect_current, expect_deploy, expect_versions, model_recipe
+from tests.greengrass_stubs import (
+    GROUP,
+    expect_create,
+    expect_current,
+    expect_deploy,
+    expect_state,
+    expect_versions,
+    model_recipe,
+)
 
 ENTRY = RegistryEntry(
     name="plant-1.line-1",
@@ -40,6 +49,15 @@ def _publisher(greengrass: object, s3: object) -> GreengrassModelPublisher:
     )
 
 
+def _publish(greengrass: object, s3: object, stubber: Stubber, uploads: Stubber) -> dict[str, Any]:
+    """Publish ENTRY to line-1 with the expected calls, and check every expected call was made."""
+    stubber.activate()
+    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
+    stubber.assert_no_pending_responses()
+    uploads.assert_no_pending_responses()
+    return published
+
+
 def _expect_upload(s3: object) -> Stubber:
     stubber = Stubber(s3)
     stubber.add_response("put_object", {"ETag": '"1"'}, {"Bucket": "artifacts", "Key": KEY, "Body": ARTIFACT})
@@ -54,13 +72,11 @@ def test_a_retried_publish_reuses_the_version_it_created_and_deploys_it(clients:
     # GIVEN an earlier attempt created 1.0.4 for this very model, then failed before deploying
     components = expect_current(stubber, "line-1")
     expect_versions(stubber, ["1.0.4", "1.0.3", "0.1.0"], {"1.0.4": model_recipe("1.0.4", ENTRY.name, ENTRY.sha256)})
+    expect_state(stubber, "1.0.4")
     expect_deploy(stubber, "line-1", "1.0.4", components)  # no CreateComponentVersion: Stubber refuses any call
-    stubber.activate()
     # WHEN the publish is retried
-    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
+    published = _publish(greengrass, s3, stubber, uploads)
     # THEN line-1 is deployed to 1.0.4, nothing is created twice
-    stubber.assert_no_pending_responses()
-    uploads.assert_no_pending_responses()
     assert published["componentVersion"] == "1.0.4"
     assert published["deployments"] == [
         {"line": "line-1", "targetArn": GROUP.format(line="line-1"), "deploymentId": "dep-line-1-1.0.4"}
@@ -81,14 +97,27 @@ def test_a_retried_run_finds_the_version_its_line_already_runs_and_deploys_nothi
         "1.0.5": model_recipe("1.0.5", ENTRY.name, ENTRY.sha256),
     }
     expect_versions(stubber, ["1.0.6", "1.0.5", "0.1.0"], recipes)
-    stubber.activate()
+    expect_state(stubber, "1.0.5")
     # WHEN line-1's model is published again
-    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
+    published = _publish(greengrass, s3, stubber, uploads)
     # THEN it is 1.0.5 again, and line-1, which runs it, gets no new deployment (no needless gateway restart)
-    stubber.assert_no_pending_responses()
-    uploads.assert_no_pending_responses()
     assert published["componentVersion"] == "1.0.5"
     assert [d["deploymentId"] for d in published["deployments"]] == ["dep-line-1-0"]
+
+
+def test_a_failed_version_of_the_same_model_is_not_reused(clients: tuple[object, object]) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber = Stubber(greengrass)
+    # GIVEN an earlier attempt created 1.0.4 for this model, and the service marked it FAILED
+    components = expect_current(stubber, "line-1")
+    expect_versions(stubber, ["1.0.4", "0.1.0"], {"1.0.4": model_recipe("1.0.4", ENTRY.name, ENTRY.sha256)})
+    expect_state(stubber, "1.0.4", "FAILED")
+    expect_create(stubber, "1.0.5")
+    expect_deploy(stubber, "line-1", "1.0.5", components)
+    # WHEN the model is published again THEN it gets a new version, and line-1 that one
+    published = _publish(greengrass, s3, stubber, uploads)
+    assert published["componentVersion"] == "1.0.5"
 
 
 def test_the_first_publish_of_a_component_that_was_never_published_is_1_0_1(clients: tuple[object, object]) -> None:
@@ -100,10 +129,7 @@ def test_the_first_publish_of_a_component_that_was_never_published_is_1_0_1(clie
     stubber.add_client_error("list_component_versions", "ResourceNotFoundException", http_status_code=404)
     expect_create(stubber, "1.0.1")
     expect_deploy(stubber, "line-1", "1.0.1", components={})
-    stubber.activate()
-    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
-    stubber.assert_no_pending_responses()
-    uploads.assert_no_pending_responses()
+    published = _publish(greengrass, s3, stubber, uploads)
     assert published["componentVersion"] == "1.0.1"
 
 
@@ -118,12 +144,9 @@ def test_a_version_taken_meanwhile_moves_to_the_next_one(clients: tuple[object, 
     expect_versions(stubber, ["1.0.4", "1.0.3", "0.1.0"], {"1.0.4": model_recipe("1.0.4", "plant-1.line-3", "01" * 32)})
     expect_create(stubber, "1.0.5")
     expect_deploy(stubber, "line-1", "1.0.5", components)
-    stubber.activate()
     # WHEN this model is published
-    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
+    published = _publish(greengrass, s3, stubber, uploads)
     # THEN it becomes 1.0.5, its recipe names it and its content-addressed artifact, and line-1 gets it
-    stubber.assert_no_pending_responses()
-    uploads.assert_no_pending_responses()
     assert published["componentVersion"] == "1.0.5"
     recipe = published["recipe"]
     assert recipe["ComponentName"] == MODEL

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Published versions are 1.0.N; `plantwatch edge build` packs 0.x, which the Gateway recipe also accepts.
 MAJOR_MINOR = "1.0"
+#: Component states a published version can't be deployed from.
+UNUSABLE_STATES = frozenset({"FAILED", "DEPRECATED"})
 #: Attempts at a version number another publisher took meanwhile (ConflictException) before giving up.
 VERSION_ATTEMPTS = 3
 
@@ -150,10 +152,18 @@ class GreengrassModelPublisher:
         return f"{MAJOR_MINOR}.{max(patches) + 1}", False
 
     def _carries(self, version_arn: str, entry: RegistryEntry) -> bool:
-        """Whether that component version's recipe names ``entry``'s model and SHA-256."""
+        """Whether that component version's recipe names ``entry``'s model and SHA-256, and the service could make
+        it deployable (a FAILED one, e.g. its artifact was unreadable when created, is never reused: every retry
+        would deploy it and fail again)."""
         got = self.greengrass.get_component(arn=version_arn, recipeOutputFormat="JSON")
         configuration = json.loads(got["recipe"]).get("ComponentConfiguration", {}).get("DefaultConfiguration", {})
-        return bool((configuration.get("modelName"), configuration.get("sha256")) == (entry.name, entry.sha256))
+        if (configuration.get("modelName"), configuration.get("sha256")) != (entry.name, entry.sha256):
+            return False
+        state = self.greengrass.describe_component(arn=version_arn)["status"]["componentState"]
+        if state in UNUSABLE_STATES:
+            log.warning("%s is %s; publishing the model as a new version", version_arn, state)
+            return False
+        return True
 
     def _current(self, line: str) -> _LineDeployment:
         """The line's latest deployment: its components and policies (none yet: empty)."""
