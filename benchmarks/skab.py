@@ -81,6 +81,8 @@ class Params:
     envelope_margin: float = 1.0
     #: the envelope's relative tolerance: level statistics' scale floored at this fraction of their centre
     envelope_tolerance: float = 0.0
+    #: sensors that must be outside the envelope at once (1: any; k-out-of-n voting above)
+    envelope_votes: int = 1
     raise_after: int = 1
     clear_after: int = 1
     n_estimators: int = 100
@@ -107,6 +109,7 @@ def model_for(f: SkabFile, p: Params) -> tuple[ForestModel, np.ndarray, int]:
         envelope_statistics=ENVELOPE_STATISTICS[p.envelope],
         envelope_margin=p.envelope_margin,
         envelope_tolerance=p.envelope_tolerance,
+        envelope_votes=p.envelope_votes,
     )
     threshold = p.margin * float(model.anomaly_score(rows[:split]).max())
     return ForestModel(model.trees, msgspec.structs.replace(model.info, threshold=threshold)), rows, split
@@ -139,12 +142,12 @@ def grid_flags(f: SkabFile, p: Params, cache: Cache) -> np.ndarray:
         model, rows, split = model_for(f, base)
         entry = {"forest": (model.anomaly_score(rows[:split]), model.anomaly_score(rows[split:]))}
         spec = model.info.feature_spec or FeatureSpec()
-        for (name, stats), tolerance in itertools.product(ENVELOPE_STATISTICS.items(), TOLERANCES):
-            envelope = fit_envelope(rows[:split], spec, statistics=stats, tolerance=tolerance)
-            entry[f"{name}@{tolerance}"] = (envelope.score(rows[:split]), envelope.score(rows[split:]))
+        for (name, stats), tolerance, votes in itertools.product(ENVELOPE_STATISTICS.items(), TOLERANCES, VOTES):
+            envelope = fit_envelope(rows[:split], spec, statistics=stats, tolerance=tolerance, votes=votes)
+            entry[f"{name}@{tolerance}/{votes}"] = (envelope.score(rows[:split]), envelope.score(rows[split:]))
         cache[key] = entry
     forest_train, forest_test = cache[key]["forest"]
-    env_train, env_test = cache[key][f"{p.envelope}@{p.envelope_tolerance}"]
+    env_train, env_test = cache[key][f"{p.envelope}@{p.envelope_tolerance}/{p.envelope_votes}"]
     return (forest_test > p.margin * float(forest_train.max())) | (
         env_test > p.envelope_margin * float(env_train.max())
     )
@@ -185,6 +188,8 @@ def run(files: list[SkabFile], p: Params) -> dict[str, float]:
 
 #: The envelope's relative tolerances tried on valve1/ (0: scale from the training spread alone).
 TOLERANCES = (0.0, 0.01, 0.02, 0.05)
+#: Sensors that must be outside the envelope at once, tried on valve1/ (1: any one, as before 2026-11-29).
+VOTES = (1, 2, 3)
 #: The alert lifecycle's (raise after N, clear after M) pairs tried on valve1/.
 LIFECYCLES = ((1, 1), (3, 10), (5, 10), (5, 30), (10, 30), (10, 60))
 
@@ -196,10 +201,16 @@ def choose(
     FAR), then the alert lifecycle with the best NAB standard score for it (ties: fewer false changepoints)."""
     cache: Cache = {}
     grid = itertools.product(
-        SENSOR_SETS, (5, 10, 20, 40, 60), (1.0, 1.05, 1.1), ENVELOPE_STATISTICS, (1.0, 1.25, 1.5, 2.0), TOLERANCES
+        SENSOR_SETS,
+        (5, 10, 20, 40, 60),
+        (1.0, 1.05, 1.1),
+        ENVELOPE_STATISTICS,
+        (1.0, 1.25, 1.5, 2.0),
+        TOLERANCES,
+        VOTES,
     )
     trials: list[dict[str, object]] = []
-    for sensors, window, margin, envelope, envelope_margin, tolerance in grid:
+    for sensors, window, margin, envelope, envelope_margin, tolerance, votes in grid:
         p = Params(
             sensors=sensors,
             window=window,
@@ -207,6 +218,7 @@ def choose(
             envelope=envelope,
             envelope_margin=envelope_margin,
             envelope_tolerance=tolerance,
+            envelope_votes=votes,
             max_samples=max_samples,
         )
         trials.append({"params": asdict(p), **score(valve1, [grid_flags(f, p, cache) for f in valve1], p)})
@@ -222,19 +234,19 @@ def choose(
     return chosen, trials
 
 
-def best_per_tolerance(trials: list[dict[str, object]]) -> dict[str, dict[str, object]]:
-    """What the rule would pick on valve1/ at each envelope tolerance (shows why it picked the one it did)."""
+def best_per(trials: list[dict[str, object]], param: str, values: tuple[object, ...]) -> dict[str, dict[str, object]]:
+    """What the rule would pick on valve1/ at each value of one parameter (shows why it picked the one it did)."""
     out = {}
-    for tolerance in TOLERANCES:
+    for value in values:
         ok = [
             t
             for t in trials
-            if t["params"]["envelope_tolerance"] == tolerance  # type: ignore[index]
+            if t["params"][param] == value  # type: ignore[index]
             and float(t["far_pct"]) <= FAR_BUDGET_PCT  # type: ignore[arg-type]
         ]
         if ok:
             best = max(ok, key=lambda t: (float(t["f1"]), -float(t["far_pct"])))  # type: ignore[arg-type]
-            out[str(tolerance)] = {"params": best["params"], "f1": best["f1"], "far_pct": best["far_pct"]}
+            out[str(value)] = {"params": best["params"], "f1": best["f1"], "far_pct": best["far_pct"]}
     return out
 
 
@@ -256,10 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     groups = {g: load_group(root, g) for g in GROUPS}
     params, trials = choose(groups["valve1"], args.max_samples)
     log.info("chosen on valve1/: %s", params)
-    for tolerance, best in best_per_tolerance(trials).items():
-        log.info(
-            "  best on valve1/ at envelope tolerance %s: F1 %.3f FAR %.2f %%", tolerance, best["f1"], best["far_pct"]
-        )
+    for param, values in (("envelope_tolerance", TOLERANCES), ("envelope_votes", VOTES)):
+        for value, best in best_per(trials, param, values).items():
+            log.info("  best on valve1/ at %s %s: F1 %.3f FAR %.2f %%", param, value, best["f1"], best["far_pct"])
     if args.valve1_only:
         return 0
     if args.budget_sweep:
@@ -289,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         "published_isolation_forest_reproduced": baseline,
         "published": PUBLISHED,
         "valve1_trials": len(trials),
-        "valve1_best_per_tolerance": best_per_tolerance(trials),
+        "valve1_best_per_tolerance": best_per(trials, "envelope_tolerance", TOLERANCES),
+        "valve1_best_per_votes": best_per(trials, "envelope_votes", VOTES),
     }
     out.mkdir(parents=True, exist_ok=True)
     stem = "skab" if args.max_samples == "auto" else f"skab-{args.max_samples}"

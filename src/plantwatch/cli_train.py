@@ -46,10 +46,27 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--envelope",
         default=",".join(_DEFAULTS.envelope_statistics),
-        help="comma-separated feature statistics (mean,std,min,max) the model's training envelope covers "
+        help="comma-separated feature statistics (latest,mean,std,slope) the model's training envelope covers "
         "(empty: none; the SKAB benchmark's detector uses one)",
     )
-    p.add_argument("--envelope-margin", type=float, default=_DEFAULTS.envelope_margin)
+    p.add_argument(
+        "--envelope-margin",
+        type=float,
+        default=_DEFAULTS.envelope_margin,
+        help="flag windows beyond this multiple of the largest training deviation",
+    )
+    p.add_argument(
+        "--envelope-tolerance",
+        type=float,
+        default=_DEFAULTS.envelope_tolerance,
+        help="floor each level statistic's scale at this fraction of its training centre (0.02: 2 %%)",
+    )
+    p.add_argument(
+        "--envelope-votes",
+        type=int,
+        default=_DEFAULTS.envelope_votes,
+        help="sensors that must be outside the envelope at once (1: any; 2 of 3 sensors: 2oo3 voting)",
+    )
     sim = p.add_argument_group("simulated plant (training source, and labelled validation/test periods)")
     sim.add_argument("--plant", default="plant-1")
     sim.add_argument("--lines", type=int, default=3)
@@ -95,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         waveform_types=tuple(t for t in args.waveform_types.split(",") if t),
         envelope_statistics=tuple(t for t in args.envelope.split(",") if t),
         envelope_margin=args.envelope_margin,
+        envelope_tolerance=args.envelope_tolerance,
+        envelope_votes=args.envelope_votes,
     )
     periods = Periods(train_days=args.train_days, validation_days=args.validation_days, test_days=args.test_days)
     out = Path(args.out)

@@ -47,6 +47,10 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     envelope_statistics: tuple[str, ...] = ()
     #: The envelope flags rows beyond this multiple of the largest training deviation.
     envelope_margin: float = 1.0
+    #: The envelope's relative tolerance: level statistics' scale floored at this fraction of their centre.
+    envelope_tolerance: float = 0.0
+    #: How many sensors must be outside the envelope at once (1: any one; 2 with three sensors: 2oo3).
+    envelope_votes: int = 1
 
     @property
     def spec(self) -> FeatureSpec:
@@ -134,6 +138,8 @@ def train_group(
         training=metadata,
         envelope_statistics=config.envelope_statistics,
         envelope_margin=config.envelope_margin,
+        envelope_tolerance=config.envelope_tolerance,
+        envelope_votes=config.envelope_votes,
     )
     metadata["score_histogram"] = score_histogram(model.anomaly_score(rows))
     return with_training(model, metadata)

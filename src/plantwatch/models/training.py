@@ -68,12 +68,13 @@ def train_forest(
     envelope_statistics: Sequence[str] = (),
     envelope_margin: float = 1.0,
     envelope_tolerance: float = 0.0,
+    envelope_votes: int = 1,
 ) -> ForestModel:
     """Fit scikit-learn's IsolationForest on feature rows and convert it, recording how it was trained.
 
     With ``envelope_statistics`` (such as ``("mean",)``) the model also gets the training rows' envelope
-    over those statistics (:func:`~plantwatch.models.envelope.fit_envelope` with ``envelope_margin`` and
-    ``envelope_tolerance``).
+    over those statistics (:func:`~plantwatch.models.envelope.fit_envelope` with ``envelope_margin``,
+    ``envelope_tolerance`` and ``envelope_votes``).
     """
     import sklearn  # training only: the gateway never imports it
     from sklearn.ensemble import IsolationForest
@@ -97,7 +98,12 @@ def train_forest(
     if not envelope_statistics:
         return model
     envelope = fit_envelope(
-        rows, spec, statistics=envelope_statistics, margin=envelope_margin, tolerance=envelope_tolerance
+        rows,
+        spec,
+        statistics=envelope_statistics,
+        margin=envelope_margin,
+        tolerance=envelope_tolerance,
+        votes=envelope_votes,
     )
     return ForestModel(model.trees, msgspec.structs.replace(model.info, envelope=envelope))
 
