@@ -4,6 +4,7 @@ F1/FAR/MAR, the NAB-style changepoint score, and the published Isolation Forest 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -93,9 +94,21 @@ class Counts:
         }
 
 
+#: Points of the discretised reward curve across a window (the upstream scorer's resolution).
+REWARD_STEPS = 1000
+
+
 @dataclass
 class Nab:
-    """NAB-style changepoint scoring summed over files: 60 s windows to the right of each true changepoint."""
+    """NAB-style changepoint scoring summed over files, as SKAB's leaderboard computes it.
+
+    Each true changepoint opens a window ``[cp, cp + 60 s]`` (both ends included); where windows overlap, the
+    later one starts where the earlier one ends. The first detection in a window earns a reward that falls
+    from A_tp = 1 at the window's start to A_fp at its end (a tanh curve sampled at 1,000 points, see
+    :func:`reward`); later detections in the window count for nothing. Each detection outside every window
+    costs A_fp, each window without a detection A_fn. Normalised as 100 (S - S_null) / (S_perfect - S_null),
+    S_null = A_fn and S_perfect = A_tp per window.
+    """
 
     scores: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PROFILES, 0.0))
     null: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PROFILES, 0.0))
@@ -106,27 +119,25 @@ class Nab:
 
     def add(self, cp_times: Sequence[int], detections: Sequence[int]) -> None:
         """Score one file: reward the first detection in each window, penalise misses and detections outside."""
-        detections = sorted(detections)
-        used_outside = [True] * len(detections)
-        tp_reward = 0.0
-        missed = 0
-        for cp in cp_times:
-            inside = [i for i, t in enumerate(detections) if cp <= t < cp + CP_WINDOW_MS]
-            for i in inside:
-                used_outside[i] = False
-            if inside:
-                position = (detections[inside[0]] - cp) / CP_WINDOW_MS - 1.0  # -1 at the window start, 0 at its end
-                tp_reward += _scaled_sigmoid(position)
-            else:
-                missed += 1
-        fps = sum(used_outside)
+        times = sorted(detections)
+        windows = [[cp, cp + CP_WINDOW_MS] for cp in sorted(cp_times)]
+        for left, right in itertools.pairwise(windows):
+            if left[1] >= right[0]:
+                right[0] = left[1]
+        positions: list[float | None] = []
+        for start, end in windows:
+            first = next((t for t in times if start <= t <= end), None)
+            positions.append(None if first is None else (first - start) / (end - start) if end > start else 0.0)
+        outside = sum(1 for t in times if not any(start <= t <= end for start, end in windows))
+        missed = positions.count(None)
         for profile, (a_fp, a_fn) in PROFILES.items():
-            self.scores[profile] += tp_reward + a_fp * fps + a_fn * missed
-            self.null[profile] += a_fn * len(cp_times)
-        self.perfect += float(len(cp_times))
+            earned = sum(reward(pos, a_fp) for pos in positions if pos is not None)
+            self.scores[profile] += earned + a_fp * outside + a_fn * missed
+            self.null[profile] += a_fn * len(windows)
+        self.perfect += float(len(windows))
         self.missed += missed
-        self.false_positives += fps
-        self.changepoints += len(cp_times)
+        self.false_positives += outside
+        self.changepoints += len(windows)
 
     def normalised(self) -> dict[str, float]:
         """100 (S - S_null) / (S_perfect - S_null) per profile."""
@@ -136,9 +147,12 @@ class Nab:
         }
 
 
-def _scaled_sigmoid(position: float) -> float:
-    """NAB's reward: 2/(1+e^(5y)) - 1 for y in [-1, 0], about 0.987 at the window start and 0 at its end."""
-    return 2.0 / (1.0 + math.exp(5.0 * position)) - 1.0
+def reward(position: float, a_fp: float, a_tp: float = 1.0) -> float:
+    """The reward of a first detection at ``position`` (0 at the window's start, 1 at its end): the tanh curve
+    from A_tp down to A_fp, sampled at :data:`REWARD_STEPS` points as the upstream scorer samples it."""
+    step = min(int(position * REWARD_STEPS), REWARD_STEPS - 1)
+    x = -math.pi / 2 + math.pi * step / (REWARD_STEPS - 1)
+    return (a_tp - a_fp) / 2 * (1.0 - math.tanh(x) / math.tanh(math.pi / 2)) + a_fp
 
 
 def edges(active: BoolArray, ts_ms: npt.NDArray[np.int64]) -> list[int]:

@@ -100,10 +100,9 @@ def _store(url: str) -> ObjectStore:
     return LocalObjectStore(Path(url))
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``plantwatch train``."""
-    sim = SimulationConfig(plant=args.plant, lines=args.lines, assets_per_line=args.assets_per_line, seed=args.sim_seed)
-    train = TrainConfig(
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The training configuration ``plantwatch train``'s arguments ask for."""
+    return TrainConfig(
         scope=args.scope,
         seed=args.seed,
         n_estimators=args.trees,
@@ -115,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
         envelope_tolerance=args.envelope_tolerance,
         envelope_votes=args.envelope_votes,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``plantwatch train``."""
+    sim = SimulationConfig(plant=args.plant, lines=args.lines, assets_per_line=args.assets_per_line, seed=args.sim_seed)
+    train = train_config(args)
     periods = Periods(train_days=args.train_days, validation_days=args.validation_days, test_days=args.test_days)
     out = Path(args.out)
     source_url = args.from_s3 or args.from_archive

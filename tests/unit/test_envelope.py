@@ -72,6 +72,52 @@ def test_a_relative_tolerance_floors_only_the_level_statistics_scale() -> None:
         fit_envelope(rows, TWO, tolerance=1.5)
 
 
+THREE = FeatureSpec(sensor_types=("a", "b", "c"), window=5, waveform_types=())
+
+
+def test_with_two_votes_one_sensor_alone_is_not_enough_and_two_at_once_are() -> None:
+    """GIVEN a 2oo3 envelope over mean and std, WHEN sensors move one, two or none at a time, THEN it votes."""
+    rows = np.random.default_rng(4).normal(size=(300, len(THREE.names)))
+    any_one = fit_envelope(rows, THREE, statistics=("mean", "std"))
+    two = fit_envelope(rows, THREE, statistics=("mean", "std"), votes=2)
+    names = [THREE.names[c] for c in two.columns]
+    assert two.sensors == tuple(("a", "b", "c").index(n.split(".")[0]) for n in names) and two.votes == 2
+    assert not two.outside(rows).any()  # margin 1.0: no training row is outside
+    far = 100.0
+    moved = np.repeat(rows[:1], 4, axis=0)
+    moved[1, THREE.names.index("a.mean")] += far  # one sensor, one statistic
+    moved[2, THREE.names.index("b.mean")] += far  # one sensor, both its statistics
+    moved[2, THREE.names.index("b.std")] += far
+    moved[3, THREE.names.index("a.mean")] += far  # two sensors, one statistic each
+    moved[3, THREE.names.index("c.std")] += far
+    assert any_one.outside(moved).tolist() == [False, True, True, True]
+    assert two.outside(moved).tolist() == [False, False, False, True]
+    # The score is the second-largest sensor deviation: row 3's smaller of a's and c's.
+    deviation = np.abs(moved[3, list(two.columns)] - np.array(two.center)) / np.array(two.scale)
+    per_sensor = [max(d for d, s in zip(deviation, two.sensors, strict=True) if s == k) for k in range(3)]
+    assert two.score(moved[3:4])[0] == pytest.approx(sorted(per_sensor)[-2])
+    # One vote scores exactly as an envelope without sensors did (older artifacts' decisions are unchanged).
+    assert any_one.sensors == () and any_one.votes == 1
+    assert (
+        any_one.score(moved).tobytes() == fit_envelope(rows, THREE, statistics=("mean", "std")).score(moved).tobytes()
+    )
+    with pytest.raises(ValueError, match="votes must be between 1 and its 3 sensors"):
+        fit_envelope(rows, THREE, statistics=("mean",), votes=4)
+
+
+def test_a_voting_envelope_survives_the_artifact_and_a_one_vote_one_keeps_its_bytes(tmp_path: Path) -> None:
+    require_sklearn()
+    rows = np.random.default_rng(5).normal(size=(300, len(THREE.names)))
+    voting = train_forest(rows, THREE, n_estimators=10, seed=3, envelope_statistics=("mean",), envelope_votes=2)
+    voting.save(tmp_path / "voting.pwf")
+    assert ForestModel.load(tmp_path / "voting.pwf").info.envelope == voting.info.envelope
+    single = train_forest(rows, THREE, n_estimators=10, seed=3, envelope_statistics=("mean",))
+    single.save(tmp_path / "single.pwf")
+    with zipfile.ZipFile(tmp_path / "single.pwf") as zf:
+        envelope = json.loads(zf.read("manifest.json"))["info"]["envelope"]
+    assert sorted(envelope) == ["center", "columns", "scale", "threshold"]  # the format before votes existed
+
+
 def test_row_by_row_scores_equal_the_batch_bit_for_bit() -> None:
     rows = _rows(seed=1)
     envelope = fit_envelope(rows[:200], TWO, statistics=("latest", "mean", "std", "slope"))
@@ -86,6 +132,8 @@ def test_row_by_row_scores_equal_the_batch_bit_for_bit() -> None:
         ({"columns": (), "center": (), "scale": (), "threshold": 1.0}, "non-empty"),
         ({"columns": (0,), "center": (0.0,), "scale": (0.0,), "threshold": 1.0}, "positive"),
         ({"columns": (0, 1), "center": (0.0,), "scale": (1.0,), "threshold": 1.0}, "equal length"),
+        ({"columns": (0, 1), "center": (0.0, 0.0), "scale": (1.0, 1.0), "threshold": 1.0, "sensors": (0,)}, "every"),
+        ({"columns": (0,), "center": (0.0,), "scale": (1.0,), "threshold": 1.0, "votes": 2}, "votes"),
     ],
 )
 def test_malformed_envelopes_are_refused(kwargs: dict, match: str) -> None:

@@ -166,3 +166,22 @@ def test_an_envelope_trained_on_less_than_most_of_a_day_is_warned_about(caplog: 
         train_models(simulator_training_assets(SIM, TRAIN, an_hour), enveloped, version="1", source={"kind": "test"})
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2 and all("training envelope fitted on 1.0 h" in m for m in warned)
+
+
+def test_plantwatch_train_envelope_arguments_reach_the_trained_envelope() -> None:
+    """GIVEN ``plantwatch train --envelope mean,std --envelope-votes 2 ...``, THEN the config and model carry them."""
+    require_sklearn()
+    from plantwatch.cli import build_parser
+    from plantwatch.cli_train import train_config
+
+    argv = ["train", "--envelope", "mean,std", "--envelope-margin", "1.5", "--envelope-tolerance", "0.02"]
+    config = train_config(build_parser().parse_args([*argv, "--envelope-votes", "2"]))
+    assert (config.envelope_statistics, config.envelope_margin) == (("mean", "std"), 1.5)
+    assert (config.envelope_tolerance, config.envelope_votes) == (0.02, 2)
+    assert train_config(build_parser().parse_args(["train"])) == TrainConfig()
+    config = msgspec.structs.replace(config, sensor_types=TRAIN.sensor_types, window=TRAIN.window)
+    assets = simulator_training_assets(SIM, config, PERIODS)
+    model = train_models(assets, config, version="1", source={"kind": "test"})["plant-1.line-1"]
+    envelope = model.info.envelope
+    assert envelope is not None and envelope.votes == 2
+    assert len(set(envelope.sensors)) == len(TRAIN.sensor_types)  # every sensor type votes

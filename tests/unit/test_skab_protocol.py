@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from skab_protocol import SENSORS, Counts, Nab, edges, load, trailing
+from skab_protocol import PROFILES, SENSORS, Counts, Nab, edges, load, reward, trailing
 
 
 def test_pooled_f1_far_mar_follow_the_readme_formulas() -> None:
@@ -40,6 +40,33 @@ def test_nab_rewards_early_detections_and_penalises_misses_and_false_positives()
     assert noisy.false_positives == 2
     assert noisy.normalised()["low_fp"] < noisy.normalised()["standard"] < perfect.normalised()["standard"]
     assert none.missed == 2
+
+
+def test_the_reward_falls_from_a_tp_at_the_window_start_to_a_fp_at_its_end() -> None:
+    for a_fp, _ in PROFILES.values():
+        assert reward(0.0, a_fp) == pytest.approx(1.0)
+        assert reward(1.0, a_fp) == pytest.approx(a_fp)  # the window's end is inside it, at the lowest reward
+        assert reward(0.5, a_fp) == pytest.approx((1.0 + a_fp) / 2, abs=2e-3)  # tanh is odd: the middle is halfway
+        assert reward(0.25, a_fp) > reward(0.5, a_fp) > reward(0.75, a_fp)
+
+
+def test_one_detection_at_each_window_start_scores_100_and_at_each_end_scores_a_fp() -> None:
+    early, at_end = Nab(), Nab()
+    early.add([0, 100_000], [0, 100_000])
+    at_end.add([0, 100_000], [60_000, 160_000])
+    assert early.normalised() == pytest.approx(dict.fromkeys(PROFILES, 100.0))
+    # S = 2 a_fp, S_null = 2 a_fn, S_perfect = 2: 100 (a_fp - a_fn) / (1 - a_fn)
+    expected = {p: 100 * (a_fp - a_fn) / (1 - a_fn) for p, (a_fp, a_fn) in PROFILES.items()}
+    assert at_end.normalised() == pytest.approx(expected)
+    assert at_end.missed == 0 and at_end.false_positives == 0
+
+
+def test_overlapping_windows_are_cut_so_one_detection_serves_only_the_earlier_one() -> None:
+    nab = Nab()
+    nab.add([0, 30_000], [45_000])  # windows [0, 60 s] and [60 s, 90 s]: 45 s lies in the first only
+    assert (nab.missed, nab.false_positives, nab.changepoints) == (1, 0, 2)
+    a_fp, a_fn = PROFILES["standard"]
+    assert nab.scores["standard"] == pytest.approx(reward(0.75, a_fp) + a_fn)
 
 
 def test_edges_and_trailing_windows() -> None:
