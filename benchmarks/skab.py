@@ -190,6 +190,8 @@ def run(files: list[SkabFile], p: Params) -> dict[str, float]:
 TOLERANCES = (0.0, 0.01, 0.02, 0.05)
 #: Sensors that must be outside the envelope at once, tried on valve1/ (1: any one, as before 2026-11-29).
 VOTES = (1, 2, 3)
+#: Feature windows tried on valve1/ (2-4 since 2026-11-29: the rule had chosen 5, the grid's smallest).
+WINDOWS = (2, 3, 4, 5, 10, 20, 40, 60)
 #: The alert lifecycle's (raise after N, clear after M) pairs tried on valve1/.
 LIFECYCLES = ((1, 1), (3, 10), (5, 10), (5, 30), (10, 30), (10, 60))
 
@@ -202,7 +204,7 @@ def choose(
     cache: Cache = {}
     grid = itertools.product(
         SENSOR_SETS,
-        (5, 10, 20, 40, 60),
+        WINDOWS,
         (1.0, 1.05, 1.1),
         ENVELOPE_STATISTICS,
         (1.0, 1.25, 1.5, 2.0),
@@ -268,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = {g: load_group(root, g) for g in GROUPS}
     params, trials = choose(groups["valve1"], args.max_samples)
     log.info("chosen on valve1/: %s", params)
-    for param, values in (("envelope_tolerance", TOLERANCES), ("envelope_votes", VOTES)):
+    for param, values in (("envelope_tolerance", TOLERANCES), ("envelope_votes", VOTES), ("window", WINDOWS)):
         for value, best in best_per(trials, param, values).items():
             log.info("  best on valve1/ at %s %s: F1 %.3f FAR %.2f %%", param, value, best["f1"], best["far_pct"])
     if args.valve1_only:
@@ -302,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "valve1_trials": len(trials),
         "valve1_best_per_tolerance": best_per(trials, "envelope_tolerance", TOLERANCES),
         "valve1_best_per_votes": best_per(trials, "envelope_votes", VOTES),
+        "valve1_best_per_window": best_per(trials, "window", WINDOWS),
     }
     out.mkdir(parents=True, exist_ok=True)
     stem = "skab" if args.max_samples == "auto" else f"skab-{args.max_samples}"
