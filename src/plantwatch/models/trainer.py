@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 #: Bins of the score histograms kept for drift (anomaly scores live in [0, 1]).
 SCORE_BINS: Final = SUMMARY_BINS
 #: An envelope trained on less than most of a day has likely not seen the line's slow drift (warm-up,
-#: water temperature): on SKAB's healthy file, an envelope fitted on 6.7 minutes flags 97 % of the next 2.7 h.
+#: water temperature): on SKAB's healthy file, an envelope fitted on 6.7 minutes flags over 97 % of the next 2.7 h.
 ENVELOPE_MIN_SPAN_MS: Final = 20 * 3_600_000
 
 
