@@ -119,7 +119,11 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     """Run ``plantwatch train``."""
     sim = SimulationConfig(plant=args.plant, lines=args.lines, assets_per_line=args.assets_per_line, seed=args.sim_seed)
-    train = train_config(args)
+    try:
+        train = train_config(args)
+    except ValueError as exc:
+        print(f"plantwatch train: {exc}", file=sys.stderr)
+        return 2
     periods = Periods(train_days=args.train_days, validation_days=args.validation_days, test_days=args.test_days)
     out = Path(args.out)
     source_url = args.from_s3 or args.from_archive

@@ -96,16 +96,30 @@ def test_with_two_votes_one_sensor_alone_is_not_enough_and_two_at_once_are() -> 
     deviation = np.abs(moved[3, list(two.columns)] - np.array(two.center)) / np.array(two.scale)
     per_sensor = [max(d for d, s in zip(deviation, two.sensors, strict=True) if s == k) for k in range(3)]
     assert two.score(moved[3:4])[0] == pytest.approx(sorted(per_sensor)[-2])
-    # One vote scores exactly as an envelope without sensors did (older artifacts' decisions are unchanged).
+    # One vote scores as the envelope always has: the largest deviation over every column, bit for bit.
     assert any_one.sensors == () and any_one.votes == 1
-    assert (
-        any_one.score(moved).tobytes() == fit_envelope(rows, THREE, statistics=("mean", "std")).score(moved).tobytes()
-    )
+    columns = list(any_one.columns)
+    largest = (np.abs(moved[:, columns] - np.array(any_one.center)) / np.array(any_one.scale)).max(axis=1)
+    assert any_one.score(moved).tobytes() == largest.tobytes()
     with pytest.raises(ValueError, match="votes must be between 1 and its 3 sensors"):
         fit_envelope(rows, THREE, statistics=("mean",), votes=4)
 
 
-def test_a_voting_envelope_survives_the_artifact_and_a_one_vote_one_keeps_its_bytes(tmp_path: Path) -> None:
+def test_a_feature_without_a_value_casts_no_vote_whatever_the_votes() -> None:
+    rows = np.random.default_rng(6).normal(size=(300, len(THREE.names)))
+    far = np.repeat(rows[:1], 3, axis=0)
+    far[:, THREE.names.index("b.mean")] += 100.0  # b is far out in every row
+    far[0, THREE.names.index("a.mean")] = np.nan  # row 0: a has no value; b alone is out
+    far[1, THREE.names.index("c.mean")] += 100.0  # row 1: b and c are out
+    far[2, [THREE.names.index(f"{t}.mean") for t in "abc"]] = np.nan  # row 2: nothing has a value
+    one = fit_envelope(rows, THREE, statistics=("mean",))
+    two = fit_envelope(rows, THREE, statistics=("mean",), votes=2)
+    assert one.outside(far).tolist() == [True, True, False]
+    assert two.outside(far).tolist() == [False, True, False]
+    assert np.isneginf(one.score(far[2:])[0]) and np.isneginf(two.score(far[2:])[0])
+
+
+def test_a_voting_envelope_survives_the_artifact_and_a_one_vote_one_keeps_the_older_format(tmp_path: Path) -> None:
     require_sklearn()
     rows = np.random.default_rng(5).normal(size=(300, len(THREE.names)))
     voting = train_forest(rows, THREE, n_estimators=10, seed=3, envelope_statistics=("mean",), envelope_votes=2)

@@ -185,3 +185,28 @@ def test_plantwatch_train_envelope_arguments_reach_the_trained_envelope() -> Non
     envelope = model.info.envelope
     assert envelope is not None and envelope.votes == 2
     assert len(set(envelope.sensors)) == len(TRAIN.sensor_types)  # every sensor type votes
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"envelope_statistics": ("mean",), "envelope_votes": 0}, "between 1 and the 3 sensor types, got 0"),
+        ({"envelope_statistics": ("mean",), "envelope_votes": 4}, "between 1 and the 3 sensor types, got 4"),
+        ({"envelope_votes": 2}, "needs an envelope"),
+        ({"envelope_tolerance": 1.0}, r"\[0, 1\)"),
+        ({"envelope_margin": 0.0}, "positive"),
+    ],
+)
+def test_envelope_settings_that_cannot_work_are_refused_before_any_training(change: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**change)
+
+
+def test_plantwatch_train_names_a_setting_that_cannot_work_and_trains_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from plantwatch.cli import main
+
+    assert main(["train", "--envelope-votes", "2", "--out", str(tmp_path)]) == 2
+    assert "envelope_votes needs an envelope" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -238,3 +238,32 @@ def test_an_unreadable_or_undescribed_artifact_is_refused_as_an_integrity_error(
         _central_directory_edit(path, _set_encrypted if damage == "encrypted" else _set_method_99)
     with pytest.raises(ModelIntegrityError):
         ForestModel.load(path)
+
+
+def test_a_voting_envelope_is_written_as_format_2_and_refused_under_format_1(
+    model: ForestModel, tmp_path: Path
+) -> None:
+    """A reader that predates votes knows only format 1, so it refuses a voting model instead of ignoring its
+    votes; models without one stay format 1, which every reader loads."""
+    import msgspec
+
+    from plantwatch.models.envelope import fit_envelope
+
+    rows = np.random.default_rng(2).normal(size=(200, len(SPEC.names)))
+    voting = ForestModel(model.trees, msgspec.structs.replace(model.info, envelope=fit_envelope(rows, SPEC, votes=2)))
+    one_vote = ForestModel(model.trees, msgspec.structs.replace(model.info, envelope=fit_envelope(rows, SPEC)))
+    for name, m, version in (("plain", model, 1), ("one-vote", one_vote, 1), ("voting", voting, 2)):
+        m.save(tmp_path / f"{name}.pwf")
+        assert _arrays(tmp_path / f"{name}.pwf")[0]["format_version"] == version
+        assert ForestModel.load(tmp_path / f"{name}.pwf").info.envelope == m.info.envelope
+    manifest, arrays = _arrays(tmp_path / "voting.pwf")
+    manifest["format_version"] = 1  # what a writer that forgot the format would produce, digest recomputed
+    manifest["sha256"] = _digest(manifest, arrays)
+    _rewrite(tmp_path / "voting.pwf", {MANIFEST: json.dumps(manifest).encode()})
+    with pytest.raises(ModelIntegrityError, match="voting envelope needs format version 2"):
+        ForestModel.load(tmp_path / "voting.pwf")
+    manifest["format_version"] = 3
+    manifest["sha256"] = _digest(manifest, arrays)
+    _rewrite(tmp_path / "voting.pwf", {MANIFEST: json.dumps(manifest).encode()})
+    with pytest.raises(ModelIntegrityError, match="format version 3, this reader knows 1, 2"):
+        ForestModel.load(tmp_path / "voting.pwf")

@@ -67,6 +67,10 @@ def test_overlapping_windows_are_cut_so_one_detection_serves_only_the_earlier_on
     assert (nab.missed, nab.false_positives, nab.changepoints) == (1, 0, 2)
     a_fp, a_fn = PROFILES["standard"]
     assert nab.scores["standard"] == pytest.approx(reward(0.75, a_fp) + a_fn)
+    shared = Nab()  # both windows include their shared point: a detection there serves both, as upstream
+    shared.add([0, 30_000], [60_000])
+    assert (shared.missed, shared.false_positives) == (0, 0)
+    assert shared.scores["standard"] == pytest.approx(reward(1.0, a_fp) + reward(0.0, a_fp))
 
 
 def test_edges_and_trailing_windows() -> None:

@@ -23,7 +23,12 @@ import numpy.typing as npt
 from plantwatch.models.forest import _DTYPES, ForestModel, ForestTrees, ModelInfo
 
 FORMAT: Final = "plantwatch.forest"
-FORMAT_VERSION: Final = 1
+#: The newest format this code writes and reads. 2 adds an envelope that votes (k-out-of-n sensors); a model
+#: without one is still written as 1, byte for byte as before, so every reader can load it.
+FORMAT_VERSION: Final = 2
+#: Formats this reader loads. A reader older than version 2 refuses a voting envelope instead of ignoring its
+#: votes (it would flag a window on any one sensor).
+READABLE_FORMATS: Final = frozenset({1, 2})
 MANIFEST: Final = "manifest.json"
 #: Largest artifact accepted, on disk and inflated (a 1000-tree forest of max_samples 4096 is about 250 MB).
 MAX_ARTIFACT_BYTES: Final = 512 * 1024 * 1024
@@ -61,12 +66,18 @@ def _info_builtins(model: ForestModel) -> dict[str, Any]:
     return info
 
 
+def _format_version(model: ForestModel) -> int:
+    """The oldest format that holds ``model``: 2 for an envelope that votes, else 1."""
+    envelope = model.info.envelope
+    return 2 if envelope is not None and envelope.votes > 1 else 1
+
+
 def write_artifact(model: ForestModel, path: Path) -> str:
     """Write ``model`` to ``path`` (atomically replaced); returns the artifact's SHA-256."""
     arrays = {name: np.ascontiguousarray(getattr(model.trees, name)) for name in _array_fields()}
     manifest: dict[str, Any] = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": _format_version(model),
         "info": _info_builtins(model),
         "feature_spec_hash": model.info.feature_spec.hash if model.info.feature_spec else None,
         "arrays": {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()},
@@ -98,6 +109,8 @@ def read_artifact(path: Path, *, expected_sha256: str | None = None) -> ForestMo
         info = msgspec.convert(manifest["info"], ModelInfo)
     except (msgspec.ValidationError, ValueError) as exc:
         raise ModelIntegrityError(f"{path}: model metadata is invalid ({exc})") from exc
+    if info.envelope is not None and info.envelope.votes > 1 and manifest["format_version"] < 2:
+        raise ModelIntegrityError(f"{path}: a voting envelope needs format version 2, the manifest says 1")
     spec_hash = info.feature_spec.hash if info.feature_spec else None
     if manifest.get("feature_spec_hash") != spec_hash:
         raise ModelIntegrityError(
@@ -122,9 +135,10 @@ def _read_verified(path: Path) -> tuple[dict[str, Any], dict[str, npt.NDArray[An
             manifest = msgspec.json.decode(zf.read(MANIFEST))
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
                 raise ModelIntegrityError(f"{path}: not a {FORMAT} artifact")
-            if manifest.get("format_version") != FORMAT_VERSION:
+            if manifest.get("format_version") not in READABLE_FORMATS:
                 raise ModelIntegrityError(
-                    f"{path}: format version {manifest.get('format_version')!r}, this reader knows {FORMAT_VERSION}"
+                    f"{path}: format version {manifest.get('format_version')!r}, this reader knows "
+                    f"{', '.join(map(str, sorted(READABLE_FORMATS)))}"
                 )
             names = set(zf.namelist()) - {MANIFEST}
             expected = {f"{name}.npy" for name in _array_fields()}

@@ -58,9 +58,12 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     def score(self, rows: npt.NDArray[np.float64]) -> FloatArray:
         """Each row's deviation from the training centre, in training standard deviations: the largest, or
-        with k votes the k-th largest among the sensors' own largest deviations."""
+        with k votes the k-th largest among the sensors' own largest deviations. Features without a value
+        (NaN) are left out; a row with fewer than k sensors that have one scores -inf (never outside)."""
         x = np.asarray(rows, dtype=np.float64)[:, list(self.columns)]
+        # A feature without a value (NaN) casts no vote: -inf is never above the threshold.
         deviation = np.abs(x - np.array(self.center)) / np.array(self.scale)
+        deviation = np.where(np.isnan(deviation), -np.inf, deviation)
         if self.votes == 1:
             out: FloatArray = deviation.max(axis=1)
             return out

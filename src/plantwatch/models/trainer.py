@@ -52,6 +52,20 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     #: How many sensors must be outside the envelope at once (1: any one; 2 with three sensors: 2oo3).
     envelope_votes: int = 1
 
+    def __post_init__(self) -> None:
+        """Refuse envelope settings that could only fail after a forest was trained, or do nothing."""
+        if not 0.0 <= self.envelope_tolerance < 1.0:
+            raise ValueError(f"envelope_tolerance is a fraction of the level in [0, 1), got {self.envelope_tolerance}")
+        if self.envelope_margin <= 0:
+            raise ValueError(f"envelope_margin must be positive, got {self.envelope_margin}")
+        if not 1 <= self.envelope_votes <= len(self.sensor_types):
+            raise ValueError(
+                f"envelope_votes must be between 1 and the {len(self.sensor_types)} sensor types, "
+                f"got {self.envelope_votes}"
+            )
+        if self.envelope_votes > 1 and not self.envelope_statistics:
+            raise ValueError("envelope_votes needs an envelope: name its statistics (envelope_statistics)")
+
     @property
     def spec(self) -> FeatureSpec:
         """The feature specification the models are trained on (the gateway must compute the same)."""
