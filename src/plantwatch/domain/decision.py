@@ -65,6 +65,15 @@ def check_model(model: ForestModel, spec: FeatureSpec) -> None:
         )
 
 
+def model_line(model: ForestModel) -> str | None:
+    """The line a line-scoped model was trained for (named ``<plant>.<line>``, training scope ``line``), or None
+    for a model that may score any asset (trained per asset class, or without a recorded scope)."""
+    if model.info.training.get("scope") != "line":
+        return None
+    _, _, line = model.info.name.partition(".")
+    return line or None
+
+
 def load_model_for(path: str | Path, spec: FeatureSpec, *, sha256: str | None = None) -> ForestModel:
     """Load and verify an artifact, and check it fits ``spec``; raises ModelIntegrityError or ModelMismatchError."""
     model = ForestModel.load(path, sha256=sha256)
@@ -79,7 +88,9 @@ class AnomalyDetector:
     first enters its asset's window; then each touched asset with full windows is scored once, on its
     window as of the end of the call, and that verdict applies to the call's readings of that asset.
     Feed one poll of the sources per call (at 1 Hz that is one feature row per asset per second, the same
-    rows :func:`bulk_features` gives training).
+    rows :func:`bulk_features` gives training). A model trained for one line (:func:`model_line`) scores only
+    that line's assets: another line's readings keep their thresholds and limits, and a warning names the
+    line once per model version.
     """
 
     def __init__(
@@ -96,6 +107,8 @@ class AnomalyDetector:
         self.model = model
         self.windows = FeatureWindows(spec)
         self._kept: deque[ModelScores] | None = None
+        #: (model name, version, line) already logged as scored without the forest (another line's model).
+        self._other_lines: set[tuple[str, str, str]] = set()
 
     def take_model_scores(self) -> list[ModelScores]:
         """The forest scores since the last call (drift summaries); keeping them starts with the first call."""
@@ -168,10 +181,26 @@ class AnomalyDetector:
             )
         return out
 
+    def _note_other_lines(self, model: ForestModel, line: str, others: set[str]) -> None:
+        """Log, once per model version and line, that a line's readings get no forest verdict from this model."""
+        for other in sorted(others):
+            key = (model.info.name, model.info.version, other)
+            if key not in self._other_lines:
+                self._other_lines.add(key)
+                log.warning(
+                    "model %s %s was trained for %s: %s is scored with thresholds and limits only; "
+                    "deploy that line's model to a gateway of its own",
+                    *(model.info.name, model.info.version, line, other),
+                )
+
     def _asset_verdicts(
         self, model: ForestModel, keys: Sequence[AssetKey | None]
     ) -> dict[AssetKey, tuple[float, tuple[str, ...]]]:
         touched = list(dict.fromkeys(key for key in keys if key is not None))
+        line = model_line(model)
+        if line is not None and any(key[0] != line for key in touched):
+            self._note_other_lines(model, line, {key[0] for key in touched} - {line})
+            touched = [key for key in touched if key[0] == line]
         ready, rows = self.windows.matrix(touched)
         if not ready:
             return {}
