@@ -12,14 +12,13 @@ import pytest
 
 from plantwatch.contract.reading import Reading
 from plantwatch.domain.decision import (
-    ENVELOPE_REASON,
     MODEL_REASON,
     SCORE_DECIMALS,
     AnomalyDetector,
     ModelMismatchError,
     check_model,
     load_model_for,
-    model_line,
+    trained_for_line,
 )
 from plantwatch.domain.features import FeatureSpec, bulk_features
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
@@ -187,29 +186,30 @@ def test_the_in_band_fast_path_agrees_with_the_band_arithmetic(value: float) -> 
     assert scored.anomaly == (not all(band.contains(value) for band in bands) and not math.isnan(value))
 
 
-def test_a_line_model_scores_only_its_line_and_names_the_other_once(
+def test_a_line_model_scoring_another_line_is_named_once_and_scores_as_before(
     model: ForestModel, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """GIVEN line-1's model on a gateway that also reads line-2, THEN line-2 gets no forest verdict from it."""
+    """GIVEN line-1's model on a gateway that also reads line-2, THEN a warning names line-2 once per model
+    version, and every verdict (and drift score) is what the same forest without a recorded line gives."""
     two_lines = msgspec.structs.replace(CONFIG, lines=2)
-    scoped = ForestModel(
-        model.trees,
-        msgspec.structs.replace(model.info, name="plant-1.line-1", training={**model.info.training, "scope": "line"}),
-    )
-    assert model_line(scoped) == "line-1" and model_line(model) is None
-    any_line = AnomalyDetector(spec=SPEC, model=model)
-    line_1 = AnomalyDetector(spec=SPEC, model=scoped)
+    training = {**model.info.training, "scope": "line"}
+    scoped = ForestModel(model.trees, msgspec.structs.replace(model.info, name="acme.north.line-1", training=training))
+    assert trained_for_line(scoped, "line-1") and not trained_for_line(scoped, "line-2")
+    assert trained_for_line(model, "line-2")  # no recorded scope: any line
+    per_class = msgspec.structs.replace(model.info, training={**training, "scope": "asset_class"})
+    classes = ForestModel(model.trees, per_class)
+    assert trained_for_line(classes, "line-2")
+    any_line, line_1 = AnomalyDetector(spec=SPEC, model=model), AnomalyDetector(spec=SPEC, model=scoped)
+    for detector in (any_line, line_1):
+        detector.take_model_scores()  # start keeping drift scores
     simulator = PlantSimulator(two_lines)
-    verdicts: dict[str, dict[str, list[tuple[str, ...]]]] = {"any": {}, "line-1": {}}
     start = START_MS + 7_200_000
     with caplog.at_level(logging.WARNING, logger="plantwatch.domain.decision"):
-        for k in range(400):
+        for k in range(200):
             poll = simulator.readings("line-1", start + k * 1000) + simulator.readings("line-2", start + k * 1000)
-            for name, detector in (("any", any_line), ("line-1", line_1)):
-                for scored in detector.score_many(poll):
-                    verdicts[name].setdefault(scored.reading.line, []).append(scored.reasons)
-    assert any(MODEL_REASON in r for r in verdicts["any"]["line-2"])  # the forest would have flagged line-2
-    assert not any(MODEL_REASON in r or ENVELOPE_REASON in r for r in verdicts["line-1"]["line-2"])
-    assert verdicts["line-1"]["line-1"] == verdicts["any"]["line-1"]  # its own line is scored as before
-    warned = [r.getMessage() for r in caplog.records if "line-2 is scored with thresholds" in r.getMessage()]
-    assert len(warned) == 1 and "plant-1.line-1 3 was trained for line-1" in warned[0]
+            assert line_1.score_many(poll) == any_line.score_many(poll)
+    drift = [[entry for _, kept in d.take_model_scores() for entry in kept] for d in (any_line, line_1)]
+    assert drift[0] == drift[1] and {line for line, _, _ in drift[1]} == {"line-1", "line-2"}
+    warned = [r.getMessage() for r in caplog.records if "trained for another line" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].startswith("model acme.north.line-1 3 was trained for another line and scores line-2's")

@@ -190,16 +190,23 @@ def test_plantwatch_train_envelope_arguments_reach_the_trained_envelope() -> Non
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"envelope_statistics": ("mean",), "envelope_votes": 0}, "between 1 and the 3 sensor types, got 0"),
-        ({"envelope_statistics": ("mean",), "envelope_votes": 4}, "between 1 and the 3 sensor types, got 4"),
+        ({"envelope_statistics": ("mean",), "envelope_votes": 0}, "between 1 and the 3 sensor types .* got 0"),
+        ({"envelope_statistics": ("mean",), "envelope_votes": 4}, "between 1 and the 3 sensor types .* got 4"),
+        (  # only vibration has rms: one sensor can't cast two votes
+            {"envelope_statistics": ("rms",), "waveform_types": ("vibration",), "envelope_votes": 2},
+            "between 1 and the 1 sensor types",
+        ),
+        ({"envelope_statistics": ("median",)}, "no feature has a statistic among"),
         ({"envelope_votes": 2}, "needs an envelope"),
         ({"envelope_tolerance": 1.0}, r"\[0, 1\)"),
-        ({"envelope_margin": 0.0}, "positive"),
+        ({"envelope_statistics": ("mean",), "envelope_margin": 0.0}, "positive"),
+        ({"envelope_statistics": ("mean",), "envelope_margin": float("nan")}, "positive"),
     ],
 )
 def test_envelope_settings_that_cannot_work_are_refused_before_any_training(change: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         TrainConfig(**change)
+    TrainConfig(envelope_margin=0.0)  # without an envelope its margin is unused, as it always was
 
 
 def test_plantwatch_train_names_a_setting_that_cannot_work_and_trains_nothing(

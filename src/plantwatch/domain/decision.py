@@ -65,13 +65,13 @@ def check_model(model: ForestModel, spec: FeatureSpec) -> None:
         )
 
 
-def model_line(model: ForestModel) -> str | None:
-    """The line a line-scoped model was trained for (named ``<plant>.<line>``, training scope ``line``), or None
-    for a model that may score any asset (trained per asset class, or without a recorded scope)."""
+def trained_for_line(model: ForestModel, line: str) -> bool:
+    """Whether ``model`` was trained for ``line``: True for a model trained per asset class or without a
+    recorded scope (it may score any asset); for a line's model (training scope ``line``, named
+    ``<plant>.<line>``, the plant possibly holding dots) whether its name ends with that line."""
     if model.info.training.get("scope") != "line":
-        return None
-    _, _, line = model.info.name.partition(".")
-    return line or None
+        return True
+    return model.info.name.endswith(f".{line}")
 
 
 def load_model_for(path: str | Path, spec: FeatureSpec, *, sha256: str | None = None) -> ForestModel:
@@ -88,9 +88,8 @@ class AnomalyDetector:
     first enters its asset's window; then each touched asset with full windows is scored once, on its
     window as of the end of the call, and that verdict applies to the call's readings of that asset.
     Feed one poll of the sources per call (at 1 Hz that is one feature row per asset per second, the same
-    rows :func:`bulk_features` gives training). A model trained for one line (:func:`model_line`) scores only
-    that line's assets: another line's readings keep their thresholds and limits, and a warning names the
-    line once per model version.
+    rows :func:`bulk_features` gives training). A model trained for one line (:func:`trained_for_line`) that
+    scores another line's assets says so in a warning, once per model version and line.
     """
 
     def __init__(
@@ -107,8 +106,8 @@ class AnomalyDetector:
         self.model = model
         self.windows = FeatureWindows(spec)
         self._kept: deque[ModelScores] | None = None
-        #: (model name, version, line) already logged as scored without the forest (another line's model).
-        self._other_lines: set[tuple[str, str, str]] = set()
+        #: (model name, version, line) already checked for a line's model scoring another line.
+        self._checked_lines: set[tuple[str, str, str]] = set()
 
     def take_model_scores(self) -> list[ModelScores]:
         """The forest scores since the last call (drift summaries); keeping them starts with the first call."""
@@ -181,26 +180,25 @@ class AnomalyDetector:
             )
         return out
 
-    def _note_other_lines(self, model: ForestModel, line: str, others: set[str]) -> None:
-        """Log, once per model version and line, that a line's readings get no forest verdict from this model."""
-        for other in sorted(others):
-            key = (model.info.name, model.info.version, other)
-            if key not in self._other_lines:
-                self._other_lines.add(key)
+    def _note_other_lines(self, model: ForestModel, lines: set[str]) -> None:
+        """Warn, once per model version and line, that a line's model scores another line's assets."""
+        for line in lines:
+            key = (model.info.name, model.info.version, line)
+            if key in self._checked_lines:
+                continue
+            self._checked_lines.add(key)
+            if not trained_for_line(model, line):
                 log.warning(
-                    "model %s %s was trained for %s: %s is scored with thresholds and limits only; "
-                    "deploy that line's model to a gateway of its own",
-                    *(model.info.name, model.info.version, line, other),
+                    "model %s %s was trained for another line and scores %s's assets; train and deploy %s's "
+                    "own model (its thing group's model component) for verdicts fitted to that line",
+                    *(model.info.name, model.info.version, line, line),
                 )
 
     def _asset_verdicts(
         self, model: ForestModel, keys: Sequence[AssetKey | None]
     ) -> dict[AssetKey, tuple[float, tuple[str, ...]]]:
         touched = list(dict.fromkeys(key for key in keys if key is not None))
-        line = model_line(model)
-        if line is not None and any(key[0] != line for key in touched):
-            self._note_other_lines(model, line, {key[0] for key in touched} - {line})
-            touched = [key for key in touched if key[0] == line]
+        self._note_other_lines(model, {key[0] for key in touched})
         ready, rows = self.windows.matrix(touched)
         if not ready:
             return {}

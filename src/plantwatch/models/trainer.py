@@ -56,15 +56,23 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
         """Refuse envelope settings that could only fail after a forest was trained, or do nothing."""
         if not 0.0 <= self.envelope_tolerance < 1.0:
             raise ValueError(f"envelope_tolerance is a fraction of the level in [0, 1), got {self.envelope_tolerance}")
-        if self.envelope_margin <= 0:
+        if not self.envelope_statistics:
+            if self.envelope_votes != 1:
+                raise ValueError("envelope_votes needs an envelope: name its statistics (envelope_statistics)")
+            return
+        if not self.envelope_margin > 0:  # also refuses NaN
             raise ValueError(f"envelope_margin must be positive, got {self.envelope_margin}")
-        if not 1 <= self.envelope_votes <= len(self.sensor_types):
+        watched = {n.rsplit(".", 1)[0] for n in self.spec.names if n.rsplit(".", 1)[1] in self.envelope_statistics}
+        if not watched:
             raise ValueError(
-                f"envelope_votes must be between 1 and the {len(self.sensor_types)} sensor types, "
+                f"no feature has a statistic among {list(self.envelope_statistics)} "
+                f"(features: {', '.join(self.spec.names)})"
+            )
+        if not 1 <= self.envelope_votes <= len(watched):
+            raise ValueError(
+                f"envelope_votes must be between 1 and the {len(watched)} sensor types the envelope watches, "
                 f"got {self.envelope_votes}"
             )
-        if self.envelope_votes > 1 and not self.envelope_statistics:
-            raise ValueError("envelope_votes needs an envelope: name its statistics (envelope_statistics)")
 
     @property
     def spec(self) -> FeatureSpec:
