@@ -89,8 +89,11 @@ class Spool(Protocol):
         """Store (seq, payload) batches atomically within the disk budget, and advance the sequence past them."""
         ...
 
-    def put_alerts(self, topic: str, payloads: Sequence[bytes], state: bytes | None = None) -> None:
-        """Store alert events for the cloud, together with the alert state that produced them."""
+    def put_alerts(
+        self, topic: str, payloads: Sequence[bytes], state: bytes | None = None, *, state_name: str = "alerts"
+    ) -> None:
+        """Store alert events (or other small messages) for the cloud, together with the state that produced
+        them under ``state_name``, in one transaction."""
         ...
 
     def put_state(self, name: str, value: bytes | None) -> None:

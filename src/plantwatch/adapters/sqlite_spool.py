@@ -134,12 +134,15 @@ class SqliteSpool:
         self._add("dropped_readings", sum(v[3] for v in victims))
         return ranges
 
-    def put_alerts(self, topic: str, payloads: Sequence[bytes], state: bytes | None = None) -> None:
-        """Store alert events (outside the batch budget: they are small and must not be lost) with the state."""
+    def put_alerts(
+        self, topic: str, payloads: Sequence[bytes], state: bytes | None = None, *, state_name: str = "alerts"
+    ) -> None:
+        """Store alert events (outside the batch budget: they are small and must not be lost) with the state
+        that produced them (kept as ``state_name``), in one transaction."""
         with self._lock, self._transaction():
             self._db.executemany("INSERT INTO outbox (topic, payload) VALUES (?, ?)", [(topic, p) for p in payloads])
             if state is not None:
-                self._db.execute("INSERT OR REPLACE INTO state VALUES ('alerts', ?)", (state,))
+                self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (state_name, state))
 
     def alert_state(self) -> bytes | None:
         """The alert engine state stored last, if any."""

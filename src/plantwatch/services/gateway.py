@@ -27,8 +27,11 @@ from plantwatch.services.score_windows import DEFAULT_SUMMARY_WINDOW_MS, ScoreWi
 
 log = logging.getLogger(__name__)
 
-#: The spool's state entry that keeps open score-summary windows from a stop to the next start.
+#: The spool's state entry that keeps open score-summary windows from a stop (or a crash) to the next start.
 WINDOWS_STATE: Final = "score_windows"
+#: How often, in gateway time, the open score-summary windows are kept in the spool while they grow: a crash
+#: loses at most this much of a window's scores (and closing a window keeps them with its summary, at once).
+WINDOWS_CHECKPOINT_MS: Final = 60_000
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,11 +89,13 @@ class Gateway:
             if config.summary_window_ms > 0
             else None
         )
-        if self.windows is not None and (kept := spool.state(WINDOWS_STATE)) is not None:
-            # forget it at once: after a crash the continued windows must not be continued a second time
-            spool.put_state(WINDOWS_STATE, None)
-            if restored := self.windows.restore(kept):
-                log.info("continued open score-summary windows with %d scores", restored)
+        # The kept windows stay in the spool: every later checkpoint replaces them, and a window that closes is
+        # summarised and checkpointed in one transaction, so a crash at any point continues each window once.
+        kept = spool.state(WINDOWS_STATE) if self.windows is not None else None
+        if self.windows is not None and kept is not None and (restored := self.windows.restore(kept)):
+            log.info("continued open score-summary windows with %d scores", restored)
+        self._windows_changed = False
+        self._windows_kept_ms: int | None = None
         self.alerts = alerts or AlertEngine(gateway_id=config.gateway_id, plant=config.plant)
         self.notifiers = list(notifiers)
         self.on_spooled = on_spooled
@@ -145,6 +150,7 @@ class Gateway:
         self._check_offline(now_ms)
         self.publish_alerts()
         self._summarise()
+        self._checkpoint_windows(now_ms)
         if self._last_flush_ms is None:
             self._last_flush_ms = now_ms
         if now_ms - self._last_flush_ms >= self.config.batch_interval_ms or len(pending) >= self.config.max_readings:
@@ -158,11 +164,30 @@ class Gateway:
             return
         for model, scores in take():
             self.windows.add(model, scores)
+            self._windows_changed = True
         closed = self.windows.closed()
         if closed:
-            # outside the batch budget, like alert events: small, and drift evidence must not be lost
-            self.spool.put_alerts(self.summary_topic, [encode_summary(s) for s in closed])
+            # outside the batch budget, like alert events: small, and drift evidence must not be lost; the
+            # windows still open are kept in the same transaction, so a crash can't summarise these twice
+            self.spool.put_alerts(
+                self.summary_topic,
+                [encode_summary(s) for s in closed],
+                self.windows.snapshot(),
+                state_name=WINDOWS_STATE,
+            )
             self.counters.summaries += len(closed)
+            self._windows_changed = False
+
+    def _checkpoint_windows(self, now_ms: int) -> None:
+        """Keep the open score-summary windows in the spool every :data:`WINDOWS_CHECKPOINT_MS` they changed."""
+        if self.windows is None:
+            return
+        if self._windows_kept_ms is None:
+            self._windows_kept_ms = now_ms
+        if self._windows_changed and now_ms - self._windows_kept_ms >= WINDOWS_CHECKPOINT_MS:
+            self.spool.put_state(WINDOWS_STATE, self.windows.snapshot())
+            self._windows_changed = False
+            self._windows_kept_ms = now_ms
 
     def _check_offline(self, now_ms: int) -> None:
         offline: set[SensorRef] = set()

@@ -2,8 +2,9 @@
 
 Windows are aligned to multiples of ``window_ms`` of event time (an hour by default). A window is closed,
 and its summary handed out, once a score of a later window has arrived for the gateway. Windows still open
-when the gateway stops are kept (:meth:`ScoreWindows.snapshot`, stored in the spool) and continued after the
-next start (:meth:`ScoreWindows.restore`), so a restart, such as a model rollout, neither loses an hour of drift
+when the gateway stops are kept (:meth:`ScoreWindows.snapshot`, stored in the spool; the gateway also keeps
+them every minute and with each closed window's summary) and continued after the next start
+(:meth:`ScoreWindows.restore`), so a restart, such as a model rollout, or a crash neither loses an hour of drift
 evidence nor sends a mislabelled partial summary. Scores of a model swapped in mid-window go to a summary of
 their own, against that model's reference.
 """

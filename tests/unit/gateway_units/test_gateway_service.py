@@ -132,14 +132,15 @@ def summaries(spool: SqliteSpool) -> list[ScoreSummaryMessage]:
     return [decode_summary(i.payload) for i in spool.peek(1000) if i.topic == summary_topic("gw")]
 
 
-def test_a_restart_continues_the_open_summary_window_once(tmp_path: Path) -> None:
-    def started(spool: SqliteSpool) -> Gateway:
-        config = GatewayConfig(gateway_id="gw", plant="p", batch_interval_ms=0, summary_window_ms=60_000)
-        return Gateway(config=config, sources=[Ticker()], scorer=ForestLike(), model=THRESHOLD_MODEL, spool=spool)
+def _started(spool: SqliteSpool, window_ms: int = 60_000, batch_ms: int = 0) -> Gateway:
+    config = GatewayConfig(gateway_id="gw", plant="p", batch_interval_ms=batch_ms, summary_window_ms=window_ms)
+    return Gateway(config=config, sources=[Ticker()], scorer=ForestLike(), model=THRESHOLD_MODEL, spool=spool)
 
+
+def test_a_restart_continues_the_open_summary_window_once(tmp_path: Path) -> None:
     assert NOW % 60_000 == 0
     spool = SqliteSpool(tmp_path / "spool.sqlite")
-    gateway = started(spool)
+    gateway = _started(spool)
     for s in range(30):
         gateway.step(NOW + s * 1000)
     gateway.stop()  # e.g. a model rollout restarts the component half way through the minute
@@ -147,11 +148,37 @@ def test_a_restart_continues_the_open_summary_window_once(tmp_path: Path) -> Non
     spool.close()
 
     spool = SqliteSpool(tmp_path / "spool.sqlite")
-    gateway = started(spool)
-    assert spool.state(WINDOWS_STATE) is None  # taken: a crash from here on can't continue it twice
+    gateway = _started(spool)
     for s in range(30, 61):
         gateway.step(NOW + s * 1000)
     [summary] = summaries(spool)
     assert (summary.start_ms, summary.end_ms, summary.total) == (NOW, NOW + 60_000, 60)
-    started(spool)  # a start after a crash (no stop): nothing kept, nothing continued twice
-    assert summaries(spool) == [summary]
+    # A start after a crash right after the window closed (no stop): the windows kept with the summary are
+    # continued, so the closed minute is not summarised again and the next one keeps its first reading.
+    gateway = _started(spool)
+    for s in range(61, 121):
+        gateway.step(NOW + s * 1000)
+    first, second = summaries(spool)
+    assert first == summary
+    assert (second.start_ms, second.total) == (NOW + 60_000, 60)
+
+
+def test_a_crash_loses_at_most_a_checkpoint_interval_of_an_open_window(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GIVEN an hour's window and a gateway killed 150 s into it (no stop), THEN the next start continues the
+    window with the scores up to the last checkpoint (120 s), and none twice."""
+    spool = SqliteSpool(tmp_path / "spool.sqlite")
+    gateway = _started(spool, window_ms=3_600_000, batch_ms=60_000)
+    assert NOW % 3_600_000 == 0
+    for s in range(150):
+        gateway.step(NOW + s * 1000)
+    assert spool.state(WINDOWS_STATE) is not None and summaries(spool) == []
+    del gateway  # killed: stop() never runs
+    with caplog.at_level("INFO", logger="plantwatch.services.gateway"):
+        gateway = _started(spool, window_ms=3_600_000, batch_ms=60_000)
+    assert "continued open score-summary windows with 121 scores" in caplog.text  # steps 0..120
+    for s in range(150, 3601):
+        gateway.step(NOW + s * 1000)
+    [summary] = [decode_summary(i.payload) for i in spool.peek(10_000) if i.topic == summary_topic("gw")]
+    assert (summary.start_ms, summary.total) == (NOW, 121 + 3600 - 150)  # 121..149 were lost with the crash
