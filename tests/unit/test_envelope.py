@@ -101,7 +101,7 @@ def test_with_two_votes_one_sensor_alone_is_not_enough_and_two_at_once_are() -> 
     columns = list(any_one.columns)
     largest = (np.abs(moved[:, columns] - np.array(any_one.center)) / np.array(any_one.scale)).max(axis=1)
     assert any_one.score(moved).tobytes() == largest.tobytes()
-    with pytest.raises(ValueError, match="votes must be between 1 and its 3 sensors"):
+    with pytest.raises(ValueError, match="votes must be between 1 and the 3 sensors it watches, got 4"):
         fit_envelope(rows, THREE, statistics=("mean",), votes=4)
 
 

@@ -190,15 +190,16 @@ def test_plantwatch_train_envelope_arguments_reach_the_trained_envelope() -> Non
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"envelope_statistics": ("mean",), "envelope_votes": 0}, "between 1 and the 3 sensor types .* got 0"),
-        ({"envelope_statistics": ("mean",), "envelope_votes": 4}, "between 1 and the 3 sensor types .* got 4"),
+        ({"envelope_statistics": ("mean",), "envelope_votes": 0}, "between 1 and the 3 sensors it watches, got 0"),
+        ({"envelope_statistics": ("mean",), "envelope_votes": 4}, "between 1 and the 3 sensors it watches, got 4"),
         (  # only vibration has rms: one sensor can't cast two votes
             {"envelope_statistics": ("rms",), "waveform_types": ("vibration",), "envelope_votes": 2},
-            "between 1 and the 1 sensor types",
+            "between 1 and the 1 sensors it watches, got 2",
         ),
-        ({"envelope_statistics": ("median",)}, "no feature has a statistic among"),
-        ({"envelope_votes": 2}, "needs an envelope"),
-        ({"envelope_tolerance": 1.0}, r"\[0, 1\)"),
+        ({"envelope_statistics": ("median",)}, r"no feature of .* has a statistic among \[.median.\]"),
+        ({"envelope_votes": 2}, "need an envelope"),
+        ({"envelope_tolerance": 0.02}, "need an envelope"),
+        ({"envelope_statistics": ("mean",), "envelope_tolerance": 1.0}, r"\[0, 1\)"),
         ({"envelope_statistics": ("mean",), "envelope_margin": 0.0}, "positive"),
         ({"envelope_statistics": ("mean",), "envelope_margin": float("nan")}, "positive"),
     ],
@@ -215,5 +216,5 @@ def test_plantwatch_train_names_a_setting_that_cannot_work_and_trains_nothing(
     from plantwatch.cli import main
 
     assert main(["train", "--envelope-votes", "2", "--out", str(tmp_path)]) == 2
-    assert "envelope_votes needs an envelope" in capsys.readouterr().err
+    assert "envelope_votes and envelope_tolerance need an envelope" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

@@ -61,8 +61,8 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         with k votes the k-th largest among the sensors' own largest deviations. Features without a value
         (NaN) are left out; a row with fewer than k sensors that have one scores -inf (never outside)."""
         x = np.asarray(rows, dtype=np.float64)[:, list(self.columns)]
-        # A feature without a value (NaN) casts no vote: -inf is never above the threshold.
         deviation = np.abs(x - np.array(self.center)) / np.array(self.scale)
+        # A feature without a value (NaN) casts no vote: -inf is never above the threshold.
         deviation = np.where(np.isnan(deviation), -np.inf, deviation)
         if self.votes == 1:
             out: FloatArray = deviation.max(axis=1)
@@ -79,6 +79,25 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 #: Statistics measured in the sensor's own level (a relative tolerance applies to them).
 LEVEL_STATISTICS = ("latest", "mean")
+
+
+def envelope_columns(
+    spec: FeatureSpec, statistics: Sequence[str], *, margin: float = 1.0, tolerance: float = 0.0, votes: int = 1
+) -> tuple[int, ...]:
+    """The feature columns an envelope over ``statistics`` watches; ValueError for settings that can't work
+    (no such statistic, a margin that is not positive, a tolerance outside [0, 1), more votes than sensors)."""
+    if not 0.0 <= tolerance < 1.0:
+        raise ValueError(f"envelope tolerance is a fraction of the level in [0, 1), got {tolerance}")
+    if not margin > 0:  # also refuses NaN
+        raise ValueError(f"envelope margin must be positive, got {margin}")
+    names = spec.names
+    columns = tuple(i for i, name in enumerate(names) if name.rsplit(".", 1)[1] in statistics)
+    if not columns:
+        raise ValueError(f"no feature of {list(names)} has a statistic among {list(statistics)}")
+    watched = {names[c].rsplit(".", 1)[0] for c in columns}
+    if not 1 <= votes <= len(watched):
+        raise ValueError(f"envelope votes must be between 1 and the {len(watched)} sensors it watches, got {votes}")
+    return columns
 
 
 def fit_envelope(
@@ -99,14 +118,10 @@ def fit_envelope(
     training period otherwise makes a move within the instrument's accuracy or the process's normal
     tolerance count as many standard deviations. ``votes`` is how many sensors must be outside at once.
     """
-    if not 0.0 <= tolerance < 1.0:
-        raise ValueError(f"tolerance is a fraction of the level in [0, 1), got {tolerance}")
+    columns = envelope_columns(spec, statistics, margin=margin, tolerance=tolerance, votes=votes)
     names = spec.names
     if rows.ndim != 2 or rows.shape[1] != len(names) or rows.shape[0] == 0:
         raise ValueError(f"rows must be non-empty with {len(names)} columns, got {rows.shape}")
-    columns = tuple(i for i, name in enumerate(names) if name.rsplit(".", 1)[1] in statistics)
-    if not columns:
-        raise ValueError(f"no feature of {list(names)} has a statistic among {list(statistics)}")
     x = rows[:, list(columns)]
     center = np.median(x, axis=0)
     std = x.std(axis=0)

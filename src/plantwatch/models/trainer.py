@@ -13,6 +13,7 @@ import numpy as np
 from plantwatch.contract.summaries import SUMMARY_BINS
 from plantwatch.domain.features import FeatureSpec
 from plantwatch.models.datasets import AssetFeatures, FloatArray
+from plantwatch.models.envelope import envelope_columns
 from plantwatch.models.forest import ForestModel
 from plantwatch.models.training import train_forest
 
@@ -54,25 +55,16 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         """Refuse envelope settings that could only fail after a forest was trained, or do nothing."""
-        if not 0.0 <= self.envelope_tolerance < 1.0:
-            raise ValueError(f"envelope_tolerance is a fraction of the level in [0, 1), got {self.envelope_tolerance}")
-        if not self.envelope_statistics:
-            if self.envelope_votes != 1:
-                raise ValueError("envelope_votes needs an envelope: name its statistics (envelope_statistics)")
-            return
-        if not self.envelope_margin > 0:  # also refuses NaN
-            raise ValueError(f"envelope_margin must be positive, got {self.envelope_margin}")
-        watched = {n.rsplit(".", 1)[0] for n in self.spec.names if n.rsplit(".", 1)[1] in self.envelope_statistics}
-        if not watched:
-            raise ValueError(
-                f"no feature has a statistic among {list(self.envelope_statistics)} "
-                f"(features: {', '.join(self.spec.names)})"
+        if self.envelope_statistics:
+            envelope_columns(
+                self.spec,
+                self.envelope_statistics,
+                margin=self.envelope_margin,
+                tolerance=self.envelope_tolerance,
+                votes=self.envelope_votes,
             )
-        if not 1 <= self.envelope_votes <= len(watched):
-            raise ValueError(
-                f"envelope_votes must be between 1 and the {len(watched)} sensor types the envelope watches, "
-                f"got {self.envelope_votes}"
-            )
+        elif self.envelope_votes != 1 or self.envelope_tolerance != 0.0:
+            raise ValueError("envelope_votes and envelope_tolerance need an envelope: name its envelope_statistics")
 
     @property
     def spec(self) -> FeatureSpec:
