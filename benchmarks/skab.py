@@ -213,6 +213,8 @@ TOLERANCES = (0.0, 0.01, 0.02, 0.05)
 VOTES = (1, 2, 3)
 #: Feature windows tried on valve1/ (2-4 since 2026-11-29: the rule had chosen 5, the grid's smallest).
 WINDOWS = (2, 3, 4, 5, 10, 20, 40, 60)
+#: Parameters whose best value on valve1/ the report shows, each with the values tried.
+REPORTED_PARAMETERS = (("envelope_tolerance", TOLERANCES), ("envelope_votes", VOTES), ("window", WINDOWS))
 #: The alert lifecycle's (raise after N, clear after M) pairs tried on valve1/.
 LIFECYCLES = ((1, 1), (3, 10), (5, 10), (5, 30), (10, 30), (10, 60))
 
@@ -300,8 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     groups = {g: load_group(root, g) for g in GROUPS}
     params, trials = choose(groups["valve1"], args.max_samples)
     log.info("chosen on valve1/: %s", params)
-    for param, values in (("envelope_tolerance", TOLERANCES), ("envelope_votes", VOTES), ("window", WINDOWS)):
-        for value, best in best_per(trials, param, values).items():
+    picks = {param: best_per(trials, param, values) for param, values in REPORTED_PARAMETERS}
+    for param, best_values in picks.items():
+        for value, best in best_values.items():
             log.info("  best on valve1/ at %s %s: F1 %.3f FAR %.2f %%", param, value, best["f1"], best["far_pct"])
     if args.valve1_only:
         return 0
@@ -329,10 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         "missed_cps": nab.missed,
         "false_cps": nab.false_positives,
     }
-    per_value = {  # the rule's pick at each value of a parameter on valve1/, and that detector on all files
-        param: after_the_fact(best_per(trials, param, values), everything)
-        for param, values in (("envelope_tolerance", TOLERANCES), ("envelope_votes", VOTES), ("window", WINDOWS))
-    }
+    # the rule's pick at each value of a parameter on valve1/, and that detector on all files
+    per_value = {param: after_the_fact(best_values, everything) for param, best_values in picks.items()}
     report = {
         "params": asdict(params),
         "results": results,
