@@ -15,7 +15,8 @@ from plantwatch.edge.build import MODEL
 
 ACCOUNT_ARN = "arn:aws:greengrass:eu-west-1:123456789012"
 COMPONENT_ARN = f"{ACCOUNT_ARN}:components:{MODEL}"
-GROUP = "arn:aws:iot:eu-west-1:123456789012:thinggroup/plantwatch-{line}"
+#: A plant's line's thing group (Terraform: aws_iot_thing_group.line, named <project>-<plant>-<line>).
+GROUP = "arn:aws:iot:eu-west-1:123456789012:thinggroup/plantwatch-{plant}-{line}"
 #: What a line's thing group runs before the model rollout: the gateway and the model `edge build` packed.
 DEPLOYED = {"com.plantwatch.Gateway": {"componentVersion": "0.1.0"}, MODEL: {"componentVersion": "0.1.0"}}
 
@@ -68,9 +69,9 @@ def expect_create(stubber: Stubber, version: str) -> None:
     )
 
 
-def expect_current(stubber: Stubber, line: str, model_version: str = "0.1.0") -> dict[str, Any]:
-    """The line's latest deployment is read: the gateway and the model at ``model_version``; its components."""
-    target = GROUP.format(line=line)
+def expect_current(stubber: Stubber, line: str, model_version: str = "0.1.0", plant: str = "plant-1") -> dict[str, Any]:
+    """The plant's line's latest deployment is read: the gateway and the model at ``model_version``; its components."""
+    target = GROUP.format(plant=plant, line=line)
     components = {**DEPLOYED, MODEL: {"componentVersion": model_version}}
     stubber.add_response(
         "list_deployments",
@@ -85,9 +86,11 @@ def expect_current(stubber: Stubber, line: str, model_version: str = "0.1.0") ->
     return components
 
 
-def expect_deploy(stubber: Stubber, line: str, version: str, components: dict[str, Any] = DEPLOYED) -> None:
-    """The line's component set deployed again with only the model component's version changed."""
-    target = GROUP.format(line=line)
+def expect_deploy(
+    stubber: Stubber, line: str, version: str, components: dict[str, Any] = DEPLOYED, plant: str = "plant-1"
+) -> None:
+    """The plant's line's component set deployed again with only the model component's version changed."""
+    target = GROUP.format(plant=plant, line=line)
     stubber.add_response(
         "create_deployment",
         {"deploymentId": f"dep-{line}-{version}"},
@@ -102,17 +105,22 @@ def expect_deploy(stubber: Stubber, line: str, version: str, components: dict[st
 
 
 def stub_rollout(client: Any, plant: str, lines: list[str]) -> Stubber:
-    """Expect, per promoted line model in turn: the line's deployment read, the next 1.0.N of the model component
-    (after the 0.1.0 `edge build` packed), then the line deployed to it. Activated."""
+    """:func:`stub_rollouts` of the plant's ``lines``, in turn. Activated."""
+    return stub_rollouts(client, [(plant, line) for line in lines])
+
+
+def stub_rollouts(client: Any, plant_lines: list[tuple[str, str]]) -> Stubber:
+    """Expect, per promoted model of a (plant, line) in turn: that plant's line group's deployment read, the next
+    1.0.N of the model component (after the 0.1.0 `edge build` packed), then that group deployed to it. Activated."""
     stubber = Stubber(client)
     versions = ["0.1.0"]
     newest: dict[str, bytes] = {}
-    for n, line in enumerate(lines, start=1):
-        components = expect_current(stubber, line)
+    for n, (plant, line) in enumerate(plant_lines, start=1):
+        components = expect_current(stubber, line, plant=plant)
         expect_versions(stubber, list(reversed(versions)), newest)
         version = f"1.0.{n}"
         expect_create(stubber, version)
-        expect_deploy(stubber, line, version, components)
+        expect_deploy(stubber, line, version, components, plant=plant)
         versions.append(version)
         newest = {version: model_recipe(version, f"{plant}.{line}", "0" * 64)}  # another line's model
     stubber.activate()

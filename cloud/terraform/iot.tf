@@ -1,4 +1,4 @@
-# IoT Core: gateway things, a thing group per production line, a thing-scoped policy and the topic rules.
+# IoT Core: gateway things, a thing group per plant's production line, a thing-scoped policy and the topic rules.
 
 resource "aws_iot_thing_type" "gateway" {
   name = "${var.project_name}-gateway"
@@ -17,16 +17,39 @@ resource "aws_iot_thing_group" "plant" {
   }
 }
 
+# A thing group per plant's line: two plants that both have a line-1 get two groups, so one plant's model is
+# never deployed to the other's gateways. Names are <project>-<plant>-<line>; keys are "<plant>/<line>".
+locals {
+  plant_lines = {
+    for pair in setproduct(var.plants, var.production_lines) : "${pair[0]}/${pair[1]}" => {
+      plant = pair[0]
+      line  = pair[1]
+      group = "${var.project_name}-${pair[0]}-${pair[1]}"
+    }
+  }
+}
+
 resource "aws_iot_thing_group" "line" {
-  for_each          = toset(var.production_lines)
-  name              = "${var.project_name}-${each.key}"
+  for_each          = local.plant_lines
+  name              = each.value.group
   parent_group_name = aws_iot_thing_group.plant.name
 
   properties {
-    description = "Gateways of production line ${each.key}"
+    description = "Gateways of production line ${each.value.line} of plant ${each.value.plant}"
 
     attribute_payload {
-      attributes = { line = each.key }
+      attributes = { plant = each.value.plant, line = each.value.line }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(each.value.group) <= 128
+      error_message = "Thing group ${each.value.group} is longer than IoT's 128 characters: shorten project_name, the plant or the line name."
+    }
+    precondition {
+      condition     = length(distinct([for v in values(local.plant_lines) : v.group])) == length(local.plant_lines)
+      error_message = "Two plant/line pairs make the same thing group name (<project>-<plant>-<line>), e.g. plant a-b line c and plant a line b-c: rename one."
     }
   }
 }

@@ -59,13 +59,13 @@ output "gateway_thing_type" {
 }
 
 output "line_thing_groups" {
-  description = "IoT thing group per production line (deployment targets)."
-  value       = { for line, g in aws_iot_thing_group.line : line => g.name }
+  description = "IoT thing group per plant's production line, keyed \"<plant>/<line>\" (deployment targets)."
+  value       = { for key, g in aws_iot_thing_group.line : key => g.name }
 }
 
 output "line_thing_group_arns" {
-  description = "ARNs of the line thing groups (targets of greengrassv2 CreateDeployment)."
-  value       = { for line, g in aws_iot_thing_group.line : line => g.arn }
+  description = "ARNs of the line thing groups, keyed \"<plant>/<line>\" (targets of greengrassv2 CreateDeployment)."
+  value       = { for key, g in aws_iot_thing_group.line : key => g.arn }
 }
 
 output "gateway_iot_policy" {

@@ -107,9 +107,10 @@ module "retrain" {
     PLANTWATCH_REGISTRY_BUCKET          = module.artifacts_bucket.id
     PLANTWATCH_REGISTRY_PREFIX          = "models/registry"
     PLANTWATCH_ARTIFACT_BUCKET          = module.artifacts_bucket.id
-    PLANTWATCH_THING_GROUP_ARN_TEMPLATE = "${local.iot_arn}:thinggroup/${var.project_name}-{line}"
-    # The lines that have a thing group, from the groups themselves: a line outside is refused before training.
-    PLANTWATCH_LINES = join(",", keys(aws_iot_thing_group.line))
+    PLANTWATCH_THING_GROUP_ARN_TEMPLATE = "${local.iot_arn}:thinggroup/${var.project_name}-{plant}-{line}"
+    # The plants' lines that have a thing group ("plant/line"), from the groups themselves: any other plant's
+    # line is refused before training.
+    PLANTWATCH_PLANT_LINES = join(",", keys(aws_iot_thing_group.line))
     # The plants the schedule retrains, one after the other; a drift event names its own plant and line.
     PLANTWATCH_PLANTS = join(",", var.plants)
     # What a run could not retrain (no archived data, a line without a thing group) is queued here, replayable.

@@ -243,12 +243,12 @@ variable "log_retention_days" {
 
 variable "production_lines" {
   type        = list(string)
-  description = "Production lines; each becomes an IoT thing group that its gateways join and deployments target."
+  description = "Production lines of each plant in `plants`; each plant's line becomes an IoT thing group (<project>-<plant>-<line>) that its gateways join and deployments target. Plants may name their lines alike."
   default     = ["line-1"]
 
   validation {
-    condition     = length(var.production_lines) > 0 && alltrue([for l in var.production_lines : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", l))])
-    error_message = "production_lines must be a non-empty list of names of 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit (the names gateways put in readings)."
+    condition     = length(var.production_lines) > 0 && length(distinct(var.production_lines)) == length(var.production_lines) && alltrue([for l in var.production_lines : can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", l))])
+    error_message = "production_lines must be a non-empty list of distinct names of 1-64 characters from A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit (the names gateways put in readings; thing group names can't hold '.')."
   }
 }
 
@@ -465,11 +465,11 @@ variable "tags" {
 
 variable "plants" {
   type        = list(string)
-  description = "Plants the scheduled retraining covers, one after the other: each the `plant` its gateways are configured with (and their thing attribute). A drift event retrains its own plant's line, listed or not. Thing groups are per line name (production_lines), so plants must not reuse line names."
+  description = "Plants: each the `plant` its gateways are configured with (and their thing attribute). Each gets a thing group per line in production_lines, and the scheduled retraining covers them one after the other; a drift event retrains its own plant's line."
   default     = ["plant-1"]
 
   validation {
-    condition     = length(var.plants) > 0 && length(distinct(var.plants)) == length(var.plants) && alltrue([for p in var.plants : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", p))])
-    error_message = "plants must be a non-empty list of distinct names of 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit."
+    condition     = length(var.plants) > 0 && length(distinct(var.plants)) == length(var.plants) && alltrue([for p in var.plants : can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", p))])
+    error_message = "plants must be a non-empty list of distinct names of 1-64 characters from A-Z, a-z, 0-9, '_' and '-', starting with a letter or digit (thing group names can't hold '.')."
   }
 }

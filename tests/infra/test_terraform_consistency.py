@@ -452,28 +452,40 @@ def test_the_stream_processor_is_told_the_timestream_tables_own_retention(root: 
     assert settings.magnetic_writes is magnetic["enable_magnetic_store_writes"]
 
 
+#: IoT's pattern for thing group names (CreateThingGroup, thingGroupName): no '.', unlike a line name in a reading.
+THING_GROUP_NAME = r"[a-zA-Z0-9:_-]+"
+
+
 def test_retraining_covers_the_configured_plants_and_deploys_only_to_the_lines_thing_groups(root: Config) -> None:
     from plantwatch.contract.reading import IDENT_PATTERN
 
     body = _lambda_modules()["retrain"]
     env = body["environment"]
-    # the schedule retrains every plant of var.plants, whose names are the ones the job accepts
+    # the schedule retrains every plant of var.plants
     assert env["PLANTWATCH_PLANTS"] == '${join(",", var.plants)}'
     plants = root.named("variable")["plants"]
     assert plants["default"] == ["plant-1"]
-    assert f'regex("{IDENT_PATTERN}", p)' in plants["validation"][0]["condition"]
-    # the lines it may deploy to are those that have a thing group, taken from the groups themselves
-    group = root.resources("aws_iot_thing_group")[("aws_iot_thing_group", "line")]
-    assert group["for_each"] == "${toset(var.production_lines)}"
-    # a line name Terraform accepts must be one the job accepts, or PLANTWATCH_LINES stops it at cold start
+    # a plant or line name Terraform accepts is one the job accepts, and one a thing group name can hold
+    names = IDENT_PATTERN.replace("._-", "_-")
+    assert f'regex("{names}", p)' in plants["validation"][0]["condition"]
     lines = root.named("variable")["production_lines"]
-    assert f'regex("{IDENT_PATTERN}", l)' in lines["validation"][0]["condition"]
-    assert env["PLANTWATCH_LINES"] == '${join(",", keys(aws_iot_thing_group.line))}'
-    # and a line's deployment target is that line's group
+    assert f'regex("{names}", l)' in lines["validation"][0]["condition"]
+    for c in map(chr, range(32, 127)):
+        if re.fullmatch(names, f"a{c}"):
+            assert re.fullmatch(IDENT_PATTERN, f"a{c}") and re.fullmatch(THING_GROUP_NAME, f"a{c}"), c
+    # every plant's line has a group of its own, named after both, so two plants' line-1 never share a group
+    group = root.resources("aws_iot_thing_group")[("aws_iot_thing_group", "line")]
+    assert group["for_each"] == "${local.plant_lines}"
+    assert group["name"] == "${each.value.group}"
+    pairs = root.locals()["plant_lines"]
+    assert pairs.startswith("${{for pair in setproduct(var.plants, var.production_lines) :")
+    assert '"${pair[0]}/${pair[1]}" =>' in pairs
+    assert 'group = "${var.project_name}-${pair[0]}-${pair[1]}"' in pairs
+    # the job may deploy only to those groups (their "plant/line" keys), and a plant's line's target is its group
+    assert env["PLANTWATCH_PLANT_LINES"] == '${join(",", keys(aws_iot_thing_group.line))}'
     prefix = "${local.iot_arn}:thinggroup/"
     template = env["PLANTWATCH_THING_GROUP_ARN_TEMPLATE"]
-    assert template.startswith(prefix)
-    assert template.removeprefix(prefix).replace("{line}", "${each.key}") == group["name"]
+    assert template == prefix + "${var.project_name}-{plant}-{line}"
     # what a run could not retrain goes to the function's own dead-letter queue, whose depth pages
     queue = "aws_sqs_queue.retrain_failures"
     assert env["PLANTWATCH_FAILURE_QUEUE_URL"] == f"${{{queue}.url}}"

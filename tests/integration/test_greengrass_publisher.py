@@ -45,7 +45,10 @@ def clients() -> tuple[object, object]:
 
 def _publisher(greengrass: object, s3: object) -> GreengrassModelPublisher:
     return GreengrassModelPublisher(
-        greengrass=greengrass, s3=s3, artifact_bucket="artifacts", thing_group_arn=lambda line: GROUP.format(line=line)
+        greengrass=greengrass,
+        s3=s3,
+        artifact_bucket="artifacts",
+        thing_group_arn=lambda line: GROUP.format(plant="plant-1", line=line),
     )
 
 
@@ -79,7 +82,11 @@ def test_a_retried_publish_reuses_the_version_it_created_and_deploys_it(clients:
     # THEN line-1 is deployed to 1.0.4, nothing is created twice
     assert published["componentVersion"] == "1.0.4"
     assert published["deployments"] == [
-        {"line": "line-1", "targetArn": GROUP.format(line="line-1"), "deploymentId": "dep-line-1-1.0.4"}
+        {
+            "line": "line-1",
+            "targetArn": GROUP.format(plant="plant-1", line="line-1"),
+            "deploymentId": "dep-line-1-1.0.4",
+        }
     ]
 
 
@@ -124,7 +131,7 @@ def test_the_first_publish_of_a_component_that_was_never_published_is_1_0_1(clie
     greengrass, s3 = clients
     uploads = _expect_upload(s3)
     stubber = Stubber(greengrass)
-    target = GROUP.format(line="line-1")
+    target = GROUP.format(plant="plant-1", line="line-1")
     stubber.add_response("list_deployments", {"deployments": []}, {"targetArn": target, "historyFilter": "LATEST_ONLY"})
     stubber.add_client_error("list_component_versions", "ResourceNotFoundException", http_status_code=404)
     expect_create(stubber, "1.0.1")

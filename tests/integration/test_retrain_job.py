@@ -30,7 +30,7 @@ from plantwatch.adapters.aws_retrain import (
 from plantwatch.adapters.object_store import S3ObjectStore
 from plantwatch.domain.simulator import SimulationConfig
 from plantwatch.models.registry import ModelRegistry
-from tests.greengrass_stubs import GROUP, stub_rollout
+from tests.greengrass_stubs import GROUP, stub_rollout, stub_rollouts
 from tests.helpers import drift_event
 from tests.moto import moto_server
 from tests.unit.lifecycle_support import ARCHIVE_PERIODS, SIM, TRAIN, archive_simulated_readings
@@ -73,14 +73,18 @@ def _archive(aws: dict[str, Any], tmp_path: Path, sim: SimulationConfig) -> None
         aws["s3"].upload_file(str(path), "archive", f"compliance/{path.relative_to(root).as_posix()}")
 
 
-def _settings(aws: dict[str, Any], *, plants: str, lines: str = "line-1,line-2", queue: bool = True) -> RetrainSettings:
+#: Thing groups of two plants that both name their lines line-1 and line-2 (Terraform: plants x production_lines).
+PLANT_LINES = "plant-1/line-1,plant-1/line-2,plant-2/line-1,plant-2/line-2"
+
+
+def _settings(aws: dict[str, Any], *, plants: str, lines: str = PLANT_LINES, queue: bool = True) -> RetrainSettings:
     env = {
         "PLANTWATCH_ARCHIVE_BUCKET": "archive",
         "PLANTWATCH_ARCHIVE_PREFIX": "compliance",
         "PLANTWATCH_REGISTRY_BUCKET": "models",
         "PLANTWATCH_ARTIFACT_BUCKET": "artifacts",
         "PLANTWATCH_THING_GROUP_ARN_TEMPLATE": GROUP,
-        "PLANTWATCH_LINES": lines,
+        "PLANTWATCH_PLANT_LINES": lines,
         "PLANTWATCH_PLANTS": plants,
         "PLANTWATCH_WINDOW_DAYS": "1",
         "PLANTWATCH_TRAIN": msgspec.json.encode(TRAIN).decode(),
@@ -228,13 +232,54 @@ def test_a_drift_event_retrains_the_drifted_plants_line_only(tmp_path: Path, aws
     assert _queued(aws) == []
 
 
+def test_plants_that_name_their_lines_alike_each_deploy_to_their_own_lines_groups(
+    tmp_path: Path, aws: dict[str, Any]
+) -> None:
+    require_sklearn()
+    # GIVEN two plants archived, both with a line-1 and a line-2
+    _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-1"))
+    _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
+    pairs = [("plant-1", "line-1"), ("plant-1", "line-2"), ("plant-2", "line-1"), ("plant-2", "line-2")]
+    stubber = stub_rollouts(aws["greengrass"], pairs)
+    # WHEN the schedule retrains both
+    result = _job(aws, _settings(aws, plants="plant-1,plant-2")).run(_scheduled())
+    # THEN each plant's line model is deployed to that plant's line group only (Stubber checks every targetArn):
+    # plant-1's line-1 model never reaches plant-2's line-1 gateways
+    stubber.assert_no_pending_responses()
+    assert result["status"] == "ok", result["problems"]
+    targets = {
+        m["name"]: [d["targetArn"] for d in m["published"]["deployments"]]
+        for run in result["runs"]
+        for m in run["models"]
+    }
+    assert targets == {f"{p}.{line}": [GROUP.format(plant=p, line=line)] for p, line in pairs}
+    assert len({t for ts in targets.values() for t in ts}) == 4
+
+
+def test_a_drift_event_of_a_plant_without_thing_groups_deploys_nowhere(tmp_path: Path, aws: dict[str, Any]) -> None:
+    require_sklearn()
+    # GIVEN plant-2's lines archived, and thing groups for plant-1's line-1 and line-2 only
+    _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
+    settings = _settings(aws, plants="plant-1", lines="plant-1/line-1,plant-1/line-2")
+    stubber = stub_rollouts(aws["greengrass"], [])  # any Greengrass call fails the test
+    # WHEN plant-2's line-2 drifts
+    result = _job(aws, settings).run(drift_event("plant-2", "line-2", window_end_ms=HOUR_MS))
+    # THEN nothing is trained or deployed (plant-1's line-2 group is not plant-2's), and the refusal is reported
+    stubber.assert_no_pending_responses()
+    assert _registered(aws) == set()
+    assert result["status"] == "failed"
+    [problem] = result["problems"]
+    assert (problem["code"], problem["plant"], problem["line"]) == (NO_THING_GROUP, "plant-2", "line-2")
+    assert "this plant's lines with one: none" in problem["message"]
+
+
 def test_a_line_without_a_thing_group_is_refused_before_anything_is_trained_or_registered(
     tmp_path: Path, aws: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     require_sklearn()
     # GIVEN readings of line-1 and line-2, and a thing group for line-1 only
     _archive(aws, tmp_path, SIM)
-    settings = _settings(aws, plants="plant-1", lines="line-1")
+    settings = _settings(aws, plants="plant-1", lines="plant-1/line-1,plant-2/line-2")
     stubber = stub_rollout(aws["greengrass"], "plant-1", ["line-1"])
     # WHEN the scheduled event fires
     with caplog.at_level(logging.ERROR, logger="plantwatch.adapters.aws_retrain"):
@@ -263,7 +308,7 @@ def test_lines_named_unlike_the_thing_groups_train_nothing(tmp_path: Path, aws: 
     require_sklearn()
     # GIVEN the gateways' lines "line-1"/"line-2" and thing groups made for "line1"/"line2"
     _archive(aws, tmp_path, SIM)
-    settings = _settings(aws, plants="plant-1", lines="line1,line2")
+    settings = _settings(aws, plants="plant-1", lines="plant-1/line1,plant-1/line2")
     stubber = stub_rollout(aws["greengrass"], "plant-1", [])  # any Greengrass call fails the test
     # WHEN the scheduled event fires
     result = _job(aws, settings).run(_scheduled())

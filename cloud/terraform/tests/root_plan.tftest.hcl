@@ -81,3 +81,60 @@ run "the_longest_project_name_fits_every_limit" {
     error_message = "EventBridge rule names are at most 64 characters"
   }
 }
+
+run "plants_may_name_their_lines_alike" {
+  command = plan
+
+  variables {
+    plants           = ["plant-a", "plant-b"]
+    production_lines = ["line-1", "line-2"]
+  }
+
+  assert {
+    condition = output.line_thing_groups == {
+      "plant-a/line-1" = "smart-manufacturing-iot-analytics-platform-plant-a-line-1"
+      "plant-a/line-2" = "smart-manufacturing-iot-analytics-platform-plant-a-line-2"
+      "plant-b/line-1" = "smart-manufacturing-iot-analytics-platform-plant-b-line-1"
+      "plant-b/line-2" = "smart-manufacturing-iot-analytics-platform-plant-b-line-2"
+    }
+    error_message = "each plant's line must get a thing group of its own, keyed plant/line"
+  }
+  assert {
+    condition     = aws_iot_thing_group.line["plant-b/line-1"].properties[0].attribute_payload[0].attributes == tomap({ plant = "plant-b", line = "line-1" })
+    error_message = "a line group must carry its plant and line as attributes"
+  }
+}
+
+run "two_pairs_that_make_one_group_name_are_refused" {
+  command = plan
+
+  variables {
+    plants           = ["a-b", "a"]
+    production_lines = ["c", "b-c"]
+  }
+
+  expect_failures = [aws_iot_thing_group.line]
+}
+
+run "a_group_name_over_128_characters_is_refused" {
+  command = plan
+
+  variables {
+    project_name     = "abcdefghij-abcdefghij-abcdefghij-abcdefghij-ab"
+    plants           = ["plant-abcdefghij-abcdefghij-abcdefghij"]
+    production_lines = ["line-abcdefghij-abcdefghij-abcdefghij-abcdefghij"]
+  }
+
+  expect_failures = [aws_iot_thing_group.line]
+}
+
+run "names_a_thing_group_cannot_hold_are_refused" {
+  command = plan
+
+  variables {
+    plants           = ["plant.1"]
+    production_lines = ["line.1"]
+  }
+
+  expect_failures = [var.plants, var.production_lines]
+}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import string
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -45,12 +46,17 @@ log = logging.getLogger(__name__)
 NO_DATA = "NoArchivedData"
 #: ``ErrorCode`` of a failure-queue message: readings of a line that has no thing group; nothing of it was trained.
 NO_THING_GROUP = "LineWithoutThingGroup"
+#: The fields a thing group ARN template names: a line's group is its plant's, so two plants' line-1 never share one.
+TEMPLATE_FIELDS = frozenset({"plant", "line"})
 #: ``ErrorCode`` of a failure-queue message: retraining the plant (or line) raised; the others went on.
 RETRAIN_ERROR = "RetrainError"
 #: ``source`` of the replayable event a failure-queue message carries (the job accepts it like any event).
 REPLAY_SOURCE = "plantwatch.retrain"
 
 Name = Annotated[str, msgspec.Meta(pattern=IDENT_PATTERN)]
+_IDENT = IDENT_PATTERN.removeprefix("^").removesuffix("$")
+#: ``plant/line``: a line that has a thing group, named with its plant.
+PlantLine = Annotated[str, msgspec.Meta(pattern=f"^{_IDENT}/{_IDENT}$")]
 
 
 class RetrainIncompleteError(RuntimeError):
@@ -65,10 +71,12 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
     registry_bucket: str
     registry_prefix: str = "registry"
     artifact_bucket: str
-    #: ARN of a line's thing group, with ``{line}`` in it, e.g. arn:aws:iot:eu-west-1:123:thinggroup/plantwatch-{line}
+    #: ARN of a plant's line's thing group, with ``{plant}`` and ``{line}`` in it, e.g.
+    #: arn:aws:iot:eu-west-1:123:thinggroup/plantwatch-{plant}-{line}
     thing_group_arn_template: str
-    #: lines that have a thing group (Terraform: the keys of aws_iot_thing_group.line); others are refused
-    lines: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    #: ``plant/line`` of every line that has a thing group (Terraform: the keys of aws_iot_thing_group.line);
+    #: readings of any other plant's line are refused before anything of them is trained
+    plant_lines: Annotated[list[PlantLine], msgspec.Meta(min_length=1)]
     #: plants a scheduled run retrains, in turn (Terraform: var.plants); an event may name any one plant
     plants: Annotated[list[Name], msgspec.Meta(min_length=1)]
     #: SQS queue told of what a run could not retrain (Terraform: the retrain failure queue); empty: the run raises
@@ -78,10 +86,28 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
     simulation: SimulationConfig = msgspec.field(default_factory=SimulationConfig)
     periods: Periods = msgspec.field(default_factory=Periods)
 
+    def __post_init__(self) -> None:
+        fields = {name for _, name, _, _ in string.Formatter().parse(self.thing_group_arn_template) if name is not None}
+        if fields != TEMPLATE_FIELDS:
+            # without {plant}, every plant's line-1 would be one group: a plant's model would reach another's gateways
+            raise ValueError(
+                f"thing_group_arn_template must name {{plant}} and {{line}} and nothing else, "
+                f"got {self.thing_group_arn_template!r}"
+            )
+
+    def lines_of(self, plant: str) -> list[str]:
+        """The plant's lines that have a thing group."""
+        return sorted(line for p, _, line in (pl.partition("/") for pl in self.plant_lines) if p == plant)
+
+    def thing_group_arn(self, plant: str, line: str) -> str:
+        """The deployment target of the plant's line."""
+        return self.thing_group_arn_template.format(plant=plant, line=line)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RetrainSettings:
         """Read ``PLANTWATCH_ARCHIVE_BUCKET`` etc.; ``PLANTWATCH_TRAIN``/``_SIMULATION``/``_PERIODS`` hold JSON,
-        ``PLANTWATCH_LINES``/``_PLANTS`` comma-separated names. Raises ValueError naming a bad or missing one."""
+        ``PLANTWATCH_PLANT_LINES`` comma-separated ``plant/line`` names, ``PLANTWATCH_PLANTS`` plant names.
+        Raises ValueError naming a bad or missing one."""
         # each variable is read by its literal name, so tests/infra can check them against Terraform
         given = {
             "archive_bucket": env.get("PLANTWATCH_ARCHIVE_BUCKET"),
@@ -90,7 +116,7 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
             "registry_prefix": env.get("PLANTWATCH_REGISTRY_PREFIX"),
             "artifact_bucket": env.get("PLANTWATCH_ARTIFACT_BUCKET"),
             "thing_group_arn_template": env.get("PLANTWATCH_THING_GROUP_ARN_TEMPLATE"),
-            "lines": env.get("PLANTWATCH_LINES"),
+            "plant_lines": env.get("PLANTWATCH_PLANT_LINES"),
             "plants": env.get("PLANTWATCH_PLANTS"),
             "failure_queue_url": env.get("PLANTWATCH_FAILURE_QUEUE_URL"),
             "window_days": env.get("PLANTWATCH_WINDOW_DAYS"),
@@ -104,7 +130,7 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
                 continue
             if field in ("train", "simulation", "periods"):
                 raw[field] = msgspec.json.decode(value)
-            elif field in ("lines", "plants"):
+            elif field in ("plant_lines", "plants"):
                 raw[field] = [part.strip() for part in value.split(",") if part.strip()]
             else:
                 raw[field] = value
@@ -126,11 +152,16 @@ class RetrainJob:
         self._evaluation: Evaluator | None = None
         self.archive = S3ObjectStore(s3, settings.archive_bucket, settings.archive_prefix)
         self.registry = ModelRegistry(S3ObjectStore(s3, settings.registry_bucket, settings.registry_prefix))
-        self.publisher = GreengrassModelPublisher(
-            greengrass=greengrass,
-            s3=s3,
-            artifact_bucket=settings.artifact_bucket,
-            thing_group_arn=lambda line: settings.thing_group_arn_template.format(line=line),
+        self.s3 = s3
+        self.greengrass = greengrass
+
+    def publisher(self, plant: str) -> GreengrassModelPublisher:
+        """Publishes the plant's models to its own lines' thing groups (never another plant's line of that name)."""
+        return GreengrassModelPublisher(
+            greengrass=self.greengrass,
+            s3=self.s3,
+            artifact_bucket=self.settings.artifact_bucket,
+            thing_group_arn=lambda line: self.settings.thing_group_arn(plant, line),
         )
 
     def run(self, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,12 +217,14 @@ class RetrainJob:
             )
             problems.append(self._report(NO_DATA, message, plant, line, start, end))
             return {**done, "status": "no-data"}
-        deployable, refused = split_deployable(assets, s.lines)
+        grouped = s.lines_of(plant)
+        deployable, refused = split_deployable(assets, grouped)
         for bad in refused:
             message = (
                 f"{NO_THING_GROUP}: plant {plant!r} has readings of line {bad!r}, which has no thing group "
-                f"(lines with one: {', '.join(s.lines)}): its models were not trained, registered or deployed. "
-                "Add the line to production_lines, or name it on the gateways as it is named there."
+                f"(this plant's lines with one: {', '.join(grouped) or 'none'}): its models were not trained, "
+                "registered or deployed. Add the plant to plants and the line to production_lines, or name them "
+                "on the gateways as they are named there."
             )
             problems.append(self._report(NO_THING_GROUP, message, plant, bad, start, end))
         if deployable:
@@ -201,7 +234,7 @@ class RetrainJob:
                 registry=self.registry,
                 evaluator=self._evaluator().for_plant(plant),
                 source={"kind": "s3-archive", "bucket": s.archive_bucket, "start_ms": start, "end_ms": end},
-                publisher=self.publisher,
+                publisher=self.publisher(plant),
             )
             done["models"] = [msgspec.to_builtins(r) for r in results]
         done["refused_lines"] = refused
