@@ -15,8 +15,8 @@ from plantwatch.edge.build import MODEL
 
 ACCOUNT_ARN = "arn:aws:greengrass:eu-west-1:123456789012"
 COMPONENT_ARN = f"{ACCOUNT_ARN}:components:{MODEL}"
-#: A plant's line's thing group (Terraform: aws_iot_thing_group.line, named <project>-<plant>-<line>).
-GROUP = "arn:aws:iot:eu-west-1:123456789012:thinggroup/plantwatch-{plant}-{line}"
+#: A plant's line's thing group (Terraform: aws_iot_thing_group.line, named <project>-line-<plant>-<line>).
+GROUP = "arn:aws:iot:eu-west-1:123456789012:thinggroup/plantwatch-line-{plant}-{line}"
 #: What a line's thing group runs before the model rollout: the gateway and the model `edge build` packed.
 DEPLOYED = {"com.plantwatch.Gateway": {"componentVersion": "0.1.0"}, MODEL: {"componentVersion": "0.1.0"}}
 
@@ -69,10 +69,18 @@ def expect_create(stubber: Stubber, version: str) -> None:
     )
 
 
-def expect_current(stubber: Stubber, line: str, model_version: str = "0.1.0", plant: str = "plant-1") -> dict[str, Any]:
-    """The plant's line's latest deployment is read: the gateway and the model at ``model_version``; its components."""
+def expect_current(
+    stubber: Stubber,
+    line: str,
+    model_version: str = "0.1.0",
+    plant: str = "plant-1",
+    components: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The plant's line's latest deployment is read: the gateway and the model at ``model_version`` (or
+    ``components``); its components."""
     target = GROUP.format(plant=plant, line=line)
-    components = {**DEPLOYED, MODEL: {"componentVersion": model_version}}
+    if components is None:
+        components = {**DEPLOYED, MODEL: {"componentVersion": model_version}}
     stubber.add_response(
         "list_deployments",
         {"deployments": [{"targetArn": target, "deploymentId": f"dep-{line}-0", "isLatestForTarget": True}]},
@@ -102,6 +110,12 @@ def expect_deploy(
             "clientToken": ANY,
         },
     )
+
+
+def expect_no_deployment(stubber: Stubber, line: str, plant: str = "plant-1") -> None:
+    """The plant's line's group has no deployment yet (a new group: no ``plantwatch edge deploy`` on it)."""
+    target = GROUP.format(plant=plant, line=line)
+    stubber.add_response("list_deployments", {"deployments": []}, {"targetArn": target, "historyFilter": "LATEST_ONLY"})
 
 
 def stub_rollout(client: Any, plant: str, lines: list[str]) -> Stubber:

@@ -18,13 +18,14 @@ resource "aws_iot_thing_group" "plant" {
 }
 
 # A thing group per plant's line: two plants that both have a line-1 get two groups, so one plant's model is
-# never deployed to the other's gateways. Names are <project>-<plant>-<line>; keys are "<plant>/<line>".
+# never deployed to the other's gateways. Names are <project>-line-<plant>-<line> (the retraining role may deploy
+# to <project>-line-*, not to the parent group of every gateway); keys are "<plant>/<line>".
 locals {
   plant_lines = {
     for pair in setproduct(var.plants, var.production_lines) : "${pair[0]}/${pair[1]}" => {
       plant = pair[0]
       line  = pair[1]
-      group = "${var.project_name}-${pair[0]}-${pair[1]}"
+      group = "${var.project_name}-line-${pair[0]}-${pair[1]}"
     }
   }
 }
@@ -49,7 +50,7 @@ resource "aws_iot_thing_group" "line" {
     }
     precondition {
       condition     = length(distinct([for v in values(local.plant_lines) : v.group])) == length(local.plant_lines)
-      error_message = "Two plant/line pairs make the same thing group name (<project>-<plant>-<line>), e.g. plant a-b line c and plant a line b-c: rename one."
+      error_message = "Two plant/line pairs make the same thing group name (<project>-line-<plant>-<line>), e.g. plant a-b line c and plant a line b-c: rename one."
     }
   }
 }

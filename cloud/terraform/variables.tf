@@ -243,7 +243,7 @@ variable "log_retention_days" {
 
 variable "production_lines" {
   type        = list(string)
-  description = "Production lines of each plant in `plants`; each plant's line becomes an IoT thing group (<project>-<plant>-<line>) that its gateways join and deployments target. Plants may name their lines alike."
+  description = "Production lines of each plant in `plants`; each plant's line becomes an IoT thing group (<project>-line-<plant>-<line>) that its gateways join and deployments target. Plants may name their lines alike."
   default     = ["line-1"]
 
   validation {

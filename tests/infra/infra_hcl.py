@@ -90,15 +90,10 @@ class Config:
                 return "true" if value else "false"
             return value if isinstance(value, str) else json.dumps(value)
 
-        # the plant/line keys of the line thing groups (aws_iot_thing_group.line) at the defaults
-        plant_lines = ",".join(f"{p}/{line}" for p in defaults["plants"] for line in defaults["production_lines"])
-
         def value(v: str) -> str:
             expression = reference(v)
             if expression is not None and expression.startswith("var."):
                 return rendered(defaults[expression.removeprefix("var.")])
-            if v == '${join(",", keys(aws_iot_thing_group.line))}':
-                return plant_lines
             # a string built of variables and the IoT ARN prefix, e.g. a thing group ARN template
             v = re.sub(r"\$\{var\.(\w+)\}", lambda m: rendered(defaults[m.group(1)]), v)
             v = v.replace("${local.iot_arn}", "arn:aws:iot:eu-west-1:123456789012")

@@ -480,12 +480,19 @@ def test_retraining_covers_the_configured_plants_and_deploys_only_to_the_lines_t
     pairs = root.locals()["plant_lines"]
     assert pairs.startswith("${{for pair in setproduct(var.plants, var.production_lines) :")
     assert '"${pair[0]}/${pair[1]}" =>' in pairs
-    assert 'group = "${var.project_name}-${pair[0]}-${pair[1]}"' in pairs
-    # the job may deploy only to those groups (their "plant/line" keys), and a plant's line's target is its group
-    assert env["PLANTWATCH_PLANT_LINES"] == '${join(",", keys(aws_iot_thing_group.line))}'
+    assert 'group = "${var.project_name}-line-${pair[0]}-${pair[1]}"' in pairs
+    # the job knows the same plants and lines, and a plant's line's target is that group
+    assert env["PLANTWATCH_LINES"] == '${join(",", var.production_lines)}'
     prefix = "${local.iot_arn}:thinggroup/"
     template = env["PLANTWATCH_THING_GROUP_ARN_TEMPLATE"]
-    assert template == prefix + "${var.project_name}-{plant}-{line}"
+    assert template == prefix + "${var.project_name}-line-{plant}-{line}"
+    # its role may deploy to the line groups by their name prefix, which the parent group of every gateway
+    # (<project>-plant) does not share
+    [targets] = [s for s in statements(_policy(root, body)) if "iot:CreateJob" in s["actions"]]
+    assert targets["resources"] == [prefix + "${var.project_name}-line-*", "${local.iot_arn}:job/*"]
+    assert not root.resources("aws_iot_thing_group")[("aws_iot_thing_group", "plant")]["name"].startswith(
+        "${var.project_name}-line-"
+    )
     # what a run could not retrain goes to the function's own dead-letter queue, whose depth pages
     queue = "aws_sqs_queue.retrain_failures"
     assert env["PLANTWATCH_FAILURE_QUEUE_URL"] == f"${{{queue}.url}}"

@@ -12,13 +12,14 @@ import pytest
 from botocore.stub import Stubber
 
 from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
-from plantwatch.edge.build import MODEL
+from plantwatch.edge.build import GATEWAY, MODEL
 from plantwatch.models.registry import RegistryEntry
 from tests.greengrass_stubs import (
     GROUP,
     expect_create,
     expect_current,
     expect_deploy,
+    expect_no_deployment,
     expect_state,
     expect_versions,
     model_recipe,
@@ -131,13 +132,50 @@ def test_the_first_publish_of_a_component_that_was_never_published_is_1_0_1(clie
     greengrass, s3 = clients
     uploads = _expect_upload(s3)
     stubber = Stubber(greengrass)
-    target = GROUP.format(plant="plant-1", line="line-1")
-    stubber.add_response("list_deployments", {"deployments": []}, {"targetArn": target, "historyFilter": "LATEST_ONLY"})
+    # GIVEN line-1 runs the gateway (its model as a dependency), and the model component was never published
+    gateway_only = {GATEWAY: {"componentVersion": "0.1.0"}}
+    expect_current(stubber, "line-1", components=gateway_only)
     stubber.add_client_error("list_component_versions", "ResourceNotFoundException", http_status_code=404)
     expect_create(stubber, "1.0.1")
-    expect_deploy(stubber, "line-1", "1.0.1", components={})
+    expect_deploy(stubber, "line-1", "1.0.1", components=gateway_only)
     published = _publish(greengrass, s3, stubber, uploads)
     assert published["componentVersion"] == "1.0.1"
+    assert published["waiting"] == []
+
+
+def test_a_group_that_runs_no_gateway_yet_gets_no_model_only_deployment(clients: tuple[object, object]) -> None:
+    greengrass, s3 = clients
+    nothing_uploaded = Stubber(s3)  # any S3 call fails the test
+    nothing_uploaded.activate()
+    stubber = Stubber(greengrass)
+    # GIVEN line-1's thing group is new: no deployment (no `plantwatch edge deploy` on it yet)
+    expect_no_deployment(stubber, "line-1")
+    # WHEN a model is published to it (a deployment of the model alone would, as each device's whole component
+    # set, remove the gateway from devices already added to the group)
+    published = _publish(greengrass, s3, stubber, nothing_uploaded)
+    # THEN nothing is uploaded, created or deployed, and the line is returned as waiting for its gateway
+    assert (published["componentVersion"], published["deployments"]) == (None, [])
+    assert published["waiting"] == [{"line": "line-1", "targetArn": GROUP.format(plant="plant-1", line="line-1")}]
+
+
+def test_a_model_of_two_lines_is_deployed_to_the_one_that_runs_the_gateway(clients: tuple[object, object]) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber = Stubber(greengrass)
+    # GIVEN an asset-class model for line-1 and line-2, and only line-1's group running the gateway
+    components = expect_current(stubber, "line-1")
+    expect_no_deployment(stubber, "line-2")
+    expect_versions(stubber, ["1.0.2", "0.1.0"], {"1.0.2": model_recipe("1.0.2", "plant-1.line-9", "ef" * 32)})
+    expect_create(stubber, "1.0.3")
+    expect_deploy(stubber, "line-1", "1.0.3", components)
+    stubber.activate()
+    # WHEN it is published
+    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1", "line-2"])
+    # THEN line-1 gets it and line-2 waits
+    stubber.assert_no_pending_responses()
+    uploads.assert_no_pending_responses()
+    assert [d["line"] for d in published["deployments"]] == ["line-1"]
+    assert [w["line"] for w in published["waiting"]] == ["line-2"]
 
 
 def test_a_version_taken_meanwhile_moves_to_the_next_one(clients: tuple[object, object]) -> None:

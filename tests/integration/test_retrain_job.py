@@ -21,6 +21,7 @@ from botocore.stub import Stubber
 
 from plantwatch.adapters.aws_retrain import (
     NO_DATA,
+    NO_GATEWAY,
     NO_THING_GROUP,
     RETRAIN_ERROR,
     RetrainIncompleteError,
@@ -29,8 +30,19 @@ from plantwatch.adapters.aws_retrain import (
 )
 from plantwatch.adapters.object_store import S3ObjectStore
 from plantwatch.domain.simulator import SimulationConfig
-from plantwatch.models.registry import ModelRegistry
-from tests.greengrass_stubs import GROUP, stub_rollout, stub_rollouts
+from plantwatch.models import registry as registry_module
+from plantwatch.models.registry import Decision, ModelRegistry
+from tests.greengrass_stubs import (
+    GROUP,
+    expect_create,
+    expect_current,
+    expect_deploy,
+    expect_no_deployment,
+    expect_versions,
+    model_recipe,
+    stub_rollout,
+    stub_rollouts,
+)
 from tests.helpers import drift_event
 from tests.moto import moto_server
 from tests.unit.lifecycle_support import ARCHIVE_PERIODS, SIM, TRAIN, archive_simulated_readings
@@ -73,18 +85,14 @@ def _archive(aws: dict[str, Any], tmp_path: Path, sim: SimulationConfig) -> None
         aws["s3"].upload_file(str(path), "archive", f"compliance/{path.relative_to(root).as_posix()}")
 
 
-#: Thing groups of two plants that both name their lines line-1 and line-2 (Terraform: plants x production_lines).
-PLANT_LINES = "plant-1/line-1,plant-1/line-2,plant-2/line-1,plant-2/line-2"
-
-
-def _settings(aws: dict[str, Any], *, plants: str, lines: str = PLANT_LINES, queue: bool = True) -> RetrainSettings:
+def _settings(aws: dict[str, Any], *, plants: str, lines: str = "line-1,line-2", queue: bool = True) -> RetrainSettings:
     env = {
         "PLANTWATCH_ARCHIVE_BUCKET": "archive",
         "PLANTWATCH_ARCHIVE_PREFIX": "compliance",
         "PLANTWATCH_REGISTRY_BUCKET": "models",
         "PLANTWATCH_ARTIFACT_BUCKET": "artifacts",
         "PLANTWATCH_THING_GROUP_ARN_TEMPLATE": GROUP,
-        "PLANTWATCH_PLANT_LINES": lines,
+        "PLANTWATCH_LINES": lines,
         "PLANTWATCH_PLANTS": plants,
         "PLANTWATCH_WINDOW_DAYS": "1",
         "PLANTWATCH_TRAIN": msgspec.json.encode(TRAIN).decode(),
@@ -212,10 +220,10 @@ def test_the_schedule_retrains_each_configured_plant_from_its_own_archive_and_re
 
 def test_a_drift_event_retrains_the_drifted_plants_line_only(tmp_path: Path, aws: dict[str, Any]) -> None:
     require_sklearn()
-    # GIVEN plant-2's two lines archived, a job configured for plant-1 only, and the event the stream processor
+    # GIVEN plant-2's two lines archived, a job configured for plants 1 and 2, and the event the stream processor
     # sends when plant-2's line-2 drifted
     _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
-    settings = _settings(aws, plants="plant-1")
+    settings = _settings(aws, plants="plant-1,plant-2")
     event = drift_event("plant-2", "line-2", window_end_ms=HOUR_MS)  # as Lambda hands it over
     stubber = stub_rollout(aws["greengrass"], "plant-2", ["line-2"])
     # WHEN the job handles it
@@ -258,9 +266,9 @@ def test_plants_that_name_their_lines_alike_each_deploy_to_their_own_lines_group
 
 def test_a_drift_event_of_a_plant_without_thing_groups_deploys_nowhere(tmp_path: Path, aws: dict[str, Any]) -> None:
     require_sklearn()
-    # GIVEN plant-2's lines archived, and thing groups for plant-1's line-1 and line-2 only
+    # GIVEN plant-2's lines archived, and thing groups for plant-1's line-1 and line-2 only (plants: plant-1)
     _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
-    settings = _settings(aws, plants="plant-1", lines="plant-1/line-1,plant-1/line-2")
+    settings = _settings(aws, plants="plant-1")
     stubber = stub_rollouts(aws["greengrass"], [])  # any Greengrass call fails the test
     # WHEN plant-2's line-2 drifts
     result = _job(aws, settings).run(drift_event("plant-2", "line-2", window_end_ms=HOUR_MS))
@@ -270,16 +278,69 @@ def test_a_drift_event_of_a_plant_without_thing_groups_deploys_nowhere(tmp_path:
     assert result["status"] == "failed"
     [problem] = result["problems"]
     assert (problem["code"], problem["plant"], problem["line"]) == (NO_THING_GROUP, "plant-2", "line-2")
-    assert "this plant's lines with one: none" in problem["message"]
+    assert "this plant's lines with one: none, the plant is not in plants" in problem["message"]
+
+
+def test_a_line_whose_group_runs_no_gateway_waits_and_gets_its_champion_once_it_does(
+    tmp_path: Path, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_sklearn()
+    # GIVEN plant-1's two lines archived, and line-2's thing group new: no gateway deployed to it yet
+    _archive(aws, tmp_path, SIM)
+    settings = _settings(aws, plants="plant-1")
+    stubber = Stubber(aws["greengrass"])
+    components = expect_current(stubber, "line-1")
+    expect_versions(stubber, ["0.1.0"])
+    expect_create(stubber, "1.0.1")
+    expect_deploy(stubber, "line-1", "1.0.1", components)
+    expect_no_deployment(stubber, "line-2")  # and nothing else for line-2: Stubber refuses any other call
+    stubber.activate()
+    # WHEN the schedule fires
+    result = _job(aws, settings).run(_scheduled())
+    stubber.assert_no_pending_responses()
+    stubber.deactivate()
+    # THEN line-2's model is its champion but gets no model-only deployment (that would remove the gateway from
+    # devices already in the group); the run failed loudly, with an event that retries line-2
+    registry = ModelRegistry(S3ObjectStore(aws["s3"], "models", "registry"))
+    champion = registry.champion("plant-1.line-2")
+    assert champion is not None and champion.version == "1"
+    [run] = result["runs"]
+    assert (run["status"], run["waiting_lines"]) == ("partial", ["line-2"])
+    assert result["status"] == "failed"
+    [problem] = result["problems"]
+    assert (problem["code"], problem["line"]) == (NO_GATEWAY, "line-2")
+    assert GROUP.format(plant="plant-1", line="line-2") in problem["message"]
+    [(code, _, replay)] = _queued(aws)
+    assert (code, replay["plant"], replay["line"]) == (NO_GATEWAY, "plant-1", "line-2")
+    # WHEN the gateway has been deployed to line-2's group and the event is replayed, with a challenger that loses
+    monkeypatch.setattr(
+        registry_module, "compare", lambda challenger, champion: Decision(promote=False, reason="worse")
+    )
+    stubber = Stubber(aws["greengrass"])
+    components = expect_current(stubber, "line-2")
+    expect_versions(stubber, ["1.0.1", "0.1.0"], {"1.0.1": model_recipe("1.0.1", "plant-1.line-1", "0" * 64)})
+    expect_create(stubber, "1.0.2")
+    expect_deploy(stubber, "line-2", "1.0.2", components)
+    stubber.activate()
+    again = _job(aws, settings).run(replay)
+    # THEN the champion, not the losing challenger, reaches line-2
+    stubber.assert_no_pending_responses()
+    assert again["status"] == "ok", again["problems"]
+    [model] = again["runs"][0]["models"]
+    assert (model["name"], model["version"], model["promoted"]) == ("plant-1.line-2", "2", False)
+    configuration = model["published"]["recipe"]["ComponentConfiguration"]["DefaultConfiguration"]
+    assert (configuration["modelVersion"], configuration["sha256"]) == ("1", champion.sha256)
+    assert registry.entry("plant-1.line-2", "2").status == "rejected"
+    assert _queued(aws) == []
 
 
 def test_a_line_without_a_thing_group_is_refused_before_anything_is_trained_or_registered(
     tmp_path: Path, aws: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     require_sklearn()
-    # GIVEN readings of line-1 and line-2, and a thing group for line-1 only
+    # GIVEN readings of plant-1's line-1 and line-2, and a thing group for its line-1 only
     _archive(aws, tmp_path, SIM)
-    settings = _settings(aws, plants="plant-1", lines="plant-1/line-1,plant-2/line-2")
+    settings = _settings(aws, plants="plant-1", lines="line-1")
     stubber = stub_rollout(aws["greengrass"], "plant-1", ["line-1"])
     # WHEN the scheduled event fires
     with caplog.at_level(logging.ERROR, logger="plantwatch.adapters.aws_retrain"):
@@ -308,7 +369,7 @@ def test_lines_named_unlike_the_thing_groups_train_nothing(tmp_path: Path, aws: 
     require_sklearn()
     # GIVEN the gateways' lines "line-1"/"line-2" and thing groups made for "line1"/"line2"
     _archive(aws, tmp_path, SIM)
-    settings = _settings(aws, plants="plant-1", lines="plant-1/line1,plant-1/line2")
+    settings = _settings(aws, plants="plant-1", lines="line1,line2")
     stubber = stub_rollout(aws["greengrass"], "plant-1", [])  # any Greengrass call fails the test
     # WHEN the scheduled event fires
     result = _job(aws, settings).run(_scheduled())

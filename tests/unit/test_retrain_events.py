@@ -13,7 +13,7 @@ BASE = {
     "PLANTWATCH_REGISTRY_BUCKET": "models",
     "PLANTWATCH_ARTIFACT_BUCKET": "artifacts",
     "PLANTWATCH_THING_GROUP_ARN_TEMPLATE": "arn:aws:iot:eu-west-1:123456789012:thinggroup/pw-{plant}-{line}",
-    "PLANTWATCH_PLANT_LINES": "plant-a/line-1, plant-a/line-2,plant-b/line-1",
+    "PLANTWATCH_LINES": "line-1, line-2",
     "PLANTWATCH_PLANTS": "plant-a,plant-b",
 }
 
@@ -49,12 +49,9 @@ def test_an_event_that_names_no_valid_target_is_refused(event: dict[str, str], p
 def test_settings_read_the_configured_plants_lines_and_failure_queue() -> None:
     settings = RetrainSettings.from_env({**BASE, "PLANTWATCH_FAILURE_QUEUE_URL": "https://sqs.example/q"})
     assert settings.plants == ["plant-a", "plant-b"]
-    assert settings.plant_lines == ["plant-a/line-1", "plant-a/line-2", "plant-b/line-1"]
-    assert (settings.lines_of("plant-a"), settings.lines_of("plant-b"), settings.lines_of("plant-c")) == (
-        ["line-1", "line-2"],
-        ["line-1"],
-        [],
-    )
+    assert settings.lines == ["line-1", "line-2"]
+    # every configured plant has a group per line; a plant outside the list has none
+    assert (settings.lines_of("plant-b"), settings.lines_of("plant-c")) == (["line-1", "line-2"], [])
     assert (
         settings.thing_group_arn("plant-b", "line-1")
         == "arn:aws:iot:eu-west-1:123456789012:thinggroup/pw-plant-b-line-1"
@@ -69,9 +66,8 @@ def test_settings_read_the_configured_plants_lines_and_failure_queue() -> None:
         ({"PLANTWATCH_PLANTS": None}, "plants"),  # no quiet default plant
         ({"PLANTWATCH_PLANTS": " , "}, "plants"),
         ({"PLANTWATCH_PLANTS": "plant-a,plant b"}, "plants"),
-        ({"PLANTWATCH_PLANT_LINES": None}, "plant_lines"),  # no unchecked deployment targets
-        ({"PLANTWATCH_PLANT_LINES": "plant-a/line-1,line-2"}, "plant_lines"),  # a line without its plant
-        ({"PLANTWATCH_PLANT_LINES": "plant-a/line/2"}, "plant_lines"),
+        ({"PLANTWATCH_LINES": None}, "lines"),  # no unchecked deployment targets
+        ({"PLANTWATCH_LINES": "line-1,line/2"}, "lines"),
         # one group per line name across plants would send a plant's model to another plant's gateways
         ({"PLANTWATCH_THING_GROUP_ARN_TEMPLATE": "arn:aws:iot:eu-west-1:1:thinggroup/pw-{line}"}, "plant"),
         ({"PLANTWATCH_THING_GROUP_ARN_TEMPLATE": "arn:aws:iot:eu-west-1:1:thinggroup/pw-{plant}-{line}-{x}"}, "plant"),

@@ -92,10 +92,10 @@ run "plants_may_name_their_lines_alike" {
 
   assert {
     condition = output.line_thing_groups == {
-      "plant-a/line-1" = "smart-manufacturing-iot-analytics-platform-plant-a-line-1"
-      "plant-a/line-2" = "smart-manufacturing-iot-analytics-platform-plant-a-line-2"
-      "plant-b/line-1" = "smart-manufacturing-iot-analytics-platform-plant-b-line-1"
-      "plant-b/line-2" = "smart-manufacturing-iot-analytics-platform-plant-b-line-2"
+      "plant-a/line-1" = "smart-manufacturing-iot-analytics-platform-line-plant-a-line-1"
+      "plant-a/line-2" = "smart-manufacturing-iot-analytics-platform-line-plant-a-line-2"
+      "plant-b/line-1" = "smart-manufacturing-iot-analytics-platform-line-plant-b-line-1"
+      "plant-b/line-2" = "smart-manufacturing-iot-analytics-platform-line-plant-b-line-2"
     }
     error_message = "each plant's line must get a thing group of its own, keyed plant/line"
   }

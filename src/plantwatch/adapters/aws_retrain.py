@@ -2,7 +2,8 @@
 
 A run covers one plant (a drift event, or an event naming a ``plant``) or every configured plant in turn
 (the schedule). Whatever a run could not retrain is never dropped quietly: a plant (or line) whose window
-holds no archived readings, and a line that has no thing group to deploy to, are logged at error level and
+holds no archived readings, a line that has no thing group to deploy to, and a line whose group runs no gateway
+yet (its champion waits for it), are logged at error level and
 sent to the failure queue (``PLANTWATCH_FAILURE_QUEUE_URL``, the function's dead-letter queue, whose depth
 alarm pages) as a replayable event, like an invocation Lambda gave up on; without a queue the run raises. So is
 a plant whose retraining raised (an unreadable archive object, a Greengrass error): the other plants go on, and
@@ -27,6 +28,7 @@ from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
 from plantwatch.adapters.object_store import S3ObjectStore
 from plantwatch.contract.reading import IDENT_PATTERN
 from plantwatch.domain.simulator import DAY_MS, SimulationConfig
+from plantwatch.edge.build import GATEWAY
 from plantwatch.models.datasets import reading_assets
 from plantwatch.models.pipeline import Periods
 from plantwatch.models.registry import ModelRegistry
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 NO_DATA = "NoArchivedData"
 #: ``ErrorCode`` of a failure-queue message: readings of a line that has no thing group; nothing of it was trained.
 NO_THING_GROUP = "LineWithoutThingGroup"
+#: ``ErrorCode`` of a failure-queue message: the line's thing group runs no gateway yet; its model waits for it.
+NO_GATEWAY = "LineWithoutGateway"
 #: The fields a thing group ARN template names: a line's group is its plant's, so two plants' line-1 never share one.
 TEMPLATE_FIELDS = frozenset({"plant", "line"})
 #: ``ErrorCode`` of a failure-queue message: retraining the plant (or line) raised; the others went on.
@@ -54,9 +58,6 @@ RETRAIN_ERROR = "RetrainError"
 REPLAY_SOURCE = "plantwatch.retrain"
 
 Name = Annotated[str, msgspec.Meta(pattern=IDENT_PATTERN)]
-_IDENT = IDENT_PATTERN.removeprefix("^").removesuffix("$")
-#: ``plant/line``: a line that has a thing group, named with its plant.
-PlantLine = Annotated[str, msgspec.Meta(pattern=f"^{_IDENT}/{_IDENT}$")]
 
 
 class RetrainIncompleteError(RuntimeError):
@@ -72,12 +73,13 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
     registry_prefix: str = "registry"
     artifact_bucket: str
     #: ARN of a plant's line's thing group, with ``{plant}`` and ``{line}`` in it, e.g.
-    #: arn:aws:iot:eu-west-1:123:thinggroup/plantwatch-{plant}-{line}
+    #: arn:aws:iot:eu-west-1:123:thinggroup/plantwatch-line-{plant}-{line}
     thing_group_arn_template: str
-    #: ``plant/line`` of every line that has a thing group (Terraform: the keys of aws_iot_thing_group.line);
-    #: readings of any other plant's line are refused before anything of them is trained
-    plant_lines: Annotated[list[PlantLine], msgspec.Meta(min_length=1)]
-    #: plants a scheduled run retrains, in turn (Terraform: var.plants); an event may name any one plant
+    #: lines every plant in ``plants`` has a thing group for (Terraform: var.production_lines; a group per plant
+    #: and line); readings of any other line, or of a plant not in ``plants``, are refused before training
+    lines: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    #: plants a scheduled run retrains, in turn (Terraform: var.plants); an event may name any one plant, but
+    #: only these have thing groups
     plants: Annotated[list[Name], msgspec.Meta(min_length=1)]
     #: SQS queue told of what a run could not retrain (Terraform: the retrain failure queue); empty: the run raises
     failure_queue_url: str = ""
@@ -96,8 +98,8 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
             )
 
     def lines_of(self, plant: str) -> list[str]:
-        """The plant's lines that have a thing group."""
-        return sorted(line for p, _, line in (pl.partition("/") for pl in self.plant_lines) if p == plant)
+        """The plant's lines that have a thing group (none for a plant outside ``plants``)."""
+        return sorted(self.lines) if plant in self.plants else []
 
     def thing_group_arn(self, plant: str, line: str) -> str:
         """The deployment target of the plant's line."""
@@ -106,7 +108,7 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RetrainSettings:
         """Read ``PLANTWATCH_ARCHIVE_BUCKET`` etc.; ``PLANTWATCH_TRAIN``/``_SIMULATION``/``_PERIODS`` hold JSON,
-        ``PLANTWATCH_PLANT_LINES`` comma-separated ``plant/line`` names, ``PLANTWATCH_PLANTS`` plant names.
+        ``PLANTWATCH_LINES``/``_PLANTS`` comma-separated names.
         Raises ValueError naming a bad or missing one."""
         # each variable is read by its literal name, so tests/infra can check them against Terraform
         given = {
@@ -116,7 +118,7 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
             "registry_prefix": env.get("PLANTWATCH_REGISTRY_PREFIX"),
             "artifact_bucket": env.get("PLANTWATCH_ARTIFACT_BUCKET"),
             "thing_group_arn_template": env.get("PLANTWATCH_THING_GROUP_ARN_TEMPLATE"),
-            "plant_lines": env.get("PLANTWATCH_PLANT_LINES"),
+            "lines": env.get("PLANTWATCH_LINES"),
             "plants": env.get("PLANTWATCH_PLANTS"),
             "failure_queue_url": env.get("PLANTWATCH_FAILURE_QUEUE_URL"),
             "window_days": env.get("PLANTWATCH_WINDOW_DAYS"),
@@ -130,7 +132,7 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
                 continue
             if field in ("train", "simulation", "periods"):
                 raw[field] = msgspec.json.decode(value)
-            elif field in ("plant_lines", "plants"):
+            elif field in ("lines", "plants"):
                 raw[field] = [part.strip() for part in value.split(",") if part.strip()]
             else:
                 raw[field] = value
@@ -222,9 +224,9 @@ class RetrainJob:
         for bad in refused:
             message = (
                 f"{NO_THING_GROUP}: plant {plant!r} has readings of line {bad!r}, which has no thing group "
-                f"(this plant's lines with one: {', '.join(grouped) or 'none'}): its models were not trained, "
-                "registered or deployed. Add the plant to plants and the line to production_lines, or name them "
-                "on the gateways as they are named there."
+                f"(this plant's lines with one: {', '.join(grouped) or 'none, the plant is not in plants'}): its "
+                "models were not trained, registered or deployed. Add the plant to plants and the line to "
+                "production_lines, or name them on the gateways as they are named there."
             )
             problems.append(self._report(NO_THING_GROUP, message, plant, bad, start, end))
         if deployable:
@@ -237,8 +239,17 @@ class RetrainJob:
                 publisher=self.publisher(plant),
             )
             done["models"] = [msgspec.to_builtins(r) for r in results]
+            waiting = [
+                (r.name, w["line"], w["targetArn"]) for r in results for w in (r.published or {}).get("waiting", [])
+            ]
+            for model, waiting_line, group in waiting:
+                message = _without_gateway(plant, waiting_line, group, model)
+                problems.append(self._report(NO_GATEWAY, message, plant, waiting_line, start, end))
+            if waiting:
+                done["waiting_lines"] = sorted({w[1] for w in waiting})
         done["refused_lines"] = refused
-        return {**done, "status": "ok" if not refused else "partial" if deployable else "refused"}
+        partial = refused or done.get("waiting_lines")
+        return {**done, "status": "ok" if not partial else "partial" if deployable else "refused"}
 
     def _evaluator(self) -> Evaluator:
         """The labelled evaluation set, built once per job and only when some plant has data to train on."""
@@ -264,6 +275,15 @@ class RetrainJob:
                 },
             )
         return {"code": code, "plant": plant, "line": line, "message": message, "replay": replay}
+
+
+def _without_gateway(plant: str, line: str, group: str, model: str) -> str:
+    return (
+        f"{NO_GATEWAY}: the thing group of plant {plant!r} line {line!r} ({group}) runs no {GATEWAY} deployment "
+        f"yet, so {model}'s champion was not deployed there: a model-only deployment would remove the gateway from "
+        "the group's devices. Deploy the gateway to the group (plantwatch edge deploy --thing-group-arn ...), then "
+        "replay this event."
+    )
 
 
 def _ms(text: str | None) -> int | None:

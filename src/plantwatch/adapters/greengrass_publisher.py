@@ -9,7 +9,9 @@ component's versions; a retry after a publish that created its version but faile
 instead of creating another, and a line that already runs it gets no new deployment.
 
 A deployment to a thing group replaces that group's whole component set, so the line's latest deployment is read
-first and only the model component's version changes in it.
+first and only the model component's version changes in it. A group whose latest deployment does not run the
+Gateway component (a new group: ``plantwatch edge deploy`` has not been run on it) gets no deployment: a
+model-only one would remove the gateway from every device in the group. Such lines are returned as ``waiting``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plantwatch.edge.build import MODEL, MODEL_FILE
+from plantwatch.edge.build import GATEWAY, MODEL, MODEL_FILE
 from plantwatch.models.registry import RegistryEntry
 
 log = logging.getLogger(__name__)
@@ -86,15 +88,28 @@ class GreengrassModelPublisher:
         }
 
     def publish(self, entry: RegistryEntry, artifact: bytes, lines: Sequence[str]) -> dict[str, Any]:
-        """Make ``entry`` reach the gateways of ``lines``; returns the component version and deployment ids."""
+        """Make ``entry`` reach the gateways of ``lines``; returns the component version, the deployment ids and
+        the lines ``waiting`` for their gateway deployment (nothing is deployed to those)."""
         if not lines:
             raise ValueError(f"model {entry.name} v{entry.version}: no line to deploy it to")
         component = self.component
         component_arn = self._component_arn(lines[0])
+        found = {line: self._current(line) for line in lines}
+        current = {line: c for line, c in found.items() if GATEWAY in c.components}
+        waiting = [{"line": line, "targetArn": c.target} for line, c in found.items() if line not in current]
+        if waiting:
+            log.warning(
+                "%s v%s is not deployed to %s: no deployment of %s there yet",
+                entry.name,
+                entry.version,
+                ", ".join(w["targetArn"] for w in waiting),
+                GATEWAY,
+            )
+        if not current:
+            return {"component": component, "componentVersion": None, "deployments": [], "waiting": waiting}
         # content-addressed: a version number taken meanwhile by another publisher never overwrites its artifact
         key = f"{self.artifact_prefix}/{component}/{entry.sha256}/{MODEL_FILE}"
         self.s3.put_object(Bucket=self.artifact_bucket, Key=key, Body=artifact)
-        current = {line: self._current(line) for line in lines}
         deployed = [c.components.get(component, {}).get("componentVersion") for c in current.values()]
         for attempt in range(1, VERSION_ATTEMPTS + 1):
             version, published = self._version_for(component_arn, entry, [v for v in deployed if v])
@@ -111,8 +126,8 @@ class GreengrassModelPublisher:
                 if attempt == VERSION_ATTEMPTS:
                     raise
                 log.warning("%s %s was taken meanwhile; taking the next version", component, version)
-        deployments = [self._deploy(line, current[line], version) for line in lines]
-        log.info("model published", extra={"component": component, "version": version, "lines": list(lines)})
+        deployments = [self._deploy(line, c, version) for line, c in current.items()]
+        log.info("model published", extra={"component": component, "version": version, "lines": list(current)})
         return {
             "component": component,
             "componentVersion": version,
@@ -120,6 +135,7 @@ class GreengrassModelPublisher:
             "artifact": f"s3://{self.artifact_bucket}/{key}",
             "recipe": recipe,
             "deployments": deployments,
+            "waiting": waiting,
         }
 
     def _component_arn(self, line: str) -> str:

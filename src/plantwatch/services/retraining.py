@@ -27,7 +27,8 @@ class ModelPublisher(Protocol):
     """Where a promoted model goes next (a Greengrass component version and a deployment, or nothing)."""
 
     def publish(self, entry: RegistryEntry, artifact: bytes, lines: Sequence[str]) -> dict[str, Any]:
-        """Make the promoted version reach the gateways of ``lines``; returns what was created."""
+        """Make ``entry`` (the champion) reach the gateways of ``lines``, doing nothing where they run it already;
+        returns what was created, with the lines still ``waiting`` for it."""
         ...
 
 
@@ -40,6 +41,7 @@ class GroupResult(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     metrics: dict[str, Any]
     champion_metrics: dict[str, Any] | None
+    #: what the publisher did to make the lines run the champion (this version if promoted, else the champion)
     published: dict[str, Any] | None = None
 
 
@@ -149,7 +151,9 @@ def retrain(
     source: Mapping[str, Any],
     publisher: ModelPublisher | None = None,
 ) -> list[GroupResult]:
-    """Train, evaluate, register and (if promoted) publish one challenger per model group."""
+    """Train, evaluate and register one challenger per model group, and publish the group's champion: the
+    challenger if promoted, else the champion as it was. Publishing is idempotent, so a champion whose rollout
+    failed (or waited for its line's gateway) reaches its lines on the next run even when the challenger loses."""
     results = []
     for name, group in group_assets(assets, train).items():
         version = registry.next_version(name)
@@ -166,9 +170,10 @@ def retrain(
         entry = registry.register(model, metrics=metrics, report=outcome_report(outcome))
         decision = registry.decide(name, entry.version, champion_metrics)
         published = None
-        if decision.promote and publisher is not None:
+        serving = registry.champion(name)  # the challenger if promoted
+        if publisher is not None and serving is not None:
             lines = sorted({a.line for a in group})
-            published = publisher.publish(registry.entry(name, version), registry.artifact_bytes(name, version), lines)
+            published = publisher.publish(serving, registry.artifact_bytes(name, serving.version), lines)
         log.info("retrained", extra={"model": name, "version": version, "promoted": decision.promote})
         results.append(
             GroupResult(
