@@ -87,6 +87,7 @@ def test_a_retried_publish_reuses_the_version_it_created_and_deploys_it(clients:
             "line": "line-1",
             "targetArn": GROUP.format(plant="plant-1", line="line-1"),
             "deploymentId": "dep-line-1-1.0.4",
+            "unchanged": False,
         }
     ]
 
@@ -110,7 +111,30 @@ def test_a_retried_run_finds_the_version_its_line_already_runs_and_deploys_nothi
     published = _publish(greengrass, s3, stubber, uploads)
     # THEN it is 1.0.5 again, and line-1, which runs it, gets no new deployment (no needless gateway restart)
     assert published["componentVersion"] == "1.0.5"
-    assert [d["deploymentId"] for d in published["deployments"]] == ["dep-line-1-0"]
+    assert [(d["deploymentId"], d["unchanged"]) for d in published["deployments"]] == [("dep-line-1-0", True)]
+
+
+def test_a_champion_published_before_is_found_as_its_version_though_neither_newest_nor_running(
+    clients: tuple[object, object],
+) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber = Stubber(greengrass)
+    # GIVEN this model was published as 1.0.2; other lines' models took 1.0.3-1.0.5 since; and a gateway upgrade
+    # (`plantwatch edge deploy ... --model-version 0.1.0`) put line-1 back on the packed baseline
+    components = expect_current(stubber, "line-1", model_version="0.1.0")
+    # only 1.0.2's recipe is read: the version it was published as is checked first
+    expect_versions(stubber, ["1.0.5", "1.0.2", "0.1.0"], {"1.0.2": model_recipe("1.0.2", ENTRY.name, ENTRY.sha256)})
+    expect_state(stubber, "1.0.2")
+    expect_deploy(stubber, "line-1", "1.0.2", components)  # no CreateComponentVersion: Stubber refuses any call
+    stubber.activate()
+    # WHEN the champion is published with the version it was published as
+    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"], known="1.0.2")
+    # THEN that version is checked first and deployed again; no duplicate 1.0.6 is created
+    stubber.assert_no_pending_responses()
+    uploads.assert_no_pending_responses()
+    assert published["componentVersion"] == "1.0.2"
+    assert [d["unchanged"] for d in published["deployments"]] == [False]
 
 
 def test_a_failed_version_of_the_same_model_is_not_reused(clients: tuple[object, object]) -> None:

@@ -1,4 +1,4 @@
-"""Publishing a promoted model to gateways: an S3 artifact, a Greengrass component version, a deployment per line.
+"""Publishing a line's champion to its gateways: an S3 artifact, a Greengrass component version, a deployment per line.
 
 Every model is a version of one component, ``com.plantwatch.Model``, the Gateway recipe's dependency: its
 artifact is the verified ``model.pwf`` and its default configuration names the model and its SHA-256, which the
@@ -87,9 +87,12 @@ class GreengrassModelPublisher:
             ],
         }
 
-    def publish(self, entry: RegistryEntry, artifact: bytes, lines: Sequence[str]) -> dict[str, Any]:
-        """Make ``entry`` reach the gateways of ``lines``; returns the component version, the deployment ids and
-        the lines ``waiting`` for their gateway deployment (nothing is deployed to those)."""
+    def publish(
+        self, entry: RegistryEntry, artifact: bytes, lines: Sequence[str], *, known: str | None = None
+    ) -> dict[str, Any]:
+        """Make ``entry`` reach the gateways of ``lines``; returns the component version, the deployments (each
+        ``unchanged`` where the line ran it already) and the lines ``waiting`` for their gateway deployment
+        (nothing is deployed to those). ``known``: the component version it was published as before, if any."""
         if not lines:
             raise ValueError(f"model {entry.name} v{entry.version}: no line to deploy it to")
         component = self.component
@@ -112,7 +115,7 @@ class GreengrassModelPublisher:
         self.s3.put_object(Bucket=self.artifact_bucket, Key=key, Body=artifact)
         deployed = [c.components.get(component, {}).get("componentVersion") for c in current.values()]
         for attempt in range(1, VERSION_ATTEMPTS + 1):
-            version, published = self._version_for(component_arn, entry, [v for v in deployed if v])
+            version, published = self._version_for(component_arn, entry, [v for v in deployed if v], known)
             recipe = self.recipe(entry, component, version, f"s3://{self.artifact_bucket}/{key}")
             if published:
                 break
@@ -146,9 +149,12 @@ class GreengrassModelPublisher:
         partition, region, account = parts[1], parts[3], parts[4]
         return f"arn:{partition}:greengrass:{region}:{account}:components:{self.component}"
 
-    def _version_for(self, component_arn: str, entry: RegistryEntry, deployed: Sequence[str]) -> tuple[str, bool]:
-        """(version, already published). A retried publish finds its version as the newest 1.0.N (it failed
-        after creating it) or as the one its line already runs (it failed on a later line); else 1.0.(N+1)."""
+    def _version_for(
+        self, component_arn: str, entry: RegistryEntry, deployed: Sequence[str], known: str | None = None
+    ) -> tuple[str, bool]:
+        """(version, already published). A model published before is found as the version it was published as
+        (``known``), as the newest 1.0.N (a publish that failed after creating it) or as the one a line already
+        runs (a publish that failed on a later line); else it gets 1.0.(N+1)."""
         patches = []
         try:
             for page in self.greengrass.get_paginator("list_component_versions").paginate(arn=component_arn):
@@ -162,7 +168,8 @@ class GreengrassModelPublisher:
             return f"{MAJOR_MINOR}.1", False
         newest = f"{MAJOR_MINOR}.{max(patches)}"
         ours = {f"{MAJOR_MINOR}.{p}" for p in patches}
-        for candidate in dict.fromkeys([newest, *(v for v in deployed if v in ours)]):
+        candidates = [known, newest, *deployed]
+        for candidate in dict.fromkeys(v for v in candidates if v in ours):
             if self._carries(f"{component_arn}:versions:{candidate}", entry):
                 return candidate, True
         return f"{MAJOR_MINOR}.{max(patches) + 1}", False
@@ -195,12 +202,12 @@ class GreengrassModelPublisher:
             policies=current.get("deploymentPolicies"),
         )
 
-    def _deploy(self, line: str, current: _LineDeployment, version: str) -> dict[str, str]:
+    def _deploy(self, line: str, current: _LineDeployment, version: str) -> dict[str, Any]:
         """Deploy the line's component set with the model at ``version`` (nothing if it runs that already)."""
         component, target = self.component, current.target
         running = current.components.get(component, {}).get("componentVersion")
         if current.deployment_id is not None and running == version:
-            return {"line": line, "targetArn": target, "deploymentId": current.deployment_id}
+            return {"line": line, "targetArn": target, "deploymentId": current.deployment_id, "unchanged": True}
         request: dict[str, Any] = {
             "targetArn": target,
             "deploymentName": f"{component} {version}",
@@ -212,7 +219,7 @@ class GreengrassModelPublisher:
             "componentUpdatePolicy": {"action": "NOTIFY_COMPONENTS", "timeoutInSeconds": 60},
         }
         response = self.greengrass.create_deployment(**request)
-        return {"line": line, "targetArn": target, "deploymentId": response["deploymentId"]}
+        return {"line": line, "targetArn": target, "deploymentId": response["deploymentId"], "unchanged": False}
 
 
 @dataclass(frozen=True)

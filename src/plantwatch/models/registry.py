@@ -5,10 +5,12 @@ The same layout on a local folder and under an S3 prefix (any :class:`ObjectStor
     <name>/versions/<version>/model.pwf     the artifact (ForestModel.save)
     <name>/versions/<version>/entry.json    status, parent, SHA-256, spec hash, window, rows, metrics
     <name>/versions/<version>/report.json   the evaluation report the decision was made on
+    <name>/versions/<version>/published.json where it was last published (e.g. its Greengrass component version)
     <name>/champion.json                    {"version": ..., "sha256": ...}: what gateways should run
 
 Versions are 1, 2, 3, ... per model name. A challenger is promoted only when it is not worse than the champion
 on the same evaluation set (:func:`compare`); otherwise it stays, with status ``rejected``, and its report.
+An operator rolls back by promoting an earlier version (``plantwatch registry promote``).
 """
 
 from __future__ import annotations
@@ -184,15 +186,36 @@ class ModelRegistry:
         entry = self.entry(name, version)
         decision = compare(entry.metrics, champion_metrics)
         if decision.promote:
-            previous = self.champion(name)
-            if previous is not None and previous.version != version:
-                self._write_entry(msgspec.structs.replace(previous, status="retired"))
-            self._write_entry(msgspec.structs.replace(entry, status="champion", decision=decision.reason))
-            self.store.put(f"{name}/champion.json", msgspec.json.encode({"version": version, "sha256": entry.sha256}))
+            self.promote(name, version, decision.reason)
         else:
             self._write_entry(msgspec.structs.replace(entry, status="rejected", decision=decision.reason))
         log.info("registry decision", extra={"model": name, "version": version, "promote": decision.promote})
         return decision
+
+    def promote(self, name: str, version: str, reason: str) -> RegistryEntry:
+        """Make ``version`` the champion (retiring the one before): a decision, or an operator's rollback. The next
+        retraining run rolls the champion out to the gateways."""
+        entry = self.entry(name, version)
+        previous = self.champion(name)
+        if previous is not None and previous.version != version:
+            self._write_entry(msgspec.structs.replace(previous, status="retired"))
+        promoted = msgspec.structs.replace(entry, status="champion", decision=reason)
+        self._write_entry(promoted)
+        self.store.put(f"{name}/champion.json", msgspec.json.encode({"version": version, "sha256": entry.sha256}))
+        return promoted
+
+    def published(self, name: str, version: str) -> dict[str, Any] | None:
+        """Where that version was last published (what :meth:`note_published` kept), if anywhere."""
+        data = self.store.get(f"{name}/versions/{version}/published.json")
+        return None if data is None else dict(msgspec.json.decode(data))
+
+    def note_published(self, name: str, version: str, where: Mapping[str, Any]) -> None:
+        """Keep where a version was published (e.g. its Greengrass component version), so the next publish of
+        it finds that, rather than publishing it again; written only when it changed."""
+        if self.published(name, version) != dict(where):
+            self.store.put(
+                f"{name}/versions/{version}/published.json", msgspec.json.encode(dict(where), order="sorted")
+            )
 
     def _write_entry(self, entry: RegistryEntry) -> None:
         key = f"{entry.name}/versions/{entry.version}/entry.json"

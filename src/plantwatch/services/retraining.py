@@ -1,5 +1,5 @@
 """Retraining: train a challenger per model group, evaluate it and the champion on the same labelled set,
-register it, promote it only if it is not worse, and publish a promoted model to the gateways."""
+register it, promote it only if it is not worse, and publish the champion (promoted or kept) to the gateways."""
 
 from __future__ import annotations
 
@@ -24,11 +24,14 @@ log = logging.getLogger(__name__)
 
 
 class ModelPublisher(Protocol):
-    """Where a promoted model goes next (a Greengrass component version and a deployment, or nothing)."""
+    """Where a champion goes (a Greengrass component version and a deployment per line, or nothing)."""
 
-    def publish(self, entry: RegistryEntry, artifact: bytes, lines: Sequence[str]) -> dict[str, Any]:
+    def publish(
+        self, entry: RegistryEntry, artifact: bytes, lines: Sequence[str], *, known: str | None = None
+    ) -> dict[str, Any]:
         """Make ``entry`` (the champion) reach the gateways of ``lines``, doing nothing where they run it already;
-        returns what was created, with the lines still ``waiting`` for it."""
+        returns what was created, with the lines still ``waiting`` for it. ``known``: the version it was published
+        as before (its ``componentVersion``), if any."""
         ...
 
 
@@ -173,7 +176,12 @@ def retrain(
         serving = registry.champion(name)  # the challenger if promoted
         if publisher is not None and serving is not None:
             lines = sorted({a.line for a in group})
-            published = publisher.publish(serving, registry.artifact_bytes(name, serving.version), lines)
+            before = registry.published(name, serving.version) or {}
+            artifact = registry.artifact_bytes(name, serving.version)
+            published = publisher.publish(serving, artifact, lines, known=before.get("componentVersion"))
+            if published.get("componentVersion"):
+                where = {k: published[k] for k in ("component", "componentVersion")}
+                registry.note_published(name, serving.version, where)
         log.info("retrained", extra={"model": name, "version": version, "promoted": decision.promote})
         results.append(
             GroupResult(
