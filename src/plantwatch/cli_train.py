@@ -77,6 +77,46 @@ def add_parser(sub: Any) -> None:
     sim.add_argument("--test-days", type=float, default=1.0)
     p.set_defaults(func=run)
 
+    registry = sub.add_parser("registry", help="the model registry (a folder or s3://bucket/prefix)")
+    actions = registry.add_subparsers(dest="registry_command", required=True)
+    show = actions.add_parser("show", help="print a model's versions: status, SHA-256, decision")
+    promote = actions.add_parser(
+        "promote", help="make a version the champion (a rollback); the next retraining run rolls it out"
+    )
+    for action in (show, promote):
+        action.add_argument("--registry", required=True, help="registry folder or s3://bucket/prefix")
+        action.add_argument("name", help="model name, <plant>.<line>")
+    promote.add_argument("version", help="the registered version to make the champion")
+    promote.add_argument("--reason", required=True, help="why (kept as the version's decision)")
+    show.set_defaults(func=_registry_show)
+    promote.set_defaults(func=_registry_promote)
+
+
+def _registry_show(args: argparse.Namespace) -> int:
+    registry = ModelRegistry(_store(args.registry))
+    versions = registry.versions(args.name)
+    if not versions:
+        print(f"no versions of {args.name} in {args.registry}", file=sys.stderr)
+        return 2
+    for version in versions:
+        entry = registry.entry(args.name, version)
+        print(f"{entry.name} v{entry.version}\t{entry.status}\t{entry.sha256[:12]}\t{entry.decision}")
+    return 0
+
+
+def _registry_promote(args: argparse.Namespace) -> int:
+    registry = ModelRegistry(_store(args.registry))
+    try:
+        entry = registry.promote(args.name, args.version, f"promoted by an operator: {args.reason}")
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 2
+    print(
+        f"{entry.name} v{entry.version} is the champion: gateways watching this registry swap to it, and the next "
+        "retraining run deploys it to the Greengrass gateways"
+    )
+    return 0
+
 
 def _ms(text: str | None, default: int) -> int:
     if text is None:

@@ -132,3 +132,53 @@ def test_registry_refuses_to_overwrite_a_version(tmp_path: Path) -> None:
     registry.register(model, metrics={})
     with pytest.raises(ValueError, match="already registered"):
         registry.register(model, metrics={})
+
+
+def test_an_operator_rolls_back_by_promoting_an_earlier_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    root = tmp_path / "registry"
+    registry = ModelRegistry(LocalObjectStore(root))
+    name = "plant-1.line-1"
+    first = outcome.models[name]
+    registry.register(first, metrics={})
+    registry.promote(name, "1", "first")
+    registry.register(with_training(first, {}, version="2", threshold=0.4), metrics={})
+    registry.promote(name, "2", "better on the evaluation set")
+    # WHEN an operator promotes version 1 again (version 2 misbehaves on the floor)
+    assert main(["registry", "promote", "--registry", str(root), name, "1", "--reason", "v2 alarms at start-up"]) == 0
+    # THEN version 1 is the champion (what local gateways swap to, and the retraining job deploys), 2 is retired
+    champion = registry.champion(name)
+    assert champion is not None and (champion.version, champion.status) == ("1", "champion")
+    assert champion.decision == "promoted by an operator: v2 alarms at start-up"
+    assert registry.entry(name, "2").status == "retired"
+    assert "is the champion" in capsys.readouterr().out
+    assert main(["registry", "show", "--registry", str(root), name]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[:2] for line in shown if line.startswith(name)] == [
+        [f"{name} v1", "champion"],
+        [f"{name} v2", "retired"],
+    ]
+    # AND a version that was never registered is refused, the champion unchanged
+    assert main(["registry", "promote", "--registry", str(root), name, "7", "--reason", "typo"]) == 2
+    assert registry.champion(name) == champion
+
+
+def test_where_a_version_was_published_is_kept_and_rewritten_only_when_it_changes(tmp_path: Path) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    registry = ModelRegistry(LocalObjectStore(tmp_path))
+    name = "plant-1.line-2"
+    registry.register(outcome.models[name], metrics={})
+    assert registry.published(name, "1") is None
+    where = {"component": "com.plantwatch.Model", "componentVersion": "1.0.3"}
+    registry.note_published(name, "1", where)
+    path = tmp_path / name / "versions" / "1" / "published.json"
+    written = path.stat().st_mtime_ns
+    registry.note_published(name, "1", dict(where))  # the same: not written again
+    assert path.stat().st_mtime_ns == written
+    assert registry.published(name, "1") == where
+    registry.note_published(name, "1", {**where, "componentVersion": "1.0.7"})
+    assert registry.published(name, "1") == {**where, "componentVersion": "1.0.7"}

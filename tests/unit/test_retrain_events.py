@@ -71,6 +71,8 @@ def test_settings_read_the_configured_plants_lines_and_failure_queue() -> None:
         # one group per line name across plants would send a plant's model to another plant's gateways
         ({"PLANTWATCH_THING_GROUP_ARN_TEMPLATE": "arn:aws:iot:eu-west-1:1:thinggroup/pw-{line}"}, "plant"),
         ({"PLANTWATCH_THING_GROUP_ARN_TEMPLATE": "arn:aws:iot:eu-west-1:1:thinggroup/pw-{plant}-{line}-{x}"}, "plant"),
+        # a line's group runs one model: several asset classes' models would replace each other on every run
+        ({"PLANTWATCH_TRAIN": '{"scope": "asset_class"}'}, "scope"),
     ],
 )
 def test_settings_without_valid_plants_or_lines_are_refused(change: dict[str, str | None], named: str) -> None:

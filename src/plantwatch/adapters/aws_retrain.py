@@ -96,6 +96,10 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
                 f"thing_group_arn_template must name {{plant}} and {{line}} and nothing else, "
                 f"got {self.thing_group_arn_template!r}"
             )
+        if self.train.scope != "line":
+            # a line's group runs one com.plantwatch.Model: models of several asset classes would replace each
+            # other there on every run
+            raise ValueError(f"train.scope must be 'line' (a gateway runs one model), got {self.train.scope!r}")
 
     def lines_of(self, plant: str) -> list[str]:
         """The plant's lines that have a thing group (none for a plant outside ``plants``)."""
@@ -239,14 +243,14 @@ class RetrainJob:
                 publisher=self.publisher(plant),
             )
             done["models"] = [msgspec.to_builtins(r) for r in results]
-            waiting = [
-                (r.name, w["line"], w["targetArn"]) for r in results for w in (r.published or {}).get("waiting", [])
-            ]
-            for model, waiting_line, group in waiting:
+            waiting = {
+                w["line"]: (r.name, w["targetArn"]) for r in results for w in (r.published or {}).get("waiting", [])
+            }
+            for waiting_line, (model, group) in sorted(waiting.items()):  # one report (and replay) per line
                 message = _without_gateway(plant, waiting_line, group, model)
                 problems.append(self._report(NO_GATEWAY, message, plant, waiting_line, start, end))
             if waiting:
-                done["waiting_lines"] = sorted({w[1] for w in waiting})
+                done["waiting_lines"] = sorted(waiting)
         done["refused_lines"] = refused
         partial = refused or done.get("waiting_lines")
         return {**done, "status": "ok" if not partial else "partial" if deployable else "refused"}
