@@ -217,7 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = edge_sub.add_parser("deploy", help="create a Greengrass deployment for a thing group (boto3)")
     deploy.add_argument("--thing-group-arn", required=True)
     deploy.add_argument("--gateway-version", required=True, help="version of com.plantwatch.Gateway")
-    deploy.add_argument("--model-version", default=None, help="version of com.plantwatch.Model (omit to keep)")
+    deploy.add_argument(
+        "--model-version",
+        default=None,
+        help="version of com.plantwatch.Model: give the line's current one (omitted, the newest in the Gateway's "
+        "dependency range is taken, which may be another line's model)",
+    )
     deploy.add_argument("--gateway-config", default=None, help="JSON file merged into the gateway's configuration")
     deploy.add_argument("--name", default="plantwatch-gateways")
     deploy.add_argument("--region", default=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,40 +82,84 @@ def add_parser(sub: Any) -> None:
     actions = registry.add_subparsers(dest="registry_command", required=True)
     show = actions.add_parser("show", help="print a model's versions: status, SHA-256, decision")
     promote = actions.add_parser(
-        "promote", help="make a version the champion (a rollback); the next retraining run rolls it out"
+        "promote", help="make a version the champion and pin it (a rollback); retraining then deploys it"
     )
-    for action in (show, promote):
+    unpin = actions.add_parser("unpin", help="let retraining promote challengers over the pinned champion again")
+    for action in (show, promote, unpin):
         action.add_argument("--registry", required=True, help="registry folder or s3://bucket/prefix")
         action.add_argument("name", help="model name, <plant>.<line>")
     promote.add_argument("version", help="the registered version to make the champion")
     promote.add_argument("--reason", required=True, help="why (kept as the version's decision)")
-    show.set_defaults(func=_registry_show)
-    promote.set_defaults(func=_registry_promote)
+    promote.add_argument(
+        "--force", action="store_true", help="also a rejected version, or one with other features than the champion"
+    )
+    show.set_defaults(func=_registry(_registry_show))
+    promote.set_defaults(func=_registry(_registry_promote))
+    unpin.set_defaults(func=_registry(_registry_unpin))
 
 
-def _registry_show(args: argparse.Namespace) -> int:
-    registry = ModelRegistry(_store(args.registry))
+def _registry(command: Callable[[argparse.Namespace, ModelRegistry], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a registry command; a missing registry, version or artifact, or a storage error, is one line, exit 2."""
+
+    def run_command(args: argparse.Namespace) -> int:
+        if not args.registry.startswith("s3://") and not Path(args.registry).is_dir():
+            print(f"no registry at {args.registry}", file=sys.stderr)
+            return 2
+        try:
+            return command(args, ModelRegistry(_store(args.registry)))
+        except (KeyError, ValueError, OSError) as exc:
+            print(f"{args.name}: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # botocore's errors (credentials, AccessDenied, KMS), without importing it here
+            if not type(exc).__module__.startswith("botocore"):
+                raise
+            print(f"{args.registry}: {exc}", file=sys.stderr)
+            return 2
+
+    return run_command
+
+
+def _registry_show(args: argparse.Namespace, registry: ModelRegistry) -> int:
     versions = registry.versions(args.name)
     if not versions:
         print(f"no versions of {args.name} in {args.registry}", file=sys.stderr)
         return 2
+    champion = registry.champion(args.name)
+    pinned = " (pinned)" if registry.pinned(args.name) else ""
     for version in versions:
-        entry = registry.entry(args.name, version)
-        print(f"{entry.name} v{entry.version}\t{entry.status}\t{entry.sha256[:12]}\t{entry.decision}")
+        try:
+            entry = registry.entry(args.name, version)
+        except KeyError:
+            print(f"{args.name} v{version}\tincomplete (no entry: an interrupted registration)")
+            continue
+        status = "champion" + pinned if champion and champion.version == version else entry.status
+        print(f"{entry.name} v{entry.version}\t{status}\t{entry.sha256[:12]}\t{entry.decision}")
     return 0
 
 
-def _registry_promote(args: argparse.Namespace) -> int:
-    registry = ModelRegistry(_store(args.registry))
-    try:
-        entry = registry.promote(args.name, args.version, f"promoted by an operator: {args.reason}")
-    except KeyError as exc:
-        print(exc.args[0], file=sys.stderr)
+def _registry_promote(args: argparse.Namespace, registry: ModelRegistry) -> int:
+    entry = registry.entry(args.name, args.version)
+    champion = registry.champion(args.name)
+    refusals = []
+    if entry.status in ("rejected", "candidate"):
+        refusals.append(f"v{entry.version} is {entry.status} ({entry.decision or 'never decided'})")
+    if champion is not None and champion.feature_spec_hash != entry.feature_spec_hash:
+        refusals.append(f"v{entry.version}'s features differ from champion v{champion.version}'s")
+    if refusals and not args.force:
+        print(f"{args.name}: not promoted: {'; '.join(refusals)} (--force to promote it anyway)", file=sys.stderr)
         return 2
+    entry = registry.promote(args.name, args.version, f"promoted by an operator: {args.reason}", pin=True)
     print(
-        f"{entry.name} v{entry.version} is the champion: gateways watching this registry swap to it, and the next "
-        "retraining run deploys it to the Greengrass gateways"
+        f"{entry.name} v{entry.version} is the champion, pinned: gateways watching this registry swap to it, the "
+        "next retraining run deploys it to the Greengrass gateways, and no challenger replaces it until "
+        f"`plantwatch registry unpin --registry {args.registry} {args.name}`"
     )
+    return 0
+
+
+def _registry_unpin(args: argparse.Namespace, registry: ModelRegistry) -> int:
+    registry.unpin(args.name)
+    print(f"{args.name}: challengers may replace the champion again")
     return 0
 
 

@@ -4,12 +4,13 @@ ways a version number can already be taken: by this very model (a retried publis
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
 from plantwatch.edge.build import GATEWAY, MODEL
@@ -114,6 +115,15 @@ def test_a_retried_run_finds_the_version_its_line_already_runs_and_deploys_nothi
     assert [(d["deploymentId"], d["unchanged"]) for d in published["deployments"]] == [("dep-line-1-0", True)]
 
 
+def _expect_published_as_1_0_2(stubber: Stubber, *, running: str, newest: str) -> dict[str, object]:
+    """line-1 runs ``running``; ENTRY was published as 1.0.2 and only 1.0.2's recipe is read (it is checked
+    first, as the version ENTRY is known to be published as). Returns line-1's components."""
+    components = expect_current(stubber, "line-1", model_version=running)
+    expect_versions(stubber, [newest, "1.0.2", "0.1.0"], {"1.0.2": model_recipe("1.0.2", ENTRY.name, ENTRY.sha256)})
+    expect_state(stubber, "1.0.2")
+    return components
+
+
 def test_a_champion_published_before_is_found_as_its_version_though_neither_newest_nor_running(
     clients: tuple[object, object],
 ) -> None:
@@ -122,10 +132,7 @@ def test_a_champion_published_before_is_found_as_its_version_though_neither_newe
     stubber = Stubber(greengrass)
     # GIVEN this model was published as 1.0.2; other lines' models took 1.0.3-1.0.5 since; and a gateway upgrade
     # (`plantwatch edge deploy ... --model-version 0.1.0`) put line-1 back on the packed baseline
-    components = expect_current(stubber, "line-1", model_version="0.1.0")
-    # only 1.0.2's recipe is read: the version it was published as is checked first
-    expect_versions(stubber, ["1.0.5", "1.0.2", "0.1.0"], {"1.0.2": model_recipe("1.0.2", ENTRY.name, ENTRY.sha256)})
-    expect_state(stubber, "1.0.2")
+    components = _expect_published_as_1_0_2(stubber, running="0.1.0", newest="1.0.5")
     expect_deploy(stubber, "line-1", "1.0.2", components)  # no CreateComponentVersion: Stubber refuses any call
     stubber.activate()
     # WHEN the champion is published with the version it was published as
@@ -135,6 +142,34 @@ def test_a_champion_published_before_is_found_as_its_version_though_neither_newe
     uploads.assert_no_pending_responses()
     assert published["componentVersion"] == "1.0.2"
     assert [d["unchanged"] for d in published["deployments"]] == [False]
+
+
+def test_a_rollback_to_a_version_deployed_before_is_a_new_deployment_request(clients: tuple[object, object]) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber = Stubber(greengrass)
+    # GIVEN line-1 ran this model as 1.0.2, then 1.0.3 (dep-line-1-0), and the registry's champion is 1.0.2 again
+    components = _expect_published_as_1_0_2(stubber, running="1.0.3", newest="1.0.3")
+    target = GROUP.format(plant="plant-1", line="line-1")
+    # THEN the deployment's idempotency token names the deployment it replaces: within the token's 8 hours,
+    # Greengrass would answer a token of (group, component, version) alone with the first 1.0.2 deployment
+    # and deploy nothing
+    stubber.add_response(
+        "create_deployment",
+        {"deploymentId": "dep-line-1-rollback"},
+        {
+            "targetArn": target,
+            "deploymentName": f"{MODEL} 1.0.2",
+            "components": {**components, MODEL: {"componentVersion": "1.0.2"}},
+            "deploymentPolicies": ANY,
+            "clientToken": hashlib.sha256(f"{target}:{MODEL}:1.0.2:dep-line-1-0".encode()).hexdigest(),
+        },
+    )
+    stubber.activate()
+    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"], known="1.0.2")
+    stubber.assert_no_pending_responses()
+    uploads.assert_no_pending_responses()
+    assert [(d["deploymentId"], d["unchanged"]) for d in published["deployments"]] == [("dep-line-1-rollback", False)]
 
 
 def test_a_failed_version_of_the_same_model_is_not_reused(clients: tuple[object, object]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -14,9 +15,16 @@ from plantwatch.cli import main
 from plantwatch.domain.simulator import PlantSimulator
 from plantwatch.models.datasets import reading_assets, simulator_assets
 from plantwatch.models.evaluation import AlertPolicy, evaluate, score_assets
-from plantwatch.models.pipeline import evaluation_sets, summarise, tail_ms, train_on_simulator
-from plantwatch.models.registry import ModelRegistry, compare
+from plantwatch.models.pipeline import (
+    evaluation_sets,
+    simulator_training_assets,
+    summarise,
+    tail_ms,
+    train_on_simulator,
+)
+from plantwatch.models.registry import ModelRegistry, RegistryEntry, compare
 from plantwatch.models.trainer import with_training
+from plantwatch.services.retraining import GroupResult, retrain, simulator_evaluator
 from tests.unit.lifecycle_support import ARCHIVE_PERIODS, PERIODS, SIM, TRAIN, archive_simulated_readings
 from tests.unit.ml_support import require_sklearn
 
@@ -134,7 +142,7 @@ def test_registry_refuses_to_overwrite_a_version(tmp_path: Path) -> None:
         registry.register(model, metrics={})
 
 
-def test_an_operator_rolls_back_by_promoting_an_earlier_version(
+def test_an_operator_rolls_back_by_promoting_and_pinning_an_earlier_version(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     require_sklearn()
@@ -147,38 +155,123 @@ def test_an_operator_rolls_back_by_promoting_an_earlier_version(
     registry.promote(name, "1", "first")
     registry.register(with_training(first, {}, version="2", threshold=0.4), metrics={})
     registry.promote(name, "2", "better on the evaluation set")
+    worse = {"episodes": 1, "detected": 0, "max_false_alerts_per_line_day": 0.0}
+    registry.register(with_training(first, {}, version="3", threshold=0.3), metrics=worse)
+    registry.decide(name, "3", {**worse, "detected": 1}, against="2")
+    assert registry.entry(name, "3").status == "rejected"
+
+    def cli(*args: str) -> int:
+        return main(["registry", args[0], "--registry", str(root), *args[1:]])
+
     # WHEN an operator promotes version 1 again (version 2 misbehaves on the floor)
-    assert main(["registry", "promote", "--registry", str(root), name, "1", "--reason", "v2 alarms at start-up"]) == 0
-    # THEN version 1 is the champion (what local gateways swap to, and the retraining job deploys), 2 is retired
+    assert cli("promote", name, "1", "--reason", "v2 alarms at start-up") == 0
+    # THEN version 1 is the champion, pinned (local gateways swap to it, retraining deploys it), 2 is retired
     champion = registry.champion(name)
     assert champion is not None and (champion.version, champion.status) == ("1", "champion")
     assert champion.decision == "promoted by an operator: v2 alarms at start-up"
+    assert registry.pinned(name)
     assert registry.entry(name, "2").status == "retired"
-    assert "is the champion" in capsys.readouterr().out
-    assert main(["registry", "show", "--registry", str(root), name]) == 0
-    shown = capsys.readouterr().out.splitlines()
-    assert [line.split("\t")[:2] for line in shown if line.startswith(name)] == [
-        [f"{name} v1", "champion"],
-        [f"{name} v2", "retired"],
-    ]
-    # AND a version that was never registered is refused, the champion unchanged
-    assert main(["registry", "promote", "--registry", str(root), name, "7", "--reason", "typo"]) == 2
+    assert "pinned" in capsys.readouterr().out
+    assert cli("show", name) == 0
+    shown = [line.split("\t")[:2] for line in capsys.readouterr().out.splitlines()]
+    assert shown == [[f"{name} v1", "champion (pinned)"], [f"{name} v2", "retired"], [f"{name} v3", "rejected"]]
+    # AND no challenger replaces a pinned champion, however good, until the operator unpins it
+    registry.register(with_training(first, {}, version="4"), metrics={})
+    decision = registry.decide(name, "4", None, against="1")
+    assert (decision.promote, decision.reason) == (False, "champion v1 is pinned")
+    assert cli("unpin", name) == 0
+    assert not registry.pinned(name)
+    # AND a rejected version, a missing one, one without its artifact, or a missing registry are refused
+    assert cli("promote", name, "3", "--reason", "x") == 2
+    assert "v3 is rejected" in capsys.readouterr().err
+    assert cli("promote", name, "7", "--reason", "typo") == 2
+    (root / name / "versions" / "2" / "model.pwf").unlink()
+    assert cli("promote", name, "2", "--reason", "x") == 2
+    assert "has no artifact" in capsys.readouterr().err
+    assert main(["registry", "promote", "--registry", str(tmp_path / "nowhere"), name, "1", "--reason", "x"]) == 2
+    assert "no registry at" in capsys.readouterr().err
     assert registry.champion(name) == champion
+
+
+def test_a_challenger_is_not_promoted_when_the_champion_changed_while_it_was_evaluated(tmp_path: Path) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    registry = ModelRegistry(LocalObjectStore(tmp_path))
+    name = "plant-1.line-2"
+    model = outcome.models[name]
+    for version in ("1", "2", "3"):
+        registry.register(with_training(model, {}, version=version), metrics={})
+    registry.promote(name, "1", "first")
+    registry.promote(name, "2", "second")  # e.g. an unpinned rollback-forward while version 3 was evaluated
+    decision = registry.decide(
+        name, "3", {"episodes": 0, "detected": 0, "max_false_alerts_per_line_day": 0}, against="1"
+    )
+    assert (decision.promote, decision.reason) == (False, "the champion changed while this version was evaluated")
+    champion = registry.champion(name)
+    assert champion is not None and champion.version == "2"
+
+
+class CountingStore(LocalObjectStore):
+    """A local store that counts writes."""
+
+    writes: list[str]
+
+    def put(self, key: str, data: bytes) -> None:
+        self.writes.append(key)
+        super().put(key, data)
 
 
 def test_where_a_version_was_published_is_kept_and_rewritten_only_when_it_changes(tmp_path: Path) -> None:
     require_sklearn()
     outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
-    registry = ModelRegistry(LocalObjectStore(tmp_path))
+    store = CountingStore(tmp_path)
+    store.writes = []
+    registry = ModelRegistry(store)
     name = "plant-1.line-2"
     registry.register(outcome.models[name], metrics={})
     assert registry.published(name, "1") is None
     where = {"component": "com.plantwatch.Model", "componentVersion": "1.0.3"}
+    key = f"{name}/versions/1/published.json"
     registry.note_published(name, "1", where)
-    path = tmp_path / name / "versions" / "1" / "published.json"
-    written = path.stat().st_mtime_ns
     registry.note_published(name, "1", dict(where))  # the same: not written again
-    assert path.stat().st_mtime_ns == written
+    assert store.writes.count(key) == 1
     assert registry.published(name, "1") == where
     registry.note_published(name, "1", {**where, "componentVersion": "1.0.7"})
+    assert store.writes.count(key) == 2
     assert registry.published(name, "1") == {**where, "componentVersion": "1.0.7"}
+
+
+class SpyPublisher:
+    """Records what retraining publishes; answers as the Greengrass publisher does."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str | None]] = []
+
+    def publish(self, entry: RegistryEntry, artifact: bytes, lines: Sequence[str], *, known: str | None = None) -> dict:  # type: ignore[type-arg]
+        self.calls.append((entry.name, entry.version, known))
+        return {"component": "com.plantwatch.Model", "componentVersion": f"1.0.{len(self.calls)}", "waiting": []}
+
+
+def test_retraining_publishes_the_champion_with_the_version_it_was_published_as(tmp_path: Path) -> None:
+    require_sklearn()
+    train = msgspec.structs.replace(TRAIN, n_estimators=5)
+    assets = [a for a in simulator_training_assets(SIM, train, PERIODS) if a.line == "line-1"]
+    evaluator = simulator_evaluator(SIM, train, PERIODS)
+    registry = ModelRegistry(LocalObjectStore(tmp_path))
+    spy = SpyPublisher()
+    name = "plant-1.line-1"
+
+    def run() -> list[GroupResult]:
+        return retrain(assets, train=train, registry=registry, evaluator=evaluator, source={}, publisher=spy)
+
+    # GIVEN a first run: its champion is published and where it went is kept
+    [first] = run()
+    assert first.promoted
+    assert spy.calls == [(name, "1", None)]
+    assert registry.published(name, "1") == {"component": "com.plantwatch.Model", "componentVersion": "1.0.1"}
+    # WHEN the champion is pinned and the next run's challenger is therefore not promoted
+    registry.promote(name, "1", "operator", pin=True)
+    [second] = run()
+    # THEN the champion is published again, with the version it was published as (no duplicate is made)
+    assert not second.promoted
+    assert spy.calls[-1] == (name, "1", "1.0.1")

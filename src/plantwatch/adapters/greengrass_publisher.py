@@ -212,7 +212,9 @@ class GreengrassModelPublisher:
             "targetArn": target,
             "deploymentName": f"{component} {version}",
             "components": {**current.components, component: {"componentVersion": version}},
-            "clientToken": _token(target, component, version),
+            # with the deployment it replaces: a re-deployment of an earlier version (a rollback) within the
+            # token's 8 hours is a new request, not a replay of the first deployment of that version
+            "clientToken": _token(target, component, version, current.deployment_id or "-"),
         }
         request["deploymentPolicies"] = current.policies or {
             "failureHandlingPolicy": "ROLLBACK",

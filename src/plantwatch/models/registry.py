@@ -6,11 +6,12 @@ The same layout on a local folder and under an S3 prefix (any :class:`ObjectStor
     <name>/versions/<version>/entry.json    status, parent, SHA-256, spec hash, window, rows, metrics
     <name>/versions/<version>/report.json   the evaluation report the decision was made on
     <name>/versions/<version>/published.json where it was last published (e.g. its Greengrass component version)
-    <name>/champion.json                    {"version": ..., "sha256": ...}: what gateways should run
+    <name>/champion.json                    {"version", "sha256", "pinned"}: what gateways should run
 
 Versions are 1, 2, 3, ... per model name. A challenger is promoted only when it is not worse than the champion
 on the same evaluation set (:func:`compare`); otherwise it stays, with status ``rejected``, and its report.
-An operator rolls back by promoting an earlier version (``plantwatch registry promote``).
+An operator rolls back by promoting an earlier version (``plantwatch registry promote``), which pins it: no
+challenger replaces a pinned champion until the operator unpins it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ ARTIFACT: Final = "model.pwf"
 DELAY_TOLERANCE_S: Final = 5.0
 
 Status = Literal["candidate", "champion", "rejected", "retired"]
+#: ``decide(..., against=UNCHECKED)``: the caller does not say which champion its metrics are of.
+UNCHECKED: Final = "*"
 
 
 class ObjectStore(Protocol):
@@ -124,10 +127,17 @@ class ModelRegistry:
 
     def champion(self, name: str) -> RegistryEntry | None:
         """The promoted version of ``name``, if any."""
+        pointer = self._champion_pointer(name)
+        return None if pointer is None else self.entry(name, pointer["version"])
+
+    def pinned(self, name: str) -> bool:
+        """Whether an operator pinned the champion (challengers are then not promoted)."""
+        pointer = self._champion_pointer(name)
+        return bool(pointer and pointer.get("pinned"))
+
+    def _champion_pointer(self, name: str) -> dict[str, Any] | None:
         data = self.store.get(f"{name}/champion.json")
-        if data is None:
-            return None
-        return self.entry(name, msgspec.json.decode(data)["version"])
+        return None if data is None else dict(msgspec.json.decode(data))
 
     def report(self, name: str, version: str) -> dict[str, Any] | None:
         """The evaluation report stored with a version."""
@@ -181,10 +191,26 @@ class ModelRegistry:
         self._write_entry(entry)
         return entry
 
-    def decide(self, name: str, version: str, champion_metrics: Mapping[str, Any] | None) -> Decision:
-        """Promote ``version`` or keep it as rejected, given the champion's metrics on the same evaluation set."""
+    def decide(
+        self,
+        name: str,
+        version: str,
+        champion_metrics: Mapping[str, Any] | None,
+        *,
+        against: str | None = UNCHECKED,
+    ) -> Decision:
+        """Promote ``version`` or keep it as rejected, given the champion's metrics on the same evaluation set.
+        ``against``: the champion version those metrics are of (None: there was none). A challenger is not
+        promoted over a pinned champion, nor when the champion is no longer ``against`` (an operator's
+        rollback while it was evaluated)."""
         entry = self.entry(name, version)
-        decision = compare(entry.metrics, champion_metrics)
+        current = self.champion(name)
+        if self.pinned(name):
+            decision = Decision(promote=False, reason=f"champion v{current.version if current else '?'} is pinned")
+        elif against != UNCHECKED and (current.version if current else None) != against:
+            decision = Decision(promote=False, reason="the champion changed while this version was evaluated")
+        else:
+            decision = compare(entry.metrics, champion_metrics)
         if decision.promote:
             self.promote(name, version, decision.reason)
         else:
@@ -192,17 +218,27 @@ class ModelRegistry:
         log.info("registry decision", extra={"model": name, "version": version, "promote": decision.promote})
         return decision
 
-    def promote(self, name: str, version: str, reason: str) -> RegistryEntry:
-        """Make ``version`` the champion (retiring the one before): a decision, or an operator's rollback. The next
-        retraining run rolls the champion out to the gateways."""
+    def promote(self, name: str, version: str, reason: str, *, pin: bool = False) -> RegistryEntry:
+        """Make ``version`` the champion (retiring the one before): a decision, or an operator's rollback
+        (``pin``: no challenger replaces it until :meth:`unpin`). The version's artifact must load and match its
+        SHA-256 (KeyError/ValueError otherwise). ``champion.json`` is written first: it is what gateways follow."""
         entry = self.entry(name, version)
+        self.load(name, version)
         previous = self.champion(name)
+        pointer = {"version": version, "sha256": entry.sha256, "pinned": pin}
+        self.store.put(f"{name}/champion.json", msgspec.json.encode(pointer))
         if previous is not None and previous.version != version:
             self._write_entry(msgspec.structs.replace(previous, status="retired"))
         promoted = msgspec.structs.replace(entry, status="champion", decision=reason)
         self._write_entry(promoted)
-        self.store.put(f"{name}/champion.json", msgspec.json.encode({"version": version, "sha256": entry.sha256}))
         return promoted
+
+    def unpin(self, name: str) -> None:
+        """Let challengers be promoted over the champion again."""
+        pointer = self._champion_pointer(name)
+        if pointer is None:
+            raise KeyError(f"{name} has no champion")
+        self.store.put(f"{name}/champion.json", msgspec.json.encode({**pointer, "pinned": False}))
 
     def published(self, name: str, version: str) -> dict[str, Any] | None:
         """Where that version was last published (what :meth:`note_published` kept), if anywhere."""

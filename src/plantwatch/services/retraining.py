@@ -171,7 +171,8 @@ def retrain(
             champion = registry.load(name, champion_entry.version)
             champion_metrics = summarise(ev.run(name, champion, train).test)
         entry = registry.register(model, metrics=metrics, report=outcome_report(outcome))
-        decision = registry.decide(name, entry.version, champion_metrics)
+        against = champion_entry.version if champion_entry is not None else None
+        decision = registry.decide(name, entry.version, champion_metrics, against=against)
         published = None
         serving = registry.champion(name)  # the challenger if promoted
         if publisher is not None and serving is not None:
