@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import msgspec
@@ -13,6 +14,7 @@ from plantwatch.adapters.simulator_source import SimulatorSource
 from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.contract.decode import decode_payload
 from plantwatch.domain.decision import AnomalyDetector
+from plantwatch.domain.features import FeatureSpec
 from plantwatch.domain.simulator import DAY_MS, PlantSimulator, SimulationConfig
 from plantwatch.domain.thresholds import ThresholdScorer
 from plantwatch.models import ForestModel
@@ -178,3 +180,33 @@ def test_drift_tracker_triggers_retraining_once_per_drift_episode() -> None:
         feed(shifted, hour)
     assert calls == ["line-1", "line-1"]  # a new drift episode after a healthy check
     assert tracker.observe(ScoreSummary(line="line-9", start_ms=0, end_ms=1, counts=healthy, mean=0, p99=0)) is None
+
+
+def test_a_champion_the_gateway_refuses_is_logged_once_not_at_every_poll(
+    tmp_path: Path,
+    outcome,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
+    v1 = outcome.models[NAME]
+    registry.register(v1, metrics={})
+    registry.decide(NAME, "1", None)
+    detector = AnomalyDetector(spec=TRAIN.spec, thresholds=ThresholdScorer(), model=registry.load(NAME, "1"))
+    watch = ModelWatch(detector, RegistryModelSource(registry, NAME))
+    # GIVEN a champion with other features than the gateway's (promoted with --force)
+    other = with_training(v1, {}, version="2")
+    other = ForestModel(
+        other.trees, msgspec.structs.replace(other.info, feature_spec=FeatureSpec(window=TRAIN.window + 5))
+    )
+    registry.register(other, metrics={})
+    registry.promote(NAME, "2", "forced")
+    # WHEN the watch polls again and again
+    with caplog.at_level(logging.ERROR, logger="plantwatch.services.model_watch"):
+        polls = [watch.poll() for _ in range(5)]
+    # THEN it is refused, logged once, and v1 keeps scoring; a later usable champion is taken
+    assert polls == [False] * 5
+    assert len([r for r in caplog.records if "not loaded" in r.getMessage()]) == 1
+    assert detector.model_ref.version == "1"
+    registry.register(with_training(v1, {}, version="3"), metrics={})
+    registry.promote(NAME, "3", "fixed")
+    assert watch.poll()

@@ -73,6 +73,8 @@ class ModelWatch:
         self._lock = threading.Lock()
         self._pending: ForestModel | None = None
         self._seen: tuple[str, str] | None = None
+        #: the champion last refused: logged once, tried again only when the champion changes
+        self._refused: tuple[str, str] | None = None
         model = detector.model
         if model is not None:
             self._seen = (model.info.version, "")
@@ -84,15 +86,18 @@ class ModelWatch:
             return None if self._pending is None else self._pending.ref
 
     def poll(self) -> bool:
-        """Check the source; load, verify and stage a new model. Never raises: on error the current model stays."""
+        """Check the source; load, verify and stage a new model. Never raises: on error the current model stays,
+        and a champion that can't be used is logged once, not at every poll."""
+        current = None
         try:
             current = self.source.current()
-            if current is None or current == self._seen:
+            if current is None or current in (self._seen, self._refused):
                 return False
             model = self.source.load(*current)
             check_model(model, self.detector.spec)
         except Exception:
             log.exception("model watch: new model not loaded; the current one keeps scoring")
+            self._refused = current
             return False
         with self._lock:
             self._pending = model
