@@ -47,13 +47,18 @@ def outcome():  # type: ignore[no-untyped-def]
     return train_on_simulator(SIM, TRAIN, PERIODS)
 
 
-def test_a_promoted_model_is_swapped_in_between_batches(tmp_path: Path, outcome) -> None:  # type: ignore[no-untyped-def]
+def _watching_v1(tmp_path: Path, v1: ForestModel) -> tuple[ModelRegistry, AnomalyDetector, ModelWatch]:
+    """A registry whose champion is ``v1``, a detector scoring with it, and a watch on the registry."""
     registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
-    v1 = outcome.models[NAME]
     registry.register(v1, metrics={})
     registry.decide(NAME, "1", None)
     detector = AnomalyDetector(spec=TRAIN.spec, thresholds=ThresholdScorer(), model=registry.load(NAME, "1"))
-    watch = ModelWatch(detector, RegistryModelSource(registry, NAME))
+    return registry, detector, ModelWatch(detector, RegistryModelSource(registry, NAME))
+
+
+def test_a_promoted_model_is_swapped_in_between_batches(tmp_path: Path, outcome) -> None:  # type: ignore[no-untyped-def]
+    registry, detector, watch = _watching_v1(tmp_path, outcome.models[NAME])
+    v1 = outcome.models[NAME]
     spool = SqliteSpool(tmp_path / "spool.db")
     simulator = PlantSimulator(SIM)
     gateway = Gateway(
@@ -187,12 +192,8 @@ def test_a_champion_the_gateway_refuses_is_logged_once_not_at_every_poll(
     outcome,  # type: ignore[no-untyped-def]
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
+    registry, detector, watch = _watching_v1(tmp_path, outcome.models[NAME])
     v1 = outcome.models[NAME]
-    registry.register(v1, metrics={})
-    registry.decide(NAME, "1", None)
-    detector = AnomalyDetector(spec=TRAIN.spec, thresholds=ThresholdScorer(), model=registry.load(NAME, "1"))
-    watch = ModelWatch(detector, RegistryModelSource(registry, NAME))
     # GIVEN a champion with other features than the gateway's (promoted with --force)
     other = with_training(v1, {}, version="2")
     other = ForestModel(
