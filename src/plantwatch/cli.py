@@ -220,8 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--model-version",
         default=None,
-        help="version of com.plantwatch.Model: give the line's current one (omitted, the newest in the Gateway's "
-        "dependency range is taken, which may be another line's model)",
+        help="version of com.plantwatch.Model (omitted: the version the group runs now, kept)",
     )
     deploy.add_argument("--gateway-config", default=None, help="JSON file merged into the gateway's configuration")
     deploy.add_argument("--name", default="plantwatch-gateways")

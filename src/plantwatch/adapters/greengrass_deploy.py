@@ -1,4 +1,8 @@
-"""``plantwatch edge deploy``: a Greengrass deployment for a thing group through boto3 (GDK has no deploy)."""
+"""``plantwatch edge deploy``: a Greengrass deployment for a thing group through boto3 (GDK has no deploy).
+
+A deployment replaces the group's whole component set, so the group's latest deployment is read first: its other
+components (e.g. ``aws.greengrass.DiskSpooler``) are kept, and so is its model version unless one is given.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +26,10 @@ class DeploymentRequest(msgspec.Struct, frozen=True, kw_only=True):
     gateway_config: str | None = None  # path of a JSON file merged into the gateway component's configuration
 
 
-def deployment_arguments(request: DeploymentRequest) -> dict[str, Any]:
-    """The CreateDeployment arguments for ``request`` (validated: a thing group ARN, a JSON config)."""
+def deployment_arguments(request: DeploymentRequest, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The CreateDeployment arguments for ``request`` (validated: a thing group ARN, a JSON config), over the
+    ``current`` components of the group's latest deployment (kept, but for the gateway; the model's version
+    unless the request names one)."""
     if ":thinggroup/" not in request.thing_group_arn:
         raise ValueError(
             f"target must be a thing group ARN (arn:aws:iot:...:thinggroup/NAME), got {request.thing_group_arn!r}"
@@ -34,7 +40,7 @@ def deployment_arguments(request: DeploymentRequest) -> dict[str, Any]:
         if not isinstance(document, dict):
             raise ValueError("the gateway configuration must be a JSON object")
         gateway["configurationUpdate"] = {"merge": json.dumps(document)}
-    components: dict[str, Any] = {GATEWAY_COMPONENT: gateway}
+    components: dict[str, Any] = {**(current or {}), GATEWAY_COMPONENT: gateway}
     if request.model_version:
         components[MODEL_COMPONENT] = {"componentVersion": request.model_version}
     return {
@@ -49,11 +55,22 @@ def deployment_arguments(request: DeploymentRequest) -> dict[str, Any]:
     }
 
 
+def current_components(client: Any, thing_group_arn: str) -> dict[str, Any]:
+    """The components of the group's latest deployment (none yet: empty)."""
+    latest = client.list_deployments(targetArn=thing_group_arn, historyFilter="LATEST_ONLY").get("deployments", [])
+    if not latest:
+        return {}
+    return dict(client.get_deployment(deploymentId=latest[0]["deploymentId"]).get("components", {}))
+
+
 def create_deployment(request: DeploymentRequest, *, region: str | None = None, client: Any = None) -> str:
-    """Create the deployment; returns its id."""
+    """Create the deployment over the group's current one; returns its id."""
     if client is None:
         import boto3
 
         client = boto3.client("greengrassv2", region_name=region)
-    response = client.create_deployment(**deployment_arguments(request))
+    arguments = deployment_arguments(request)  # validated before anything is read
+    current = current_components(client, request.thing_group_arn)
+    arguments = deployment_arguments(request, current)
+    response = client.create_deployment(**arguments)
     return str(response["deploymentId"])

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from plantwatch.adapters.greengrass_deploy import DeploymentRequest, create_deployment
 from plantwatch.models import ForestModel, artifact_sha256
@@ -187,6 +187,7 @@ def test_edge_deploy_creates_a_thing_group_deployment(tmp_path: Path) -> None:
     client = boto3.client("greengrassv2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     group = "arn:aws:iot:eu-west-1:123456789012:thinggroup/line-gateways"
     with Stubber(client) as stub:  # validates the request against the real greengrassv2 service model
+        stub.add_response("list_deployments", {"deployments": []}, {"targetArn": group, "historyFilter": "LATEST_ONLY"})
         stub.add_response(
             "create_deployment",
             {"deploymentId": "d-123", "iotJobId": "j-1"},
@@ -216,6 +217,44 @@ def test_edge_deploy_creates_a_thing_group_deployment(tmp_path: Path) -> None:
         create_deployment(
             DeploymentRequest(thing_group_arn="arn:aws:iot:eu-west-1:1:thing/x", gateway_version="1"), client=client
         )
+
+
+def test_edge_deploy_keeps_the_groups_model_version_and_other_components(tmp_path: Path) -> None:
+    client = boto3.client("greengrassv2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    group = "arn:aws:iot:eu-west-1:123456789012:thinggroup/pw-line-plant-1-line-1"
+    # GIVEN the group runs the gateway 0.1.0, the line's retrained model 1.0.4 and the disk spooler
+    running = {
+        "com.plantwatch.Gateway": {"componentVersion": "0.1.0"},
+        "com.plantwatch.Model": {"componentVersion": "1.0.4"},
+        "aws.greengrass.DiskSpooler": {"componentVersion": "1.0.0"},
+    }
+    with Stubber(client) as stub:
+        stub.add_response(
+            "list_deployments",
+            {"deployments": [{"targetArn": group, "deploymentId": "d-1", "isLatestForTarget": True}]},
+            {"targetArn": group, "historyFilter": "LATEST_ONLY"},
+        )
+        stub.add_response(
+            "get_deployment",
+            {"targetArn": group, "deploymentId": "d-1", "components": running},
+            {"deploymentId": "d-1"},
+        )
+        # THEN only the gateway's version changes: the line keeps its model and the spooler
+        stub.add_response(
+            "create_deployment",
+            {"deploymentId": "d-2"},
+            {
+                "targetArn": group,
+                "deploymentName": "plantwatch-gateways",
+                "components": {**running, "com.plantwatch.Gateway": {"componentVersion": "0.2.0"}},
+                "deploymentPolicies": ANY,
+            },
+        )
+        # WHEN a new gateway version is deployed without --model-version
+        assert (
+            create_deployment(DeploymentRequest(thing_group_arn=group, gateway_version="0.2.0"), client=client) == "d-2"
+        )
+        stub.assert_no_pending_responses()
 
 
 def _install_script(root: Path, work: Path) -> tuple[str, Path]:
