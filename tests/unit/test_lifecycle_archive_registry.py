@@ -199,8 +199,9 @@ def test_a_challenger_is_not_promoted_when_the_champion_changed_while_it_was_eva
     registry = ModelRegistry(LocalObjectStore(tmp_path))
     name = "plant-1.line-2"
     model = outcome.models[name]
+    even = {"episodes": 1, "detected": 1, "max_false_alerts_per_line_day": 0.0}
     for version in ("1", "2", "3"):
-        registry.register(with_training(model, {}, version=version), metrics={})
+        registry.register(with_training(model, {}, version=version), metrics=even)
     registry.promote(name, "1", "first")
     registry.promote(name, "2", "second")  # e.g. an unpinned rollback-forward while version 3 was evaluated
     decision = registry.decide(
@@ -275,3 +276,34 @@ def test_retraining_publishes_the_champion_with_the_version_it_was_published_as(
     # THEN the champion is published again, with the version it was published as (no duplicate is made)
     assert not second.promoted
     assert spy.calls[-1] == (name, "1", "1.0.1")
+
+
+class PinningStore(LocalObjectStore):
+    """A local store in which an operator pins version 1 while a challenger's artifact is being verified."""
+
+    registry: ModelRegistry
+
+    def get(self, key: str) -> bytes | None:
+        data = super().get(key)
+        if key.endswith("versions/3/model.pwf") and not self.registry.pinned("plant-1.line-2"):
+            self.registry.promote("plant-1.line-2", "1", "operator", pin=True)
+        return data
+
+
+def test_an_operators_pin_during_a_promotion_wins_and_leaves_one_champion(tmp_path: Path) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    store = PinningStore(tmp_path)
+    registry = store.registry = ModelRegistry(store)
+    name = "plant-1.line-2"
+    even = {"episodes": 1, "detected": 1, "max_false_alerts_per_line_day": 0.0}
+    for version in ("1", "2", "3"):
+        registry.register(with_training(outcome.models[name], {}, version=version), metrics=even)
+    registry.promote(name, "2", "second")
+    # WHEN version 3 is decided against champion 2, and the operator pins version 1 while 3 is being verified
+    decision = registry.decide(name, "3", even, against="2")
+    # THEN the pin stands: 3 is rejected, 1 is the pinned champion, and only one entry says champion
+    assert (decision.promote, decision.reason) == (False, "champion v1 is pinned")
+    champion = registry.champion(name)
+    assert champion is not None and champion.version == "1" and registry.pinned(name)
+    assert [registry.entry(name, v).status for v in ("1", "2", "3")] == ["champion", "retired", "rejected"]

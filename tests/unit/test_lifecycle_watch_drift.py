@@ -206,8 +206,19 @@ def test_a_champion_the_gateway_refuses_is_logged_once_not_at_every_poll(
         polls = [watch.poll() for _ in range(5)]
     # THEN it is refused, logged once, and v1 keeps scoring; a later usable champion is taken
     assert polls == [False] * 5
-    assert len([r for r in caplog.records if "not loaded" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
     assert detector.model_ref.version == "1"
+    # AND a usable champion that fails to load once (a disk or S3 hiccup) is tried again at the next poll
     registry.register(with_training(v1, {}, version="3"), metrics={})
     registry.promote(NAME, "3", "fixed")
+    load = watch.source.load
+    failures = iter([OSError("connection reset")])
+
+    def flaky(version: str, sha256: str) -> ForestModel:
+        for error in failures:
+            raise error
+        return load(version, sha256)
+
+    watch.source.load = flaky  # type: ignore[method-assign]
+    assert not watch.poll()
     assert watch.poll()

@@ -1,7 +1,9 @@
 """``plantwatch edge deploy``: a Greengrass deployment for a thing group through boto3 (GDK has no deploy).
 
 A deployment replaces the group's whole component set, so the group's latest deployment is read first: its other
-components (e.g. ``aws.greengrass.DiskSpooler``) are kept, and so is its model version unless one is given.
+components (e.g. ``aws.greengrass.DiskSpooler``) are kept, and so is its model version unless one is given, and
+the gateway's configuration merge: a device that joins the group later gets the latest deployment's merge only,
+so a new ``--gateway-config`` is merged over the one before rather than replacing it.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ def deployment_arguments(request: DeploymentRequest, current: dict[str, Any] | N
             f"target must be a thing group ARN (arn:aws:iot:...:thinggroup/NAME), got {request.thing_group_arn!r}"
         )
     gateway: dict[str, Any] = {"componentVersion": request.gateway_version}
+    before = dict((current or {}).get(GATEWAY_COMPONENT, {}).get("configurationUpdate", {}))
     if request.gateway_config:
         document = json.loads(Path(request.gateway_config).read_text())
         if not isinstance(document, dict):
             raise ValueError("the gateway configuration must be a JSON object")
-        gateway["configurationUpdate"] = {"merge": json.dumps(document)}
+        before["merge"] = json.dumps(_merged(json.loads(before.get("merge") or "{}"), document))
+    if before:
+        gateway["configurationUpdate"] = before
     components: dict[str, Any] = {**(current or {}), GATEWAY_COMPONENT: gateway}
     if request.model_version:
         components[MODEL_COMPONENT] = {"componentVersion": request.model_version}
@@ -53,6 +58,16 @@ def deployment_arguments(request: DeploymentRequest, current: dict[str, Any] | N
             "configurationValidationPolicy": {"timeoutInSeconds": 30},
         },
     }
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` merged into ``base`` the way Greengrass merges a configuration: objects key by key, the rest
+    replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        old = out.get(key)
+        out[key] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
 
 
 def current_components(client: Any, thing_group_arn: str) -> dict[str, Any]:

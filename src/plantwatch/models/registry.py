@@ -39,6 +39,10 @@ Status = Literal["candidate", "champion", "rejected", "retired"]
 UNCHECKED: Final = "*"
 
 
+class ChampionChangedError(ValueError):
+    """The champion a promotion was decided against is no longer the champion, or it is pinned."""
+
+
 class ObjectStore(Protocol):
     """Bytes by key: a local folder or an S3 prefix."""
 
@@ -204,31 +208,45 @@ class ModelRegistry:
         promoted over a pinned champion, nor when the champion is no longer ``against`` (an operator's
         rollback while it was evaluated)."""
         entry = self.entry(name, version)
-        current = self.champion(name)
-        if self.pinned(name):
-            decision = Decision(promote=False, reason=f"champion v{current.version if current else '?'} is pinned")
-        elif against != UNCHECKED and (current.version if current else None) != against:
-            decision = Decision(promote=False, reason="the champion changed while this version was evaluated")
-        else:
-            decision = compare(entry.metrics, champion_metrics)
+        decision = compare(entry.metrics, champion_metrics)
         if decision.promote:
-            self.promote(name, version, decision.reason)
-        else:
+            try:
+                self.promote(name, version, decision.reason, over=against)
+            except ChampionChangedError as exc:
+                decision = Decision(promote=False, reason=str(exc))
+        if not decision.promote:
             self._write_entry(msgspec.structs.replace(entry, status="rejected", decision=decision.reason))
         log.info("registry decision", extra={"model": name, "version": version, "promote": decision.promote})
         return decision
 
-    def promote(self, name: str, version: str, reason: str, *, pin: bool = False) -> RegistryEntry:
-        """Make ``version`` the champion (retiring the one before): a decision, or an operator's rollback
-        (``pin``: no challenger replaces it until :meth:`unpin`). The version's artifact must load and match its
-        SHA-256 (KeyError/ValueError otherwise). ``champion.json`` is written first: it is what gateways follow."""
+    def promote(
+        self, name: str, version: str, reason: str, *, pin: bool = False, over: str | None = UNCHECKED
+    ) -> RegistryEntry:
+        """Make ``version`` the champion (retiring the others): a decision, or an operator's rollback (``pin``: no
+        challenger replaces it until :meth:`unpin`). The version's artifact must load and match its SHA-256
+        (KeyError/ValueError otherwise). ``over``: the champion it may replace (None: none), checked right before
+        ``champion.json``, what gateways follow, is written; ChampionChangedError if the champion is another now or
+        pinned. The store has no conditional write, so two promotions within milliseconds can still race."""
         entry = self.entry(name, version)
-        self.load(name, version)
-        previous = self.champion(name)
-        pointer = {"version": version, "sha256": entry.sha256, "pinned": pin}
-        self.store.put(f"{name}/champion.json", msgspec.json.encode(pointer))
-        if previous is not None and previous.version != version:
-            self._write_entry(msgspec.structs.replace(previous, status="retired"))
+        self.load(name, version)  # verified before the champion is checked: that may take seconds on S3
+        pointer = self._champion_pointer(name)
+        if over != UNCHECKED:
+            if pointer is not None and pointer.get("pinned"):
+                raise ChampionChangedError(f"champion v{pointer['version']} is pinned")
+            if (pointer["version"] if pointer else None) != over:
+                raise ChampionChangedError("the champion changed while this version was evaluated")
+        self.store.put(
+            f"{name}/champion.json", msgspec.json.encode({"version": version, "sha256": entry.sha256, "pinned": pin})
+        )
+        # every other version that says champion is retired (a promotion interrupted before this leaves two)
+        for other in self.versions(name):
+            if other != version:
+                try:
+                    previous = self.entry(name, other)
+                except KeyError:
+                    continue  # an interrupted registration
+                if previous.status == "champion":
+                    self._write_entry(msgspec.structs.replace(previous, status="retired"))
         promoted = msgspec.structs.replace(entry, status="champion", decision=reason)
         self._write_entry(promoted)
         return promoted

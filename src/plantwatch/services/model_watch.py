@@ -86,8 +86,9 @@ class ModelWatch:
             return None if self._pending is None else self._pending.ref
 
     def poll(self) -> bool:
-        """Check the source; load, verify and stage a new model. Never raises: on error the current model stays,
-        and a champion that can't be used is logged once, not at every poll."""
+        """Check the source; load, verify and stage a new model. Never raises: on error the current model stays.
+        A champion that fails verification (integrity, SHA-256, features) is logged once, not at every poll; other
+        errors (a disk or S3 hiccup) are retried at the next poll."""
         current = None
         try:
             current = self.source.current()
@@ -95,9 +96,12 @@ class ModelWatch:
                 return False
             model = self.source.load(*current)
             check_model(model, self.detector.spec)
-        except Exception:
-            log.exception("model watch: new model not loaded; the current one keeps scoring")
+        except ValueError:  # ModelIntegrityError, ModelMismatchError, a SHA-256 that changed: it won't get better
+            log.exception("model watch: new model refused; the current one keeps scoring")
             self._refused = current
+            return False
+        except Exception:
+            log.exception("model watch: new model not loaded; the current one keeps scoring, retrying")
             return False
         with self._lock:
             self._pending = model

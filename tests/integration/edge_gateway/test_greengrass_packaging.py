@@ -219,42 +219,49 @@ def test_edge_deploy_creates_a_thing_group_deployment(tmp_path: Path) -> None:
         )
 
 
-def test_edge_deploy_keeps_the_groups_model_version_and_other_components(tmp_path: Path) -> None:
+def test_edge_deploy_keeps_the_groups_model_version_other_components_and_configuration(tmp_path: Path) -> None:
     client = boto3.client("greengrassv2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     group = "arn:aws:iot:eu-west-1:123456789012:thinggroup/pw-line-plant-1-line-1"
-    # GIVEN the group runs the gateway 0.1.0, the line's retrained model 1.0.4 and the disk spooler
+    # GIVEN the group runs the gateway 0.1.0 with a configuration, the line's retrained model 1.0.4 and the spooler
+    merge = {"gateway": {"plant": "plant-1", "batch_interval_ms": 5000}}
     running = {
-        "com.plantwatch.Gateway": {"componentVersion": "0.1.0"},
+        "com.plantwatch.Gateway": {"componentVersion": "0.1.0", "configurationUpdate": {"merge": json.dumps(merge)}},
         "com.plantwatch.Model": {"componentVersion": "1.0.4"},
         "aws.greengrass.DiskSpooler": {"componentVersion": "1.0.0"},
     }
-    with Stubber(client) as stub:
-        stub.add_response(
-            "list_deployments",
-            {"deployments": [{"targetArn": group, "deploymentId": "d-1", "isLatestForTarget": True}]},
-            {"targetArn": group, "historyFilter": "LATEST_ONLY"},
-        )
-        stub.add_response(
-            "get_deployment",
-            {"targetArn": group, "deploymentId": "d-1", "components": running},
-            {"deploymentId": "d-1"},
-        )
-        # THEN only the gateway's version changes: the line keeps its model and the spooler
-        stub.add_response(
-            "create_deployment",
-            {"deploymentId": "d-2"},
-            {
-                "targetArn": group,
-                "deploymentName": "plantwatch-gateways",
-                "components": {**running, "com.plantwatch.Gateway": {"componentVersion": "0.2.0"}},
-                "deploymentPolicies": ANY,
-            },
-        )
-        # WHEN a new gateway version is deployed without --model-version
-        assert (
-            create_deployment(DeploymentRequest(thing_group_arn=group, gateway_version="0.2.0"), client=client) == "d-2"
-        )
-        stub.assert_no_pending_responses()
+    faster = tmp_path / "faster.json"
+    faster.write_text(json.dumps({"gateway": {"batch_interval_ms": 2000}}))
+
+    def deploy(config: Path | None, gateway: dict[str, object]) -> None:
+        with Stubber(client) as stub:
+            stub.add_response(
+                "list_deployments",
+                {"deployments": [{"targetArn": group, "deploymentId": "d-1", "isLatestForTarget": True}]},
+                {"targetArn": group, "historyFilter": "LATEST_ONLY"},
+            )
+            stub.add_response(
+                "get_deployment",
+                {"targetArn": group, "deploymentId": "d-1", "components": running},
+                {"deploymentId": "d-1"},
+            )
+            expected = {"targetArn": group, "deploymentName": "plantwatch-gateways", "deploymentPolicies": ANY}
+            stub.add_response(
+                "create_deployment",
+                {"deploymentId": "d-2"},
+                {**expected, "components": {**running, "com.plantwatch.Gateway": gateway}},
+            )
+            request = DeploymentRequest(
+                thing_group_arn=group, gateway_version="0.2.0", gateway_config=None if config is None else str(config)
+            )
+            assert create_deployment(request, client=client) == "d-2"
+            stub.assert_no_pending_responses()
+
+    # WHEN a new gateway version is deployed without --model-version or --gateway-config THEN only the gateway's
+    # version changes: the line keeps its model, the spooler, and the configuration new devices get
+    deploy(None, {"componentVersion": "0.2.0", "configurationUpdate": {"merge": json.dumps(merge)}})
+    # WHEN a configuration is given THEN it is merged over the one before, not in its place
+    faster_merge = {"gateway": {"plant": "plant-1", "batch_interval_ms": 2000}}
+    deploy(faster, {"componentVersion": "0.2.0", "configurationUpdate": {"merge": json.dumps(faster_merge)}})
 
 
 def _install_script(root: Path, work: Path) -> tuple[str, Path]:
