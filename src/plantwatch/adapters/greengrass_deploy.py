@@ -32,10 +32,7 @@ def deployment_arguments(request: DeploymentRequest, current: dict[str, Any] | N
     """The CreateDeployment arguments for ``request`` (validated: a thing group ARN, a JSON config), over the
     ``current`` components of the group's latest deployment (kept, but for the gateway; the model's version
     unless the request names one)."""
-    if ":thinggroup/" not in request.thing_group_arn:
-        raise ValueError(
-            f"target must be a thing group ARN (arn:aws:iot:...:thinggroup/NAME), got {request.thing_group_arn!r}"
-        )
+    _check_target(request.thing_group_arn)
     gateway: dict[str, Any] = {"componentVersion": request.gateway_version}
     before = dict((current or {}).get(GATEWAY_COMPONENT, {}).get("configurationUpdate", {}))
     if request.gateway_config:
@@ -58,6 +55,11 @@ def deployment_arguments(request: DeploymentRequest, current: dict[str, Any] | N
             "configurationValidationPolicy": {"timeoutInSeconds": 30},
         },
     }
+
+
+def _check_target(arn: str) -> None:
+    if ":thinggroup/" not in arn:
+        raise ValueError(f"target must be a thing group ARN (arn:aws:iot:...:thinggroup/NAME), got {arn!r}")
 
 
 def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +86,7 @@ def create_deployment(request: DeploymentRequest, *, region: str | None = None, 
         import boto3
 
         client = boto3.client("greengrassv2", region_name=region)
-    arguments = deployment_arguments(request)  # validated before anything is read
+    _check_target(request.thing_group_arn)  # before anything is read from it
     current = current_components(client, request.thing_group_arn)
-    arguments = deployment_arguments(request, current)
-    response = client.create_deployment(**arguments)
+    response = client.create_deployment(**deployment_arguments(request, current))
     return str(response["deploymentId"])

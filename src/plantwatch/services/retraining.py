@@ -155,7 +155,7 @@ def retrain(
     publisher: ModelPublisher | None = None,
 ) -> list[GroupResult]:
     """Train, evaluate and register one challenger per model group, and publish the group's champion: the
-    challenger if promoted, else the champion as it was. Publishing is idempotent, so a champion whose rollout
+    challenger if promoted, else the champion as it was. Publishing is idempotent, so a champion whose publish
     failed (or waited for its line's gateway) reaches its lines on the next run even when the challenger loses."""
     results = []
     for name, group in group_assets(assets, train).items():
