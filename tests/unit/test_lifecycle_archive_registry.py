@@ -307,3 +307,20 @@ def test_an_operators_pin_during_a_promotion_wins_and_leaves_one_champion(tmp_pa
     champion = registry.champion(name)
     assert champion is not None and champion.version == "1" and registry.pinned(name)
     assert [registry.entry(name, v).status for v in ("1", "2", "3")] == ["champion", "retired", "rejected"]
+
+
+def test_a_pinned_champion_holds_even_against_a_caller_that_names_no_champion(tmp_path: Path) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    registry = ModelRegistry(LocalObjectStore(tmp_path))
+    name = "plant-1.line-1"
+    for version in ("1", "2"):
+        registry.register(with_training(outcome.models[name], {}, version=version), metrics={})
+    registry.promote(name, "1", "operator", pin=True)
+    # WHEN a caller decides without saying which champion its metrics are of, and a promotion is not a pin
+    decision = registry.decide(name, "2", None)
+    # THEN the pin stands; only another pin replaces it
+    assert (decision.promote, decision.reason) == (False, "champion v1 is pinned")
+    with pytest.raises(ValueError, match="pinned"):
+        registry.promote(name, "2", "unpinned promotion")
+    assert registry.promote(name, "2", "operator again", pin=True).version == "2"

@@ -204,9 +204,9 @@ class ModelRegistry:
         against: str | None = UNCHECKED,
     ) -> Decision:
         """Promote ``version`` or keep it as rejected, given the champion's metrics on the same evaluation set.
-        ``against``: the champion version those metrics are of (None: there was none). A challenger is not
-        promoted over a pinned champion, nor when the champion is no longer ``against`` (an operator's
-        rollback while it was evaluated)."""
+        ``against``: the champion version those metrics are of (None: there was none; UNCHECKED: not said). A
+        challenger is never promoted over a pinned champion, nor when the champion is no longer ``against`` (an
+        operator's rollback while it was evaluated)."""
         entry = self.entry(name, version)
         decision = compare(entry.metrics, champion_metrics)
         if decision.promote:
@@ -224,17 +224,17 @@ class ModelRegistry:
     ) -> RegistryEntry:
         """Make ``version`` the champion (retiring the others): a decision, or an operator's rollback (``pin``: no
         challenger replaces it until :meth:`unpin`). The version's artifact must load and match its SHA-256
-        (KeyError/ValueError otherwise). ``over``: the champion it may replace (None: none), checked right before
-        ``champion.json``, what gateways follow, is written; ChampionChangedError if the champion is another now or
-        pinned. The store has no conditional write, so two promotions within milliseconds can still race."""
+        (KeyError/ValueError otherwise). Only another pin replaces a pinned champion. ``over``: the champion it may
+        replace (None: none). Both are checked right before ``champion.json``, what gateways follow, is written
+        (ChampionChangedError). The store has no conditional write, so two promotions within milliseconds can still
+        race."""
         entry = self.entry(name, version)
         self.load(name, version)  # verified before the champion is checked: that may take seconds on S3
         pointer = self._champion_pointer(name)
-        if over != UNCHECKED:
-            if pointer is not None and pointer.get("pinned"):
-                raise ChampionChangedError(f"champion v{pointer['version']} is pinned")
-            if (pointer["version"] if pointer else None) != over:
-                raise ChampionChangedError("the champion changed while this version was evaluated")
+        if not pin and pointer is not None and pointer.get("pinned") and pointer["version"] != version:
+            raise ChampionChangedError(f"champion v{pointer['version']} is pinned")
+        if over != UNCHECKED and (pointer["version"] if pointer else None) != over:
+            raise ChampionChangedError("the champion changed while this version was evaluated")
         self.store.put(
             f"{name}/champion.json", msgspec.json.encode({"version": version, "sha256": entry.sha256, "pinned": pin})
         )
