@@ -465,3 +465,56 @@ def test_a_plant_whose_retraining_raises_is_reported_and_the_other_plants_go_on(
     assert code == RETRAIN_ERROR
     assert replay["plant"] == "plant-1" and "line" not in replay
     assert any(r.name == JOB_LOGGER and r.exc_info for r in caplog.records), "the traceback is logged"
+
+
+def test_the_s3_registrys_champion_is_written_with_s3s_conditional_write(aws: dict[str, Any]) -> None:
+    store = S3ObjectStore(aws["s3"], "models", "registry")
+    key = "plant-1.line-1/champion.json"
+    # a new key: If-None-Match, refused once it exists
+    assert store.put_if(key, b'{"version":"1"}', None)
+    assert not store.put_if(key, b'{"version":"2"}', None)
+    tagged = store.get_tagged(key)
+    assert tagged is not None and tagged[0] == b'{"version":"1"}'
+    # an existing key: If-Match on the ETag read; a stale ETag is refused and changes nothing
+    assert store.put_if(key, b'{"version":"2"}', tagged[1])
+    assert not store.put_if(key, b'{"version":"3"}', tagged[1])
+    assert store.get(key) == b'{"version":"2"}'
+    assert not store.put_if("plant-1.line-1/absent.json", b"x", tagged[1])  # If-Match on no object: NoSuchKey
+    with pytest.raises(aws["s3"].exceptions.NoSuchBucket):  # other errors are raised, not taken for a refusal
+        S3ObjectStore(aws["s3"], "no-such-bucket").put_if(key, b"x", None)
+
+
+def test_of_two_promotions_in_the_s3_registry_at_the_same_moment_the_second_write_is_refused(
+    aws: dict[str, Any],
+) -> None:
+    from plantwatch.models.pipeline import train_on_simulator
+    from plantwatch.models.trainer import with_training
+    from tests.unit.lifecycle_support import PERIODS
+
+    require_sklearn()
+    model = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS).models["plant-1.line-2"]
+    name, rival = model.info.name, ModelRegistry(S3ObjectStore(aws["s3"], "models", "registry"))
+
+    class Racing(S3ObjectStore):
+        """Another job promotes version 2 after this promotion read champion.json and before it writes it."""
+
+        raced = False
+
+        def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+            if not self.raced and key.endswith("champion.json"):
+                self.raced = True
+                rival.promote(name, "2", "the other job")
+            return super().put_if(key, data, tag)
+
+    registry = ModelRegistry(Racing(aws["s3"], "models", "registry"))
+    for version in ("1", "2", "3"):
+        rival.register(with_training(model, {}, version=version), metrics={})
+    rival.promote(name, "1", "first")
+    with pytest.raises(registry_module.ChampionChangedError, match="at the same moment"):
+        registry.promote(name, "3", "this job", over="1")
+    assert [rival.entry(name, v).status for v in ("1", "2", "3")] == ["retired", "champion", "candidate"]
+    assert json.loads(aws["s3"].get_object(Bucket="models", Key=f"registry/{name}/champion.json")["Body"].read()) == {
+        "version": "2",
+        "sha256": rival.entry(name, "2").sha256,
+        "pinned": False,
+    }

@@ -324,3 +324,75 @@ def test_a_pinned_champion_holds_even_against_a_caller_that_names_no_champion(tm
     with pytest.raises(ValueError, match="pinned"):
         registry.promote(name, "2", "unpinned promotion")
     assert registry.promote(name, "2", "operator again", pin=True).version == "2"
+
+
+class RacingStore(LocalObjectStore):
+    """A local store in which another process promotes ``rival`` after a promotion read ``champion.json`` and
+    before it writes it back: the moment a check-then-write loses to another writer."""
+
+    rival: tuple[ModelRegistry, str] | None
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        if self.rival is not None and key.endswith("champion.json"):
+            registry, version = self.rival
+            self.rival = None
+            registry.promote("plant-1.line-2", version, "the other promotion")
+        return super().put_if(key, data, tag)
+
+
+def test_of_two_promotions_at_the_same_moment_one_wins_and_the_other_is_refused(tmp_path: Path) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    store = RacingStore(tmp_path)
+    store.rival = None
+    registry = ModelRegistry(store)
+    name = "plant-1.line-2"
+    even = {"episodes": 1, "detected": 1, "max_false_alerts_per_line_day": 0.0}
+    for version in ("1", "2", "3"):
+        registry.register(with_training(outcome.models[name], {}, version=version), metrics=even)
+    registry.promote(name, "1", "first")
+    # WHEN version 3 passed every check against champion 1, and another writer promotes 2 before 3 is written
+    store.rival = (ModelRegistry(LocalObjectStore(tmp_path)), "2")
+    decision = registry.decide(name, "3", even, against="1")
+    # THEN the write that came second is refused: 2 is the champion, 3 is rejected, one entry says champion
+    assert (decision.promote, decision.reason) == (
+        False,
+        "another promotion or pin changed the champion at the same moment",
+    )
+    champion = registry.champion(name)
+    assert champion is not None and champion.version == "2"
+    assert [registry.entry(name, v).status for v in ("1", "2", "3")] == ["retired", "champion", "rejected"]
+    # an unpin that read the champion before a pin landed is refused too, and leaves the pin
+    store.rival = (ModelRegistry(LocalObjectStore(tmp_path)), "1")
+    with pytest.raises(ValueError, match="at the same moment"):
+        registry.unpin(name)
+    assert registry.champion(name).version == "1"  # type: ignore[union-attr]
+    assert not registry.pinned(name)  # the rival's promotion was not a pin; the unpin did not land
+
+
+def test_the_local_stores_conditional_write_lets_one_of_many_concurrent_writers_through(tmp_path: Path) -> None:
+    import threading
+
+    key = "plant-1.line-1/champion.json"
+    stores = [LocalObjectStore(tmp_path) for _ in range(8)]
+    stores[0].put(key, b'{"version":"1"}')
+    tagged = stores[0].get_tagged(key)
+    assert tagged is not None
+    start, won = threading.Barrier(len(stores)), []
+
+    def write(i: int) -> None:
+        start.wait()
+        if stores[i].put_if(key, f'{{"version":"{i + 2}"}}'.encode(), tagged[1]):
+            won.append(i)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+    assert stores[0].get(key) == f'{{"version":"{won[0] + 2}"}}'.encode()
+    assert not stores[0].put_if("plant-1.line-1/new.json", b"x", "some-tag")  # absent: no tag matches
+    assert stores[0].put_if("plant-1.line-1/new.json", b"x", None)
+    assert not stores[0].put_if("plant-1.line-1/new.json", b"y", None)  # present: None refuses
+    assert stores[0].list("plant-1.line-1/") == [key, "plant-1.line-1/new.json"]  # lock files are no keys

@@ -1,11 +1,23 @@
-"""Object stores for the model registry: a local folder, or an S3 prefix (boto3), with the same keys."""
+"""Object stores for the model registry: a local folder, or an S3 prefix (boto3), with the same keys.
+
+Both offer a conditional write (:meth:`put_if`), which the registry uses for ``champion.json``: on S3 PutObject
+with If-Match (or If-None-Match for a new key), locally a write under an exclusive lock on a sidecar file.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import uuid
 from pathlib import Path
 from typing import Any
+
+#: S3's answers to a conditional write whose condition no longer holds: the tag differs (412), another
+#: conditional write to the key is in flight (409), or the key is gone (404).
+_CONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404"}
+#: Local files that are not keys: temporary files of a write, and the locks of conditional writes.
+_NOT_KEYS = (".tmp-", ".lock-")
 
 
 class LocalObjectStore:
@@ -35,14 +47,32 @@ class LocalObjectStore:
         except FileNotFoundError:
             return None
 
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The file's bytes and their SHA-256 (the tag :meth:`put_if` compares), or None."""
+        data = self.get(key)
+        return None if data is None else (data, hashlib.sha256(data).hexdigest())
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        """Write ``key`` only if its bytes still have ``tag`` (None: only if it is absent), holding an exclusive
+        lock on ``.lock-<file>`` beside it, which every conditional writer of the key takes (POSIX flock)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with (path.parent / f".lock-{path.name}").open("ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            current = self.get_tagged(key)
+            if (None if current is None else current[1]) != tag:
+                return False
+            self.put(key, data)
+            return True
+
     def list(self, prefix: str) -> list[str]:
-        """Keys under ``prefix``, sorted (temporary files excluded)."""
+        """Keys under ``prefix``, sorted (temporary and lock files excluded)."""
         if not self.root.is_dir():
             return []
         keys = []
         for dirpath, _, files in os.walk(self.root):
             for name in files:
-                if name.startswith(".tmp-"):
+                if name.startswith(_NOT_KEYS):
                     continue
                 key = (Path(dirpath) / name).relative_to(self.root).as_posix()
                 if key.startswith(prefix):
@@ -70,6 +100,25 @@ class S3ObjectStore:
             return None
         body: bytes = response["Body"].read()
         return body
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, or None when it does not exist."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return response["Body"].read(), str(response["ETag"])
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        """PutObject with If-Match: ``tag`` (None: If-None-Match: *); False when S3 refuses the condition."""
+        condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, **condition)
+        except self.client.exceptions.ClientError as exc:  # botocore's, without importing it for local stores
+            if str(exc.response.get("Error", {}).get("Code")) in _CONDITION_FAILED:
+                return False
+            raise
+        return True
 
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix`` (relative to the store's prefix), sorted."""

@@ -58,6 +58,14 @@ class ObjectStore(Protocol):
         """Keys under ``prefix``, sorted."""
         ...
 
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The bytes of ``key`` and a tag that changes when they do (an S3 ETag), or None when absent."""
+        ...
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        """Write ``key`` only if it still has ``tag`` (None: only if it is absent); False when it does not."""
+        ...
+
 
 class RegistryEntry(msgspec.Struct, frozen=True, kw_only=True):
     """Everything known about one model version."""
@@ -140,8 +148,18 @@ class ModelRegistry:
         return bool(pointer and pointer.get("pinned"))
 
     def _champion_pointer(self, name: str) -> dict[str, Any] | None:
-        data = self.store.get(f"{name}/champion.json")
-        return None if data is None else dict(msgspec.json.decode(data))
+        return self._tagged_pointer(name)[0]
+
+    def _tagged_pointer(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
+        """``champion.json`` and its tag, for a write that only lands if nobody wrote it since."""
+        tagged = self.store.get_tagged(f"{name}/champion.json")
+        return (None, None) if tagged is None else (dict(msgspec.json.decode(tagged[0])), tagged[1])
+
+    def _swap_pointer(self, name: str, pointer: Mapping[str, Any], tag: str | None) -> None:
+        """Write ``champion.json`` if it is still as read with ``tag``; ChampionChangedError if another
+        promotion, pin or unpin wrote it in between (a conditional write: S3 If-Match, a file lock locally)."""
+        if not self.store.put_if(f"{name}/champion.json", msgspec.json.encode(dict(pointer)), tag):
+            raise ChampionChangedError("another promotion or pin changed the champion at the same moment")
 
     def report(self, name: str, version: str) -> dict[str, Any] | None:
         """The evaluation report stored with a version."""
@@ -226,18 +244,16 @@ class ModelRegistry:
         challenger replaces it until :meth:`unpin`). The version's artifact must load and match its SHA-256
         (KeyError/ValueError otherwise). Only another pin replaces a pinned champion. ``over``: the champion it may
         replace (None: none). Both are checked right before ``champion.json``, what gateways follow, is written
-        (ChampionChangedError). The store has no conditional write, so two promotions within milliseconds can still
-        race."""
+        (ChampionChangedError), and it is written only if nobody wrote it since it was read, so of two promotions at
+        the same moment one wins and the other gets ChampionChangedError."""
         entry = self.entry(name, version)
         self.load(name, version)  # verified before the champion is checked: that may take seconds on S3
-        pointer = self._champion_pointer(name)
+        pointer, tag = self._tagged_pointer(name)
         if not pin and pointer is not None and pointer.get("pinned") and pointer["version"] != version:
             raise ChampionChangedError(f"champion v{pointer['version']} is pinned")
         if over != UNCHECKED and (pointer["version"] if pointer else None) != over:
             raise ChampionChangedError("the champion changed while this version was evaluated")
-        self.store.put(
-            f"{name}/champion.json", msgspec.json.encode({"version": version, "sha256": entry.sha256, "pinned": pin})
-        )
+        self._swap_pointer(name, {"version": version, "sha256": entry.sha256, "pinned": pin}, tag)
         # every other version that says champion is retired (a promotion interrupted before this leaves two)
         for other in self.versions(name):
             if other != version:
@@ -253,10 +269,10 @@ class ModelRegistry:
 
     def unpin(self, name: str) -> None:
         """Let challengers be promoted over the champion again."""
-        pointer = self._champion_pointer(name)
+        pointer, tag = self._tagged_pointer(name)
         if pointer is None:
             raise KeyError(f"{name} has no champion")
-        self.store.put(f"{name}/champion.json", msgspec.json.encode({**pointer, "pinned": False}))
+        self._swap_pointer(name, {**pointer, "pinned": False}, tag)
 
     def published(self, name: str, version: str) -> dict[str, Any] | None:
         """Where that version was last published (what :meth:`note_published` kept), if anywhere."""
