@@ -139,3 +139,41 @@ def stub_rollouts(client: Any, plant_lines: list[tuple[str, str]]) -> Stubber:
         newest = {version: model_recipe(version, f"{plant}.{line}", "0" * 64)}  # another line's model
     stubber.activate()
     return stubber
+
+
+def expect_outcomes(
+    stubber: Stubber, line: str, executions: dict[str, str | None], plant: str = "plant-1", deployment: str = ""
+) -> None:
+    """How the line's latest deployment (``dep-<line>-0`` unless given) went: ListCoreDevices by the group lists
+    ``executions``' devices; each one's ListEffectiveDeployments answers an older deployment and, unless its
+    status is None (never reached), its execution of this one with that status."""
+    target = GROUP.format(plant=plant, line=line)
+    deployment = deployment or f"dep-{line}-0"
+    devices = [
+        {"coreDeviceThingName": name, "status": "HEALTHY", "lastStatusUpdateTimestamp": "2026-11-29T00:00:00Z"}
+        for name in executions
+    ]
+    stubber.add_response("list_core_devices", {"coreDevices": devices}, {"thingGroupArn": target})
+    for name, status in executions.items():
+        listed = [_execution("dep-older", target, "SUCCEEDED")]
+        if status is not None:
+            listed.insert(0, _execution(deployment, target, status))
+        stubber.add_response(
+            "list_effective_deployments", {"effectiveDeployments": listed}, {"coreDeviceThingName": name}
+        )
+
+
+def _execution(deployment: str, target: str, status: str) -> dict[str, Any]:
+    """An EffectiveDeployment of the documented shape; a failed one says why."""
+    execution: dict[str, Any] = {
+        "deploymentId": deployment,
+        "deploymentName": f"{MODEL} deployment",
+        "targetArn": target,
+        "coreDeviceExecutionStatus": status,
+        "creationTimestamp": "2026-11-29T00:00:00Z",
+        "modifiedTimestamp": "2026-11-29T00:05:00Z",
+    }
+    if status in ("FAILED", "REJECTED", "TIMED_OUT"):
+        execution["reason"] = "FAILED_ROLLBACK_COMPLETE: com.plantwatch.Model: model sha256 does not match"
+        execution["statusDetails"] = {"errorTypes": ["COMPONENT_ERROR"], "errorStack": ["DEPLOYMENT_FAILURE"]}
+    return execution

@@ -58,15 +58,23 @@ data "aws_iam_policy_document" "retrain" {
   }
 
   statement {
-    sid       = "DeployToLines"
-    actions   = ["greengrass:CreateDeployment", "greengrass:ListDeployments"]
-    resources = ["*"] # neither has resource-level permissions; the IoT side of a deployment is scoped below.
+    sid = "DeployToLines"
+    # none has resource-level permissions; the IoT side of a deployment is scoped below. ListCoreDevices finds
+    # a line's gateways, to read how its latest deployment went on each (ReadDeploymentOutcomes).
+    actions   = ["greengrass:CreateDeployment", "greengrass:ListDeployments", "greengrass:ListCoreDevices"]
+    resources = ["*"]
   }
 
   statement {
     sid       = "ReadLineDeployments"
     actions   = ["greengrass:GetDeployment"]
     resources = ["arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:deployments:*"]
+  }
+
+  statement {
+    sid       = "ReadDeploymentOutcomes"
+    actions   = ["greengrass:ListEffectiveDeployments"]
+    resources = ["arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:coreDevices:*"]
   }
 
   statement {

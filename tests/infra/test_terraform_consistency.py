@@ -31,6 +31,7 @@ STAR_RESOURCE_OK = {
     "timestream:DescribeEndpoints",
     "greengrass:CreateDeployment",
     "greengrass:ListDeployments",  # List access level, no resource type in the service authorization reference
+    "greengrass:ListCoreDevices",  # the same
     "greengrass:GetComponentVersionArtifact",
     "greengrass:ResolveComponentCandidates",
     "greengrass:GetDeploymentConfiguration",

@@ -20,6 +20,7 @@ import pytest
 from botocore.stub import Stubber
 
 from plantwatch.adapters.aws_retrain import (
+    DEPLOYMENT_FAILED,
     NO_DATA,
     NO_GATEWAY,
     NO_THING_GROUP,
@@ -38,6 +39,8 @@ from tests.greengrass_stubs import (
     expect_current,
     expect_deploy,
     expect_no_deployment,
+    expect_outcomes,
+    expect_state,
     expect_versions,
     model_recipe,
     stub_rollout,
@@ -332,6 +335,45 @@ def test_a_line_whose_group_runs_no_gateway_waits_and_gets_its_champion_once_it_
     assert (configuration["modelVersion"], configuration["sha256"]) == ("1", champion.sha256)
     assert registry.entry("plant-1.line-2", "2").status == "rejected"
     assert _queued(aws) == []
+
+
+def test_a_champion_whose_deployment_failed_on_gateways_is_reported_each_run_not_taken_as_running(
+    tmp_path: Path, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_sklearn()
+    # GIVEN plant-1's line-2 retrained and its champion deployed (as 1.0.1)
+    _archive(aws, tmp_path, SIM)
+    settings = _settings(aws, plants="plant-1", lines="line-2")
+    event = drift_event("plant-1", "line-2", window_end_ms=HOUR_MS)
+    stubber = stub_rollout(aws["greengrass"], "plant-1", ["line-2"])
+    assert _job(aws, settings).run(event)["status"] == "ok"
+    stubber.assert_no_pending_responses()
+    stubber.deactivate()
+    champion = ModelRegistry(S3ObjectStore(aws["s3"], "models", "registry")).champion("plant-1.line-2")
+    assert champion is not None
+    # WHEN that deployment failed on one of the line's two gateways, and the next run's challenger loses
+    monkeypatch.setattr(
+        registry_module, "compare", lambda challenger, champion: Decision(promote=False, reason="worse")
+    )
+    stubber = Stubber(aws["greengrass"])
+    expect_current(stubber, "line-2", model_version="1.0.1")
+    expect_versions(stubber, ["1.0.1", "0.1.0"], {"1.0.1": model_recipe("1.0.1", champion.name, champion.sha256)})
+    expect_state(stubber, "1.0.1")
+    expect_outcomes(stubber, "line-2", {"gw-a": "SUCCEEDED", "gw-b": "FAILED"})
+    stubber.activate()
+    result = _job(aws, settings).run(event)
+    # THEN nothing is deployed (the same deployment would fail again), and the run fails loudly, naming the
+    # gateway and Greengrass's reason, with the failure queued
+    stubber.assert_no_pending_responses()
+    assert result["status"] == "failed"
+    [run] = result["runs"]
+    assert (run["status"], run["failed_lines"]) == ("partial", ["line-2"])
+    [problem] = result["problems"]
+    assert (problem["code"], problem["line"]) == (DEPLOYMENT_FAILED, "line-2")
+    assert "gw-b FAILED" in problem["message"] and "sha256 does not match" in problem["message"]
+    assert "gw-a" not in problem["message"]
+    [(code, message, replay)] = _queued(aws)
+    assert (code, message, replay["line"]) == (DEPLOYMENT_FAILED, problem["message"], "line-2")
 
 
 def test_a_line_without_a_thing_group_is_refused_before_anything_is_trained_or_registered(

@@ -28,7 +28,7 @@ from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
 from plantwatch.adapters.object_store import S3ObjectStore
 from plantwatch.contract.reading import IDENT_PATTERN
 from plantwatch.domain.simulator import DAY_MS, SimulationConfig
-from plantwatch.edge.build import GATEWAY
+from plantwatch.edge.build import GATEWAY, MODEL
 from plantwatch.models.datasets import reading_assets
 from plantwatch.models.pipeline import Periods
 from plantwatch.models.registry import ModelRegistry
@@ -50,6 +50,8 @@ NO_DATA = "NoArchivedData"
 NO_THING_GROUP = "LineWithoutThingGroup"
 #: ``ErrorCode`` of a failure-queue message: the line's thing group runs no gateway yet; its model waits for it.
 NO_GATEWAY = "LineWithoutGateway"
+#: ``ErrorCode`` of a failure-queue message: the line's deployment of its champion failed on some of its gateways.
+DEPLOYMENT_FAILED = "ModelDeploymentFailed"
 #: The fields a thing group ARN template names: a line's group is its plant's, so two plants' line-1 never share one.
 TEMPLATE_FIELDS = frozenset({"plant", "line"})
 #: ``ErrorCode`` of a failure-queue message: retraining the plant (or line) raised; the others went on.
@@ -251,8 +253,19 @@ class RetrainJob:
                 problems.append(self._report(NO_GATEWAY, message, plant, waiting_line, start, end))
             if waiting:
                 done["waiting_lines"] = sorted(waiting)
+            failed = {
+                d["line"]: (r.name, str((r.published or {}).get("componentVersion")), d)
+                for r in results
+                for d in (r.published or {}).get("deployments", [])
+                if d.get("failed")
+            }
+            for failed_line, (model, version, deployment) in sorted(failed.items()):
+                message = _failed_on_gateways(plant, failed_line, model, version, deployment)
+                problems.append(self._report(DEPLOYMENT_FAILED, message, plant, failed_line, start, end))
+            if failed:
+                done["failed_lines"] = sorted(failed)
         done["refused_lines"] = refused
-        partial = refused or done.get("waiting_lines")
+        partial = refused or done.get("waiting_lines") or done.get("failed_lines")
         return {**done, "status": "ok" if not partial else "partial" if deployable else "refused"}
 
     def _evaluator(self) -> Evaluator:
@@ -287,6 +300,19 @@ def _without_gateway(plant: str, line: str, group: str, model: str) -> str:
         f"yet, so {model}'s champion was not deployed there: a model-only deployment would remove the gateway from "
         "the group's devices. Deploy the gateway to the group (plantwatch edge deploy --thing-group-arn ...), then "
         "replay this event."
+    )
+
+
+def _failed_on_gateways(plant: str, line: str, model: str, version: str, deployment: Mapping[str, Any]) -> str:
+    gateways = "; ".join(
+        f"{f['device']} {f['status']}: {f['reason'] or 'no reason given'}" for f in deployment["failed"]
+    )
+    return (
+        f"{DEPLOYMENT_FAILED}: deployment {deployment['deploymentId']} of {model}'s champion ({MODEL} {version}) "
+        f"to plant {plant!r} line {line!r} ({deployment['targetArn']}) failed on {len(deployment['failed'])} "
+        f"gateway(s) (with the ROLLBACK failure policy they went back to their previous model): {gateways}. "
+        "Deploying the same version again would fail again: fix the cause, then deploy it "
+        "(plantwatch edge deploy ... --model-version), or roll back (plantwatch registry promote)."
     )
 
 

@@ -12,6 +12,12 @@ A deployment to a thing group replaces that group's whole component set, so the 
 first and only the model component's version changes in it. A group whose latest deployment does not run the
 Gateway component (a new group: ``plantwatch edge deploy`` has not been run on it) gets no deployment: a
 model-only one would remove the gateway from every device in the group. Such lines are returned as ``waiting``.
+
+A line whose latest deployment already carries the model is not deployed to again, so how that deployment went
+on the line's gateways is read instead: the core devices that ran the group's deployments (ListCoreDevices) and
+each one's execution of it (ListEffectiveDeployments). Gateways where it failed, timed out or was rejected (and,
+with the ROLLBACK policy, went back to their previous model) are returned as the deployment's ``failed``, with
+Greengrass's reason, rather than counting the line as running the model.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ MAJOR_MINOR = "1.0"
 UNUSABLE_STATES = frozenset({"FAILED", "DEPRECATED"})
 #: Attempts at a version number another publisher took meanwhile (ConflictException) before giving up.
 VERSION_ATTEMPTS = 3
+#: A core device's execution statuses of a deployment that did not take (EffectiveDeployment).
+FAILED_EXECUTIONS = frozenset({"FAILED", "TIMED_OUT", "REJECTED"})
 
 
 def _token(*parts: str) -> str:
@@ -207,7 +215,14 @@ class GreengrassModelPublisher:
         component, target = self.component, current.target
         running = current.components.get(component, {}).get("componentVersion")
         if current.deployment_id is not None and running == version:
-            return {"line": line, "targetArn": target, "deploymentId": current.deployment_id, "unchanged": True}
+            failed = self._failed_devices(target, current.deployment_id)
+            if failed:
+                log.error(
+                    "deployment %s of %s %s failed on %d gateway(s) of %s",
+                    *(current.deployment_id, component, version, len(failed), target),
+                )
+            deployed = {"line": line, "targetArn": target, "deploymentId": current.deployment_id}
+            return {**deployed, "unchanged": True, "failed": failed}
         request: dict[str, Any] = {
             "targetArn": target,
             "deploymentName": f"{component} {version}",
@@ -222,6 +237,35 @@ class GreengrassModelPublisher:
         }
         response = self.greengrass.create_deployment(**request)
         return {"line": line, "targetArn": target, "deploymentId": response["deploymentId"], "unchanged": False}
+
+    def _failed_devices(self, target: str, deployment_id: str) -> list[dict[str, str]]:
+        """The gateways of the group ``target`` on which ``deployment_id`` failed, timed out or was rejected, each
+        with its status and Greengrass's reason. ListCoreDevices by thing group lists the devices that ever ran a
+        deployment of the group; one that has no execution of this deployment (not reached yet, or removed from
+        the group) is not counted as failed."""
+        failed = []
+        for page in self.greengrass.get_paginator("list_core_devices").paginate(thingGroupArn=target):
+            for device in page.get("coreDevices", []):
+                name = device["coreDeviceThingName"]
+                execution = self._execution(name, deployment_id)
+                if execution is not None and execution["coreDeviceExecutionStatus"] in FAILED_EXECUTIONS:
+                    failed.append(
+                        {
+                            "device": name,
+                            "status": execution["coreDeviceExecutionStatus"],
+                            "reason": str(execution.get("reason", "")),
+                        }
+                    )
+        return failed
+
+    def _execution(self, device: str, deployment_id: str) -> dict[str, Any] | None:
+        """The core device's execution of the deployment (its effective deployments, until it is found)."""
+        pages = self.greengrass.get_paginator("list_effective_deployments").paginate(coreDeviceThingName=device)
+        for page in pages:
+            for execution in page.get("effectiveDeployments", []):
+                if execution["deploymentId"] == deployment_id:
+                    return dict(execution)
+        return None
 
 
 @dataclass(frozen=True)
