@@ -132,7 +132,10 @@ def _registry_show(args: argparse.Namespace, registry: ModelRegistry) -> int:
         except KeyError:
             print(f"{args.name} v{version}\tincomplete (no entry: an interrupted registration)")
             continue
-        status = "champion" + pinned if champion and champion.version == version else entry.status
+        if champion and champion.version == version:
+            status = "champion" + pinned
+        else:  # champion.json is the champion; an entry left saying so by an interrupted promotion is not
+            status = "retired" if entry.status == "champion" else entry.status
         print(f"{entry.name} v{entry.version}\t{status}\t{entry.sha256[:12]}\t{entry.decision}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -175,6 +176,14 @@ def test_an_operator_rolls_back_by_promoting_and_pinning_an_earlier_version(
     assert cli("show", name) == 0
     shown = [line.split("\t")[:2] for line in capsys.readouterr().out.splitlines()]
     assert shown == [[f"{name} v1", "champion (pinned)"], [f"{name} v2", "retired"], [f"{name} v3", "rejected"]]
+    # (an entry an interrupted promotion left saying champion is shown as what champion.json makes it: retired)
+    stale = registry.entry(name, "2")
+    (root / name / "versions" / "2" / "entry.json").write_bytes(
+        msgspec.json.encode(msgspec.structs.replace(stale, status="champion"))
+    )
+    assert cli("show", name) == 0
+    assert capsys.readouterr().out.splitlines()[1].split("\t")[:2] == [f"{name} v2", "retired"]
+    (root / name / "versions" / "2" / "entry.json").write_bytes(msgspec.json.encode(stale))
     # AND no challenger replaces a pinned champion, however good, until the operator unpins it
     registry.register(with_training(first, {}, version="4"), metrics={})
     decision = registry.decide(name, "4", None, against="1")
@@ -282,10 +291,11 @@ class PinningStore(LocalObjectStore):
     """A local store in which an operator pins version 1 while a challenger's artifact is being verified."""
 
     registry: ModelRegistry
+    armed = False  # once the versions are registered (registering reads the artifact key too: it claims it)
 
     def get(self, key: str) -> bytes | None:
         data = super().get(key)
-        if key.endswith("versions/3/model.pwf") and not self.registry.pinned("plant-1.line-2"):
+        if self.armed and key.endswith("versions/3/model.pwf") and not self.registry.pinned("plant-1.line-2"):
             self.registry.promote("plant-1.line-2", "1", "operator", pin=True)
         return data
 
@@ -300,6 +310,7 @@ def test_an_operators_pin_during_a_promotion_wins_and_leaves_one_champion(tmp_pa
     for version in ("1", "2", "3"):
         registry.register(with_training(outcome.models[name], {}, version=version), metrics=even)
     registry.promote(name, "2", "second")
+    store.armed = True
     # WHEN version 3 is decided against champion 2, and the operator pins version 1 while 3 is being verified
     decision = registry.decide(name, "3", even, against="2")
     # THEN the pin stands: 3 is rejected, 1 is the pinned champion, and only one entry says champion
@@ -326,6 +337,15 @@ def test_a_pinned_champion_holds_even_against_a_caller_that_names_no_champion(tm
     assert registry.promote(name, "2", "operator again", pin=True).version == "2"
 
 
+def _three_versions(store: LocalObjectStore, metrics: dict[str, float] | None = None) -> ModelRegistry:
+    """A registry over ``store`` with versions 1-3 of plant-1.line-2 registered (small forests), none promoted."""
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    registry = ModelRegistry(store)
+    for version in ("1", "2", "3"):
+        registry.register(with_training(outcome.models["plant-1.line-2"], {}, version=version), metrics=metrics or {})
+    return registry
+
+
 class RacingStore(LocalObjectStore):
     """A local store in which another process promotes ``rival`` after a promotion read ``champion.json`` and
     before it writes it back: the moment a check-then-write loses to another writer."""
@@ -342,14 +362,11 @@ class RacingStore(LocalObjectStore):
 
 def test_of_two_promotions_at_the_same_moment_one_wins_and_the_other_is_refused(tmp_path: Path) -> None:
     require_sklearn()
-    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
     store = RacingStore(tmp_path)
     store.rival = None
-    registry = ModelRegistry(store)
     name = "plant-1.line-2"
     even = {"episodes": 1, "detected": 1, "max_false_alerts_per_line_day": 0.0}
-    for version in ("1", "2", "3"):
-        registry.register(with_training(outcome.models[name], {}, version=version), metrics=even)
+    registry = _three_versions(store, even)
     registry.promote(name, "1", "first")
     # WHEN version 3 passed every check against champion 1, and another writer promotes 2 before 3 is written
     store.rival = (ModelRegistry(LocalObjectStore(tmp_path)), "2")
@@ -370,29 +387,129 @@ def test_of_two_promotions_at_the_same_moment_one_wins_and_the_other_is_refused(
     assert not registry.pinned(name)  # the rival's promotion was not a pin; the unpin did not land
 
 
-def test_the_local_stores_conditional_write_lets_one_of_many_concurrent_writers_through(tmp_path: Path) -> None:
-    import threading
+class PausingStore(LocalObjectStore):
+    """A local store whose conditional write stops, lock held, right after it read the key, until released."""
 
+    entered: threading.Event
+    release: threading.Event
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        found = super().get_tagged(key)
+        self.entered.set()
+        self.release.wait(timeout=60)
+        return found
+
+
+def test_the_local_stores_conditional_write_holds_a_second_writer_until_the_first_is_done(tmp_path: Path) -> None:
     key = "plant-1.line-1/champion.json"
-    stores = [LocalObjectStore(tmp_path) for _ in range(8)]
-    stores[0].put(key, b'{"version":"1"}')
-    tagged = stores[0].get_tagged(key)
+    plain = LocalObjectStore(tmp_path)
+    plain.put(key, b'{"version":"1"}')
+    tagged = plain.get_tagged(key)
     assert tagged is not None
-    start, won = threading.Barrier(len(stores)), []
+    first = PausingStore(tmp_path)
+    first.entered, first.release = threading.Event(), threading.Event()
+    results: dict[str, bool] = {}
+    a = threading.Thread(target=lambda: results.update(a=first.put_if(key, b'{"version":"2"}', tagged[1])))
+    b = threading.Thread(target=lambda: results.update(b=plain.put_if(key, b'{"version":"3"}', tagged[1])))
+    # WHEN the first writer has read the key under the lock, and a second writer with the same tag starts
+    a.start()
+    assert first.entered.wait(timeout=60)
+    b.start()
+    b.join(timeout=0.5)
+    # THEN the second waits for the lock (without it, it would read the same tag and write at once)
+    assert b.is_alive() and "b" not in results
+    first.release.set()
+    a.join(timeout=60)
+    b.join(timeout=60)
+    # and, let in after the first wrote, finds the tag changed and writes nothing
+    assert results == {"a": True, "b": False}
+    assert plain.get(key) == b'{"version":"2"}'
+    assert not plain.put_if("plant-1.line-1/new.json", b"x", "some-tag")  # absent: no tag matches
+    assert plain.put_if("plant-1.line-1/new.json", b"x", None)
+    assert not plain.put_if("plant-1.line-1/new.json", b"y", None)  # present: None refuses
+    assert plain.list("plant-1.line-1/") == [key, "plant-1.line-1/new.json"]  # lock files are no keys
 
-    def write(i: int) -> None:
-        start.wait()
-        if stores[i].put_if(key, f'{{"version":"{i + 2}"}}'.encode(), tagged[1]):
-            won.append(i)
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(stores))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 1
-    assert stores[0].get(key) == f'{{"version":"{won[0] + 2}"}}'.encode()
-    assert not stores[0].put_if("plant-1.line-1/new.json", b"x", "some-tag")  # absent: no tag matches
-    assert stores[0].put_if("plant-1.line-1/new.json", b"x", None)
-    assert not stores[0].put_if("plant-1.line-1/new.json", b"y", None)  # present: None refuses
-    assert stores[0].list("plant-1.line-1/") == [key, "plant-1.line-1/new.json"]  # lock files are no keys
+class OvertakingStore(LocalObjectStore):
+    """A local store in which an operator pins ``rival`` right after a promotion's write of champion.json landed,
+    before that promotion writes its entries."""
+
+    rival: tuple[ModelRegistry, str] | None
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        landed = super().put_if(key, data, tag)
+        if landed and self.rival is not None and key.endswith("champion.json"):
+            registry, version = self.rival
+            self.rival = None
+            registry.promote("plant-1.line-2", version, "operator", pin=True)
+        return landed
+
+
+def test_a_promotion_overtaken_right_after_its_write_leaves_the_statuses_as_champion_json_says(
+    tmp_path: Path,
+) -> None:
+    require_sklearn()
+    store = OvertakingStore(tmp_path)
+    store.rival = None
+    name = "plant-1.line-2"
+    registry = _three_versions(store)
+    registry.promote(name, "1", "first")
+    # WHEN 2 is promoted over 1, and an operator pins 3 between 2's write of champion.json and its entries
+    store.rival = (ModelRegistry(LocalObjectStore(tmp_path)), "3")
+    registry.promote(name, "2", "challenger", over="1")
+    # THEN 3 is the pinned champion, and it alone says so: 2's promotion did not retire it
+    champion = registry.champion(name)
+    assert champion is not None and champion.version == "3" and registry.pinned(name)
+    assert [registry.entry(name, v).status for v in ("1", "2", "3")] == ["retired", "retired", "champion"]
+
+
+class RetriedStore(LocalObjectStore):
+    """A local store whose first conditional write of champion.json either lands and is then answered as refused
+    (an SDK retry of a request that landed, refused because its tag is stale by then), or is refused without
+    landing while nothing changed (S3's 409 for a concurrent conditional request)."""
+
+    landed_then_refused: bool
+    calls: int
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        if key.endswith("champion.json"):
+            self.calls += 1
+            if self.calls == 1:
+                if self.landed_then_refused:
+                    super().put_if(key, data, tag)
+                return False
+        return super().put_if(key, data, tag)
+
+
+@pytest.mark.parametrize("landed_then_refused", [True, False])
+def test_a_promotion_whose_write_is_refused_without_anyone_else_writing_goes_through(
+    tmp_path: Path, landed_then_refused: bool
+) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    store = RetriedStore(tmp_path)
+    store.landed_then_refused, store.calls = landed_then_refused, 0
+    registry = ModelRegistry(store)
+    name = "plant-1.line-2"
+    registry.register(with_training(outcome.models[name], {}, version="1"), metrics={})
+    # WHEN the promotion's conditional write is answered as refused, though nobody else wrote champion.json
+    registry.promote(name, "1", "first")
+    # THEN it is not taken for another promotion: 1 is the champion, written once or tried once more
+    champion = registry.champion(name)
+    assert champion is not None and champion.version == "1"
+    assert store.calls == (1 if landed_then_refused else 2)
+
+
+def test_of_two_runs_that_took_the_same_version_the_second_registration_is_refused(tmp_path: Path) -> None:
+    require_sklearn()
+    outcome = train_on_simulator(SIM, msgspec.structs.replace(TRAIN, n_estimators=5), PERIODS)
+    store = LocalObjectStore(tmp_path)
+    name = "plant-1.line-2"
+    # GIVEN another run has claimed version 1 (its artifact written, its entry not yet)
+    store.put(f"{name}/versions/1/model.pwf", b"the other run's model")
+    # WHEN this run registers its model as version 1 too
+    with pytest.raises(ValueError, match="already registered"):
+        ModelRegistry(store).register(with_training(outcome.models[name], {}, version="1"), metrics={})
+    # THEN the other run's model stands, and nothing of this run was written
+    assert store.get(f"{name}/versions/1/model.pwf") == b"the other run's model"
+    assert store.list(f"{name}/") == [f"{name}/versions/1/model.pwf"]

@@ -157,9 +157,36 @@ class ModelRegistry:
 
     def _swap_pointer(self, name: str, pointer: Mapping[str, Any], tag: str | None) -> None:
         """Write ``champion.json`` if it is still as read with ``tag``; ChampionChangedError if another
-        promotion, pin or unpin wrote it in between (a conditional write: S3 If-Match, a file lock locally)."""
-        if not self.store.put_if(f"{name}/champion.json", msgspec.json.encode(dict(pointer)), tag):
-            raise ChampionChangedError("another promotion or pin changed the champion at the same moment")
+        promotion, pin or unpin wrote it in between (a conditional write: S3 If-Match, a file lock locally).
+
+        A refusal is checked against what is there now: the bytes written (a request that landed, then was
+        retried by the SDK after a timeout and refused, its tag being stale by then) are success; an unchanged
+        tag (S3's 409 for a conditional write in flight that did not land) is tried once more."""
+        key, data = f"{name}/champion.json", msgspec.json.encode(dict(pointer))
+        for _ in range(2):
+            if self.store.put_if(key, data, tag):
+                return
+            now = self.store.get_tagged(key)
+            if now is not None and now[0] == data:
+                return
+            if (None if now is None else now[1]) != tag:
+                break
+        raise ChampionChangedError("another promotion or pin changed the champion at the same moment")
+
+    def _settle(self, name: str) -> None:
+        """Retire every version whose entry says champion but ``champion.json`` does not name, reading it again
+        before each write: a promotion or pin that lands meanwhile is never retired, and a promotion interrupted
+        (or overtaken) before this leaves no second champion behind."""
+        for other in self.versions(name):
+            try:
+                entry = self.entry(name, other)
+            except KeyError:
+                continue  # an interrupted registration
+            if entry.status != "champion":
+                continue
+            pointer = self._champion_pointer(name)
+            if pointer is None or pointer["version"] != other:
+                self._write_entry(msgspec.structs.replace(entry, status="retired"))
 
     def report(self, name: str, version: str) -> dict[str, Any] | None:
         """The evaluation report stored with a version."""
@@ -184,10 +211,13 @@ class ModelRegistry:
     def register(
         self, model: ForestModel, *, metrics: Mapping[str, Any], report: Mapping[str, Any] | None = None
     ) -> RegistryEntry:
-        """Store a model as a candidate under its own name and version (set by the trainer)."""
+        """Store a model as a candidate under its own name and version (set by the trainer). The artifact is
+        written first, only if absent, which claims the version: of two runs that took the same next version,
+        the second gets ValueError rather than overwriting the first's model."""
         name, version = model.info.name, model.info.version
+        taken = ValueError(f"{name} version {version} is already registered")
         if self.store.get(f"{name}/versions/{version}/entry.json") is not None:
-            raise ValueError(f"{name} version {version} is already registered")
+            raise taken
         champion = self.champion(name)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / ARTIFACT
@@ -208,7 +238,8 @@ class ModelRegistry:
             metrics=dict(metrics),
         )
         base = f"{name}/versions/{version}"
-        self.store.put(f"{base}/{ARTIFACT}", data)
+        if not self.store.put_if(f"{base}/{ARTIFACT}", data, None):
+            raise taken
         self.store.put(f"{base}/report.json", msgspec.json.encode(dict(report or {}), order="sorted"))
         self._write_entry(entry)
         return entry
@@ -245,7 +276,8 @@ class ModelRegistry:
         (KeyError/ValueError otherwise). Only another pin replaces a pinned champion. ``over``: the champion it may
         replace (None: none). Both are checked right before ``champion.json``, what gateways follow, is written
         (ChampionChangedError), and it is written only if nobody wrote it since it was read, so of two promotions at
-        the same moment one wins and the other gets ChampionChangedError."""
+        the same moment one wins and the other gets ChampionChangedError. The entries' statuses follow ``champion.json``
+        (:meth:`_settle`)."""
         entry = self.entry(name, version)
         self.load(name, version)  # verified before the champion is checked: that may take seconds on S3
         pointer, tag = self._tagged_pointer(name)
@@ -254,17 +286,9 @@ class ModelRegistry:
         if over != UNCHECKED and (pointer["version"] if pointer else None) != over:
             raise ChampionChangedError("the champion changed while this version was evaluated")
         self._swap_pointer(name, {"version": version, "sha256": entry.sha256, "pinned": pin}, tag)
-        # every other version that says champion is retired (a promotion interrupted before this leaves two)
-        for other in self.versions(name):
-            if other != version:
-                try:
-                    previous = self.entry(name, other)
-                except KeyError:
-                    continue  # an interrupted registration
-                if previous.status == "champion":
-                    self._write_entry(msgspec.structs.replace(previous, status="retired"))
         promoted = msgspec.structs.replace(entry, status="champion", decision=reason)
         self._write_entry(promoted)
+        self._settle(name)  # the statuses follow champion.json (this version's too, if another overtook it)
         return promoted
 
     def unpin(self, name: str) -> None:
