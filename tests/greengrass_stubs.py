@@ -88,7 +88,7 @@ def expect_current(
     )
     stubber.add_response(
         "get_deployment",
-        {"targetArn": target, "deploymentId": f"dep-{line}-0", "components": components},
+        {"targetArn": target, "deploymentId": f"dep-{line}-0", "components": components, "iotJobId": f"job-{line}-0"},
         {"deploymentId": f"dep-{line}-0"},
     )
     return components
@@ -142,38 +142,57 @@ def stub_rollouts(client: Any, plant_lines: list[tuple[str, str]]) -> Stubber:
 
 
 def expect_outcomes(
-    stubber: Stubber, line: str, executions: dict[str, str | None], plant: str = "plant-1", deployment: str = ""
+    iot: Stubber,
+    line: str,
+    failed: dict[str, str],
+    *,
+    members: list[str] | None = None,
+    plant: str = "plant-1",
+    job: str = "",
+    paged: bool = False,
 ) -> None:
-    """How the line's latest deployment (``dep-<line>-0`` unless given) went: ListCoreDevices by the group lists
-    ``executions``' devices; each one's ListEffectiveDeployments answers an older deployment and, unless its
-    status is None (never reached), its execution of this one with that status."""
-    target = GROUP.format(plant=plant, line=line)
-    deployment = deployment or f"dep-{line}-0"
-    devices = [
-        {"coreDeviceThingName": name, "status": "HEALTHY", "lastStatusUpdateTimestamp": "2026-11-29T00:00:00Z"}
-        for name in executions
-    ]
-    stubber.add_response("list_core_devices", {"coreDevices": devices}, {"thingGroupArn": target})
-    for name, status in executions.items():
-        listed = [_execution("dep-older", target, "SUCCEEDED")]
-        if status is not None:
-            listed.insert(0, _execution(deployment, target, status))
-        stubber.add_response(
-            "list_effective_deployments", {"effectiveDeployments": listed}, {"coreDeviceThingName": name}
+    """How the line's latest deployment went, read from its IoT job (``job-<line>-0`` unless given): the job's
+    executions with each failure status (``failed``: thing -> FAILED|REJECTED|TIMED_OUT; ``paged``: each status's
+    first page is empty with a nextToken, as ListJobExecutionsForJob may answer); if any, the group's things
+    (``members``, default every failed thing) and, for each failed thing still in the group, its execution's
+    details as the nucleus reports them."""
+    job = job or f"job-{line}-0"
+    for status in ("FAILED", "REJECTED", "TIMED_OUT"):
+        summaries = [
+            {
+                "thingArn": f"arn:aws:iot:eu-west-1:123456789012:thing/{thing}",
+                "jobExecutionSummary": {"status": status, "executionNumber": 1},
+            }
+            for thing, got in failed.items()
+            if got == status
+        ]
+        if paged:
+            iot.add_response(
+                "list_job_executions_for_job",
+                {"executionSummaries": [], "nextToken": "p2"},
+                {"jobId": job, "status": status},
+            )
+            iot.add_response(
+                "list_job_executions_for_job",
+                {"executionSummaries": summaries},
+                {"jobId": job, "status": status, "nextToken": "p2"},
+            )
+        else:
+            iot.add_response(
+                "list_job_executions_for_job", {"executionSummaries": summaries}, {"jobId": job, "status": status}
+            )
+    if not failed:
+        return
+    members = list(failed) if members is None else members
+    group = GROUP.format(plant=plant, line=line).rsplit("/", 1)[1]
+    iot.add_response("list_things_in_thing_group", {"things": members}, {"thingGroupName": group})
+    for thing in sorted(set(failed) & set(members)):
+        details = {
+            "detailed-deployment-status": "FAILED_ROLLBACK_COMPLETE",
+            "deployment-failure-cause": f"{MODEL}: model sha256 does not match on {thing}",
+        }
+        iot.add_response(
+            "describe_job_execution",
+            {"execution": {"jobId": job, "status": failed[thing], "statusDetails": {"detailsMap": details}}},
+            {"jobId": job, "thingName": thing},
         )
-
-
-def _execution(deployment: str, target: str, status: str) -> dict[str, Any]:
-    """An EffectiveDeployment of the documented shape; a failed one says why."""
-    execution: dict[str, Any] = {
-        "deploymentId": deployment,
-        "deploymentName": f"{MODEL} deployment",
-        "targetArn": target,
-        "coreDeviceExecutionStatus": status,
-        "creationTimestamp": "2026-11-29T00:00:00Z",
-        "modifiedTimestamp": "2026-11-29T00:05:00Z",
-    }
-    if status in ("FAILED", "REJECTED", "TIMED_OUT"):
-        execution["reason"] = "FAILED_ROLLBACK_COMPLETE: com.plantwatch.Model: model sha256 does not match"
-        execution["statusDetails"] = {"errorTypes": ["COMPONENT_ERROR"], "errorStack": ["DEPLOYMENT_FAILURE"]}
-    return execution

@@ -58,11 +58,9 @@ data "aws_iam_policy_document" "retrain" {
   }
 
   statement {
-    sid = "DeployToLines"
-    # none has resource-level permissions; the IoT side of a deployment is scoped below. ListCoreDevices finds
-    # a line's gateways, to read how its latest deployment went on each (ReadDeploymentOutcomes).
-    actions   = ["greengrass:CreateDeployment", "greengrass:ListDeployments", "greengrass:ListCoreDevices"]
-    resources = ["*"]
+    sid       = "DeployToLines"
+    actions   = ["greengrass:CreateDeployment", "greengrass:ListDeployments"]
+    resources = ["*"] # neither has resource-level permissions; the IoT side of a deployment is scoped below.
   }
 
   statement {
@@ -72,9 +70,15 @@ data "aws_iam_policy_document" "retrain" {
   }
 
   statement {
-    sid       = "ReadDeploymentOutcomes"
-    actions   = ["greengrass:ListEffectiveDeployments"]
-    resources = ["arn:${local.partition}:greengrass:${var.aws_region}:${local.account_id}:coreDevices:*"]
+    sid = "ReadDeploymentOutcomes"
+    # How a line's latest deployment went: its IoT job's failed executions, the group's things (a gateway that
+    # left the group is not counted), and each failed execution's details (DescribeJobExecution is on the thing).
+    actions = ["iot:ListJobExecutionsForJob", "iot:ListThingsInThingGroup", "iot:DescribeJobExecution"]
+    resources = [
+      "${local.iot_arn}:job/*",
+      "${local.iot_arn}:thinggroup/${var.project_name}-line-*",
+      "${local.iot_arn}:thing/*",
+    ]
   }
 
   statement {

@@ -31,7 +31,6 @@ STAR_RESOURCE_OK = {
     "timestream:DescribeEndpoints",
     "greengrass:CreateDeployment",
     "greengrass:ListDeployments",  # List access level, no resource type in the service authorization reference
-    "greengrass:ListCoreDevices",  # the same
     "greengrass:GetComponentVersionArtifact",
     "greengrass:ResolveComponentCandidates",
     "greengrass:GetDeploymentConfiguration",

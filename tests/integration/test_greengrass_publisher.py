@@ -46,21 +46,38 @@ def clients() -> tuple[object, object]:
     return session.client("greengrassv2"), session.client("s3")
 
 
-def _publisher(greengrass: object, s3: object) -> GreengrassModelPublisher:
+def _iot() -> Any:
+    """An IoT client (for a line's deployment outcome: its job's executions), to be stubbed."""
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1")
+    return session.client("iot")
+
+
+def _publisher(greengrass: object, s3: object, iot: object = None) -> GreengrassModelPublisher:
+    if iot is None:  # a test that expects no IoT call: any call fails the Stubber (and shows as unchecked)
+        iot = _iot()
+        Stubber(iot).activate()
     return GreengrassModelPublisher(
         greengrass=greengrass,
+        iot=iot,
         s3=s3,
         artifact_bucket="artifacts",
         thing_group_arn=lambda line: GROUP.format(plant="plant-1", line=line),
     )
 
 
-def _publish(greengrass: object, s3: object, stubber: Stubber, uploads: Stubber) -> dict[str, Any]:
-    """Publish ENTRY to line-1 with the expected calls, and check every expected call was made."""
+def _publish(
+    greengrass: object, s3: object, stubber: Stubber, uploads: Stubber, iot: Stubber | None = None
+) -> dict[str, Any]:
+    """Publish ENTRY to line-1 with the expected calls (IoT's: ``iot``, else none), and check every expected call
+    was made."""
     stubber.activate()
-    published = _publisher(greengrass, s3).publish(ENTRY, ARTIFACT, ["line-1"])
+    if iot is not None:
+        iot.activate()
+    published = _publisher(greengrass, s3, None if iot is None else iot.client).publish(ENTRY, ARTIFACT, ["line-1"])
     stubber.assert_no_pending_responses()
     uploads.assert_no_pending_responses()
+    if iot is not None:
+        iot.assert_no_pending_responses()
     return published
 
 
@@ -95,20 +112,31 @@ def test_a_retried_publish_reuses_the_version_it_created_and_deploys_it(clients:
 
 
 @pytest.mark.parametrize(
-    ("executions", "failed"),
+    ("failed", "members", "paged", "reported"),
     [
-        # one gateway still installs it, one has not received it yet: none failed it
-        ({"gw-1": "SUCCEEDED", "gw-2": "IN_PROGRESS", "gw-new": None}, []),
-        # two failed it (and, with the ROLLBACK policy, went back to their previous model)
-        ({"gw-1": "SUCCEEDED", "gw-2": "FAILED", "gw-3": "TIMED_OUT"}, [("gw-2", "FAILED"), ("gw-3", "TIMED_OUT")]),
+        # no execution of the deployment failed (some may still be installing it, or not have received it)
+        ({}, None, False, []),
+        # two gateways failed it; a third failed it too, but has left the group since (replaced hardware)
+        (
+            {"gw-2": "FAILED", "gw-3": "TIMED_OUT", "gw-old": "REJECTED"},
+            ["gw-1", "gw-2", "gw-3"],
+            False,
+            [("gw-2", "FAILED"), ("gw-3", "TIMED_OUT")],
+        ),
+        # the same, with every status's executions on a second page
+        ({"gw-2": "FAILED"}, None, True, [("gw-2", "FAILED")]),
     ],
 )
 def test_a_retried_run_finds_the_version_its_line_already_runs_deploys_nothing_and_reads_how_it_went(
-    clients: tuple[object, object], executions: dict[str, str | None], failed: list[tuple[str, str]]
+    clients: tuple[object, object],
+    failed: dict[str, str],
+    members: list[str] | None,
+    paged: bool,
+    reported: list[tuple[str, str]],
 ) -> None:
     greengrass, s3 = clients
     uploads = _expect_upload(s3)
-    stubber = Stubber(greengrass)
+    stubber, iot = Stubber(greengrass), Stubber(_iot())
     # GIVEN a run published this model as 1.0.5 and deployed line-1 to it, then published line-2's model as
     # 1.0.6 and failed; the run is retried
     expect_current(stubber, "line-1", model_version="1.0.5")
@@ -118,16 +146,47 @@ def test_a_retried_run_finds_the_version_its_line_already_runs_deploys_nothing_a
     }
     expect_versions(stubber, ["1.0.6", "1.0.5", "0.1.0"], recipes)
     expect_state(stubber, "1.0.5")
-    expect_outcomes(stubber, "line-1", executions)
+    expect_outcomes(iot, "line-1", failed, members=members, paged=paged)
     # WHEN line-1's model is published again
-    published = _publish(greengrass, s3, stubber, uploads)
+    published = _publish(greengrass, s3, stubber, uploads, iot)
     # THEN it is 1.0.5 again, and line-1, which runs it, gets no new deployment (no needless gateway restart, and
-    # one that failed would fail again); the gateways that failed that deployment come back, with why
+    # one that failed would fail again); the gateways in the group that failed that deployment come back, with
+    # the nucleus's detailed status and cause
     assert published["componentVersion"] == "1.0.5"
     [deployment] = published["deployments"]
     assert (deployment["deploymentId"], deployment["unchanged"]) == ("dep-line-1-0", True)
-    assert [(f["device"], f["status"]) for f in deployment["failed"]] == failed
-    assert all("sha256 does not match" in f["reason"] for f in deployment["failed"])
+    assert "unchecked" not in deployment
+    assert [(f["device"], f["status"]) for f in deployment["failed"]] == reported
+    for f in deployment["failed"]:
+        assert (f["detail"], f["reason"]) == (
+            "FAILED_ROLLBACK_COMPLETE",
+            f"{MODEL}: model sha256 does not match on {f['device']}",
+        )
+
+
+def test_a_deployment_outcome_that_cant_be_read_holds_no_line_back(clients: tuple[object, object]) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber, iot = Stubber(greengrass), Stubber(_iot())
+    # GIVEN line-1 runs ENTRY as 1.0.5 already and line-2 runs the baseline, and the job may not read IoT jobs
+    expect_current(stubber, "line-1", model_version="1.0.5")
+    line_2 = expect_current(stubber, "line-2")
+    expect_versions(stubber, ["1.0.5", "0.1.0"], {"1.0.5": model_recipe("1.0.5", ENTRY.name, ENTRY.sha256)})
+    expect_state(stubber, "1.0.5")
+    expect_deploy(stubber, "line-2", "1.0.5", line_2)
+    iot.add_client_error("list_job_executions_for_job", "AccessDeniedException", http_status_code=403)
+    stubber.activate()
+    iot.activate()
+    # WHEN ENTRY is published to both lines
+    published = _publisher(greengrass, s3, iot.client).publish(ENTRY, ARTIFACT, ["line-1", "line-2"])
+    # THEN line-2 is deployed all the same, and line-1's outcome is reported as not checked, and why
+    stubber.assert_no_pending_responses()
+    iot.assert_no_pending_responses()
+    uploads.assert_no_pending_responses()
+    one, two = published["deployments"]
+    assert (one["line"], one["unchanged"], one["failed"]) == ("line-1", True, [])
+    assert "AccessDeniedException" in one["unchecked"]
+    assert (two["line"], two["unchanged"], two["deploymentId"]) == ("line-2", False, "dep-line-2-1.0.5")
 
 
 def _expect_published_as_1_0_2(stubber: Stubber, *, running: str, newest: str) -> dict[str, object]:

@@ -77,7 +77,13 @@ def aws(moto_endpoint: str) -> dict[str, Any]:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     sqs = boto3.client("sqs")
     queue = sqs.create_queue(QueueName="plantwatch-retrain-failures")["QueueUrl"]
-    return {"s3": s3, "sqs": sqs, "queue": queue, "greengrass": boto3.client("greengrassv2")}
+    return {
+        "s3": s3,
+        "sqs": sqs,
+        "queue": queue,
+        "greengrass": boto3.client("greengrassv2"),
+        "iot": boto3.client("iot"),
+    }
 
 
 def _archive(aws: dict[str, Any], tmp_path: Path, sim: SimulationConfig) -> None:
@@ -109,7 +115,7 @@ def _settings(aws: dict[str, Any], *, plants: str, lines: str = "line-1,line-2",
 
 def _job(aws: dict[str, Any], settings: RetrainSettings) -> RetrainJob:
     sqs = aws["sqs"] if settings.failure_queue_url else None
-    return RetrainJob(settings, s3=aws["s3"], greengrass=aws["greengrass"], sqs=sqs)
+    return RetrainJob(settings, s3=aws["s3"], greengrass=aws["greengrass"], iot=aws["iot"], sqs=sqs)
 
 
 def _queued(aws: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -359,21 +365,44 @@ def test_a_champion_whose_deployment_failed_on_gateways_is_reported_each_run_not
     expect_current(stubber, "line-2", model_version="1.0.1")
     expect_versions(stubber, ["1.0.1", "0.1.0"], {"1.0.1": model_recipe("1.0.1", champion.name, champion.sha256)})
     expect_state(stubber, "1.0.1")
-    expect_outcomes(stubber, "line-2", {"gw-a": "SUCCEEDED", "gw-b": "FAILED"})
+    iot = Stubber(aws["iot"])
+    expect_outcomes(iot, "line-2", {"gw-b": "FAILED"}, members=["gw-a", "gw-b"])
     stubber.activate()
+    iot.activate()
     result = _job(aws, settings).run(event)
     # THEN nothing is deployed (the same deployment would fail again), and the run fails loudly, naming the
     # gateway and Greengrass's reason, with the failure queued
     stubber.assert_no_pending_responses()
+    iot.assert_no_pending_responses()
     assert result["status"] == "failed"
     [run] = result["runs"]
     assert (run["status"], run["failed_lines"]) == ("partial", ["line-2"])
     [problem] = result["problems"]
     assert (problem["code"], problem["line"]) == (DEPLOYMENT_FAILED, "line-2")
-    assert "gw-b FAILED" in problem["message"] and "sha256 does not match" in problem["message"]
+    assert "gw-b FAILED (FAILED_ROLLBACK_COMPLETE)" in problem["message"]
+    assert "sha256 does not match" in problem["message"]
     assert "gw-a" not in problem["message"]
     [(code, message, replay)] = _queued(aws)
     assert (code, message, replay["line"]) == (DEPLOYMENT_FAILED, problem["message"], "line-2")
+    stubber.deactivate()
+    iot.deactivate()
+    # WHEN the next run may not read the IoT job (a denied or throttled read)
+    stubber = Stubber(aws["greengrass"])
+    expect_current(stubber, "line-2", model_version="1.0.1")
+    expect_versions(stubber, ["1.0.1", "0.1.0"], {"1.0.1": model_recipe("1.0.1", champion.name, champion.sha256)})
+    expect_state(stubber, "1.0.1")
+    iot = Stubber(aws["iot"])
+    iot.add_client_error("list_job_executions_for_job", "ThrottlingException", http_status_code=400)
+    stubber.activate()
+    iot.activate()
+    again = _job(aws, settings).run(event)
+    # THEN the run goes on and says the line's outcome was not checked; nothing is queued (the next run reads again)
+    stubber.assert_no_pending_responses()
+    iot.assert_no_pending_responses()
+    assert again["status"] == "ok", again["problems"]
+    assert list(again["runs"][0]["unchecked_lines"]) == ["line-2"]
+    assert "ThrottlingException" in again["runs"][0]["unchecked_lines"]["line-2"]
+    assert _queued(aws) == []
 
 
 def test_a_line_without_a_thing_group_is_refused_before_anything_is_trained_or_registered(
@@ -465,9 +494,11 @@ def test_without_a_failure_queue_a_run_that_finds_nothing_raises(aws: dict[str, 
 
 def test_the_job_refuses_an_sqs_client_without_a_queue_and_the_reverse(aws: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="FAILURE_QUEUE_URL"):
-        RetrainJob(_settings(aws, plants="plant-1", queue=False), s3=aws["s3"], greengrass=None, sqs=aws["sqs"])
+        RetrainJob(
+            _settings(aws, plants="plant-1", queue=False), s3=aws["s3"], greengrass=None, iot=None, sqs=aws["sqs"]
+        )
     with pytest.raises(ValueError, match="FAILURE_QUEUE_URL"):
-        RetrainJob(_settings(aws, plants="plant-1"), s3=aws["s3"], greengrass=None, sqs=None)
+        RetrainJob(_settings(aws, plants="plant-1"), s3=aws["s3"], greengrass=None, iot=None, sqs=None)
 
 
 def test_a_greengrass_request_with_a_wrong_shape_is_refused_by_the_stubber() -> None:

@@ -152,7 +152,7 @@ class RetrainJob:
     """Reads the archive window ending at the event's time, retrains each plant's lines, publishes what is
     promoted, and reports every plant or line it could not retrain."""
 
-    def __init__(self, settings: RetrainSettings, *, s3: Any, greengrass: Any, sqs: Any = None) -> None:
+    def __init__(self, settings: RetrainSettings, *, s3: Any, greengrass: Any, iot: Any, sqs: Any = None) -> None:
         if (sqs is None) != (not settings.failure_queue_url):
             raise ValueError("an SQS client goes with PLANTWATCH_FAILURE_QUEUE_URL, and only with it")
         self.settings = settings
@@ -162,11 +162,13 @@ class RetrainJob:
         self.registry = ModelRegistry(S3ObjectStore(s3, settings.registry_bucket, settings.registry_prefix))
         self.s3 = s3
         self.greengrass = greengrass
+        self.iot = iot  # a line's deployment outcome: its IoT job's executions
 
     def publisher(self, plant: str) -> GreengrassModelPublisher:
         """Publishes the plant's models to its own lines' thing groups (never another plant's line of that name)."""
         return GreengrassModelPublisher(
             greengrass=self.greengrass,
+            iot=self.iot,
             s3=self.s3,
             artifact_bucket=self.settings.artifact_bucket,
             thing_group_arn=lambda line: self.settings.thing_group_arn(plant, line),
@@ -264,6 +266,14 @@ class RetrainJob:
                 problems.append(self._report(DEPLOYMENT_FAILED, message, plant, failed_line, start, end))
             if failed:
                 done["failed_lines"] = sorted(failed)
+            unchecked = {
+                d["line"]: d["unchecked"]
+                for r in results
+                for d in (r.published or {}).get("deployments", [])
+                if d.get("unchecked")
+            }
+            if unchecked:  # a read that failed (denied, throttled): the next run reads again; nothing was held back
+                done["unchecked_lines"] = unchecked
         done["refused_lines"] = refused
         partial = refused or done.get("waiting_lines") or done.get("failed_lines")
         return {**done, "status": "ok" if not partial else "partial" if deployable else "refused"}
@@ -305,14 +315,15 @@ def _without_gateway(plant: str, line: str, group: str, model: str) -> str:
 
 def _failed_on_gateways(plant: str, line: str, model: str, version: str, deployment: Mapping[str, Any]) -> str:
     gateways = "; ".join(
-        f"{f['device']} {f['status']}: {f['reason'] or 'no reason given'}" for f in deployment["failed"]
+        f"{f['device']} {f['status']} ({f['detail'] or 'no detailed status'}): {f['reason'] or 'no cause given'}"
+        for f in deployment["failed"]
     )
     return (
         f"{DEPLOYMENT_FAILED}: deployment {deployment['deploymentId']} of {model}'s champion ({MODEL} {version}) "
         f"to plant {plant!r} line {line!r} ({deployment['targetArn']}) failed on {len(deployment['failed'])} "
-        f"gateway(s) (with the ROLLBACK failure policy they went back to their previous model): {gateways}. "
-        "Deploying the same version again would fail again: fix the cause, then deploy it "
-        "(plantwatch edge deploy ... --model-version), or roll back (plantwatch registry promote)."
+        f"gateway(s) (FAILED_ROLLBACK_COMPLETE: it went back to its previous model): {gateways}. Deploying the "
+        "same version again would fail again: fix the cause, then deploy it (plantwatch edge deploy ... "
+        "--model-version), or roll back (plantwatch registry promote)."
     )
 
 
@@ -331,4 +342,5 @@ def build_job(settings: RetrainSettings | None = None) -> RetrainJob:
     """The job with real boto3 clients (AWS_ENDPOINT_URL is honoured); SQS only with a failure queue."""
     settings = settings or RetrainSettings.from_env()
     sqs = boto3.client("sqs") if settings.failure_queue_url else None
-    return RetrainJob(settings, s3=boto3.client("s3"), greengrass=boto3.client("greengrassv2"), sqs=sqs)
+    clients = {"s3": boto3.client("s3"), "greengrass": boto3.client("greengrassv2"), "iot": boto3.client("iot")}
+    return RetrainJob(settings, **clients, sqs=sqs)

@@ -14,10 +14,11 @@ Gateway component (a new group: ``plantwatch edge deploy`` has not been run on i
 model-only one would remove the gateway from every device in the group. Such lines are returned as ``waiting``.
 
 A line whose latest deployment already carries the model is not deployed to again, so how that deployment went
-on the line's gateways is read instead: the core devices that ran the group's deployments (ListCoreDevices) and
-each one's execution of it (ListEffectiveDeployments). Gateways where it failed, timed out or was rejected (and,
-with the ROLLBACK policy, went back to their previous model) are returned as the deployment's ``failed``, with
-Greengrass's reason, rather than counting the line as running the model.
+on the line's gateways is read instead, once every deployment of the publish was made: the executions of the
+deployment's IoT job that failed, timed out or were rejected (ListJobExecutionsForJob, one call per such
+status), of things still in the group (ListThingsInThingGroup), each with the detailed status and cause the
+nucleus reported (DescribeJobExecution). They come back as the deployment's ``failed`` rather than the line
+counting as running the model; a check that could not be made (a denied or throttled read) as ``unchecked``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from plantwatch.edge.build import GATEWAY, MODEL, MODEL_FILE
 from plantwatch.models.registry import RegistryEntry
@@ -40,8 +43,8 @@ MAJOR_MINOR = "1.0"
 UNUSABLE_STATES = frozenset({"FAILED", "DEPRECATED"})
 #: Attempts at a version number another publisher took meanwhile (ConflictException) before giving up.
 VERSION_ATTEMPTS = 3
-#: A core device's execution statuses of a deployment that did not take (EffectiveDeployment).
-FAILED_EXECUTIONS = frozenset({"FAILED", "TIMED_OUT", "REJECTED"})
+#: Statuses of a deployment's IoT job execution on a gateway where the deployment did not take.
+FAILED_EXECUTIONS = ("FAILED", "REJECTED", "TIMED_OUT")
 
 
 def _token(*parts: str) -> str:
@@ -56,6 +59,7 @@ class GreengrassModelPublisher:
         self,
         *,
         greengrass: Any,
+        iot: Any,
         s3: Any,
         artifact_bucket: str,
         thing_group_arn: Callable[[str], str],
@@ -63,6 +67,7 @@ class GreengrassModelPublisher:
         artifact_prefix: str = "greengrass/artifacts",
     ) -> None:
         self.greengrass = greengrass
+        self.iot = iot
         self.s3 = s3
         self.artifact_bucket = artifact_bucket
         self.thing_group_arn = thing_group_arn
@@ -138,6 +143,9 @@ class GreengrassModelPublisher:
                     raise
                 log.warning("%s %s was taken meanwhile; taking the next version", component, version)
         deployments = [self._deploy(line, c, version) for line, c in current.items()]
+        for deployment in deployments:  # after every deployment was made: a failed read holds none of them back
+            if deployment["unchanged"]:
+                deployment.update(self._outcome(current[deployment["line"]]))
         log.info("model published", extra={"component": component, "version": version, "lines": list(current)})
         return {
             "component": component,
@@ -201,13 +209,14 @@ class GreengrassModelPublisher:
         target = self.thing_group_arn(line)
         latest = self.greengrass.list_deployments(targetArn=target, historyFilter="LATEST_ONLY").get("deployments", [])
         if not latest:
-            return _LineDeployment(target=target, deployment_id=None, components={}, policies=None)
+            return _LineDeployment(target=target, deployment_id=None, components={}, policies=None, iot_job=None)
         current = self.greengrass.get_deployment(deploymentId=latest[0]["deploymentId"])
         return _LineDeployment(
             target=target,
             deployment_id=latest[0]["deploymentId"],
             components=dict(current.get("components", {})),
             policies=current.get("deploymentPolicies"),
+            iot_job=current.get("iotJobId"),
         )
 
     def _deploy(self, line: str, current: _LineDeployment, version: str) -> dict[str, Any]:
@@ -215,14 +224,7 @@ class GreengrassModelPublisher:
         component, target = self.component, current.target
         running = current.components.get(component, {}).get("componentVersion")
         if current.deployment_id is not None and running == version:
-            failed = self._failed_devices(target, current.deployment_id)
-            if failed:
-                log.error(
-                    "deployment %s of %s %s failed on %d gateway(s) of %s",
-                    *(current.deployment_id, component, version, len(failed), target),
-                )
-            deployed = {"line": line, "targetArn": target, "deploymentId": current.deployment_id}
-            return {**deployed, "unchanged": True, "failed": failed}
+            return {"line": line, "targetArn": target, "deploymentId": current.deployment_id, "unchanged": True}
         request: dict[str, Any] = {
             "targetArn": target,
             "deploymentName": f"{component} {version}",
@@ -238,34 +240,50 @@ class GreengrassModelPublisher:
         response = self.greengrass.create_deployment(**request)
         return {"line": line, "targetArn": target, "deploymentId": response["deploymentId"], "unchanged": False}
 
-    def _failed_devices(self, target: str, deployment_id: str) -> list[dict[str, str]]:
-        """The gateways of the group ``target`` on which ``deployment_id`` failed, timed out or was rejected, each
-        with its status and Greengrass's reason. ListCoreDevices by thing group lists the devices that ever ran a
-        deployment of the group; one that has no execution of this deployment (not reached yet, or removed from
-        the group) is not counted as failed."""
-        failed = []
-        for page in self.greengrass.get_paginator("list_core_devices").paginate(thingGroupArn=target):
-            for device in page.get("coreDevices", []):
-                name = device["coreDeviceThingName"]
-                execution = self._execution(name, deployment_id)
-                if execution is not None and execution["coreDeviceExecutionStatus"] in FAILED_EXECUTIONS:
-                    failed.append(
-                        {
-                            "device": name,
-                            "status": execution["coreDeviceExecutionStatus"],
-                            "reason": str(execution.get("reason", "")),
-                        }
-                    )
-        return failed
+    def _outcome(self, current: _LineDeployment) -> dict[str, Any]:
+        """How the line's latest deployment went on its gateways: ``failed`` (each gateway on which it failed,
+        was rejected or timed out, with the nucleus's detailed status and cause), or ``unchecked`` and why."""
+        if current.iot_job is None:
+            return {"failed": [], "unchecked": "the deployment has no IoT job to read"}
+        try:
+            failed = self._failed_gateways(current.target, current.iot_job)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("could not read how %s went on %s: %s", current.deployment_id, current.target, exc)
+            return {"failed": [], "unchecked": f"{type(exc).__name__}: {exc}"}
+        if failed:
+            log.error("deployment %s failed on %d gateway(s) of %s", current.deployment_id, len(failed), current.target)
+        return {"failed": failed}
 
-    def _execution(self, device: str, deployment_id: str) -> dict[str, Any] | None:
-        """The core device's execution of the deployment (its effective deployments, until it is found)."""
-        pages = self.greengrass.get_paginator("list_effective_deployments").paginate(coreDeviceThingName=device)
-        for page in pages:
-            for execution in page.get("effectiveDeployments", []):
-                if execution["deploymentId"] == deployment_id:
-                    return dict(execution)
-        return None
+    def _failed_gateways(self, target: str, job: str) -> list[dict[str, str]]:
+        """The things still in the group ``target`` whose execution of the IoT job ``job`` failed, was rejected or
+        timed out (a gateway that has left the group is not counted), in name order."""
+        status_of: dict[str, str] = {}
+        for status in FAILED_EXECUTIONS:
+            pages = self.iot.get_paginator("list_job_executions_for_job").paginate(jobId=job, status=status)
+            for page in pages:
+                for execution in page.get("executionSummaries", []):
+                    status_of[str(execution["thingArn"]).rsplit("/", 1)[1]] = status
+        if not status_of:
+            return []
+        group = target.rsplit("/", 1)[1]
+        members = {
+            str(thing)
+            for page in self.iot.get_paginator("list_things_in_thing_group").paginate(thingGroupName=group)
+            for thing in page.get("things", [])
+        }
+        failed = []
+        for thing in sorted(status_of.keys() & members):
+            execution = self.iot.describe_job_execution(jobId=job, thingName=thing)["execution"]
+            details = execution.get("statusDetails", {}).get("detailsMap", {})
+            failed.append(
+                {
+                    "device": thing,
+                    "status": status_of[thing],
+                    "detail": str(details.get("detailed-deployment-status", "")),
+                    "reason": str(details.get("deployment-failure-cause", "")),
+                }
+            )
+        return failed
 
 
 @dataclass(frozen=True)
@@ -274,3 +292,4 @@ class _LineDeployment:
     deployment_id: str | None
     components: dict[str, Any]
     policies: dict[str, Any] | None
+    iot_job: str | None
