@@ -75,6 +75,7 @@ def expect_current(
     model_version: str = "0.1.0",
     plant: str = "plant-1",
     components: dict[str, Any] | None = None,
+    status: str = "ACTIVE",
 ) -> dict[str, Any]:
     """The plant's line's latest deployment is read: the gateway and the model at ``model_version`` (or
     ``components``); its components."""
@@ -88,7 +89,13 @@ def expect_current(
     )
     stubber.add_response(
         "get_deployment",
-        {"targetArn": target, "deploymentId": f"dep-{line}-0", "components": components, "iotJobId": f"job-{line}-0"},
+        {
+            "targetArn": target,
+            "deploymentId": f"dep-{line}-0",
+            "deploymentStatus": status,
+            "components": components,
+            "iotJobId": f"job-{line}-0",
+        },
         {"deploymentId": f"dep-{line}-0"},
     )
     return components
@@ -150,12 +157,13 @@ def expect_outcomes(
     plant: str = "plant-1",
     job: str = "",
     paged: bool = False,
+    detail: dict[str, str] | None = None,
 ) -> None:
     """How the line's latest deployment went, read from its IoT job (``job-<line>-0`` unless given): the job's
     executions with each failure status (``failed``: thing -> FAILED|REJECTED|TIMED_OUT; ``paged``: each status's
     first page is empty with a nextToken, as ListJobExecutionsForJob may answer); if any, the group's things
     (``members``, default every failed thing) and, for each failed thing still in the group, its execution's
-    details as the nucleus reports them."""
+    details as the nucleus reports them (``detail``: a thing's detailed status, default FAILED_ROLLBACK_COMPLETE)."""
     job = job or f"job-{line}-0"
     for status in ("FAILED", "REJECTED", "TIMED_OUT"):
         summaries = [
@@ -188,7 +196,7 @@ def expect_outcomes(
     iot.add_response("list_things_in_thing_group", {"things": members}, {"thingGroupName": group})
     for thing in sorted(set(failed) & set(members)):
         details = {
-            "detailed-deployment-status": "FAILED_ROLLBACK_COMPLETE",
+            "detailed-deployment-status": (detail or {}).get(thing, "FAILED_ROLLBACK_COMPLETE"),
             "deployment-failure-cause": f"{MODEL}: model sha256 does not match on {thing}",
         }
         iot.add_response(

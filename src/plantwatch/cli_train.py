@@ -144,7 +144,8 @@ def _registry_promote(args: argparse.Namespace, registry: ModelRegistry) -> int:
     entry = registry.entry(args.name, args.version)
     champion = registry.champion(args.name)
     refusals = []
-    if entry.status in ("rejected", "candidate"):
+    # the champion itself may be pinned whatever its entry says (an interrupted promotion leaves it a candidate)
+    if entry.status in ("rejected", "candidate") and not (champion and champion.version == entry.version):
         refusals.append(f"v{entry.version} is {entry.status} ({entry.decision or 'never decided'})")
     if champion is not None and champion.feature_spec_hash != entry.feature_spec_hash:
         refusals.append(f"v{entry.version}'s features differ from champion v{champion.version}'s")

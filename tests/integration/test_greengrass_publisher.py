@@ -78,6 +78,8 @@ def _publish(
     uploads.assert_no_pending_responses()
     if iot is not None:
         iot.assert_no_pending_responses()
+    # a Stubber's refusal of an unexpected call is a botocore error too: it must not pass as an unchecked outcome
+    assert [d["unchecked"] for d in published["deployments"] if "unchecked" in d] == []
     return published
 
 
@@ -164,6 +166,43 @@ def test_a_retried_run_finds_the_version_its_line_already_runs_deploys_nothing_a
         )
 
 
+def _publish_to_both(greengrass: object, s3: object, stubbers: tuple[Stubber, Stubber, Stubber]) -> list[Any]:
+    """Publish ENTRY to line-1 and line-2 with the expected Greengrass, IoT and S3 calls; its two deployments."""
+    for stubber in stubbers:
+        stubber.activate()
+    published = _publisher(greengrass, s3, stubbers[1].client).publish(ENTRY, ARTIFACT, ["line-1", "line-2"])
+    for stubber in stubbers:
+        stubber.assert_no_pending_responses()
+    return list(published["deployments"])
+
+
+def test_a_canceled_deployment_and_a_failure_without_details_are_said_as_such(clients: tuple[object, object]) -> None:
+    greengrass, s3 = clients
+    uploads = _expect_upload(s3)
+    stubber, iot = Stubber(greengrass), Stubber(_iot())
+    # GIVEN line-1's latest deployment of ENTRY (1.0.5) was canceled, and line-2's failed on gw-9, whose execution
+    # can't be described any more
+    expect_current(stubber, "line-1", model_version="1.0.5", status="CANCELED")
+    expect_current(stubber, "line-2", model_version="1.0.5")
+    expect_versions(stubber, ["1.0.5", "0.1.0"], {"1.0.5": model_recipe("1.0.5", ENTRY.name, ENTRY.sha256)})
+    expect_state(stubber, "1.0.5")
+    for status in ("FAILED", "REJECTED", "TIMED_OUT"):
+        found = [{"thingArn": "arn:aws:iot:eu-west-1:123456789012:thing/gw-9"}] if status == "REJECTED" else []
+        iot.add_response(
+            "list_job_executions_for_job", {"executionSummaries": found}, {"jobId": "job-line-2-0", "status": status}
+        )
+    group = GROUP.format(plant="plant-1", line="line-2").rsplit("/", 1)[1]
+    iot.add_response("list_things_in_thing_group", {"things": ["gw-9"]}, {"thingGroupName": group})
+    iot.add_client_error("describe_job_execution", "ResourceNotFoundException", http_status_code=404)
+    # WHEN ENTRY is published to both lines
+    one, two = _publish_to_both(greengrass, s3, (stubber, iot, uploads))
+    # THEN line-1's outcome is not taken as running the model, and line-2's failure stands without its details
+    assert (one["unchanged"], one["failed"]) == (True, [])
+    assert "canceled" in one["unchecked"]
+    assert two["failed"] == [{"device": "gw-9", "status": "REJECTED", "detail": "", "reason": ""}]
+    assert "unchecked" not in two
+
+
 def test_a_deployment_outcome_that_cant_be_read_holds_no_line_back(clients: tuple[object, object]) -> None:
     greengrass, s3 = clients
     uploads = _expect_upload(s3)
@@ -175,15 +214,9 @@ def test_a_deployment_outcome_that_cant_be_read_holds_no_line_back(clients: tupl
     expect_state(stubber, "1.0.5")
     expect_deploy(stubber, "line-2", "1.0.5", line_2)
     iot.add_client_error("list_job_executions_for_job", "AccessDeniedException", http_status_code=403)
-    stubber.activate()
-    iot.activate()
     # WHEN ENTRY is published to both lines
-    published = _publisher(greengrass, s3, iot.client).publish(ENTRY, ARTIFACT, ["line-1", "line-2"])
+    one, two = _publish_to_both(greengrass, s3, (stubber, iot, uploads))
     # THEN line-2 is deployed all the same, and line-1's outcome is reported as not checked, and why
-    stubber.assert_no_pending_responses()
-    iot.assert_no_pending_responses()
-    uploads.assert_no_pending_responses()
-    one, two = published["deployments"]
     assert (one["line"], one["unchanged"], one["failed"]) == ("line-1", True, [])
     assert "AccessDeniedException" in one["unchecked"]
     assert (two["line"], two["unchanged"], two["deploymentId"]) == ("line-2", False, "dep-line-2-1.0.5")

@@ -366,7 +366,13 @@ def test_a_champion_whose_deployment_failed_on_gateways_is_reported_each_run_not
     expect_versions(stubber, ["1.0.1", "0.1.0"], {"1.0.1": model_recipe("1.0.1", champion.name, champion.sha256)})
     expect_state(stubber, "1.0.1")
     iot = Stubber(aws["iot"])
-    expect_outcomes(iot, "line-2", {"gw-b": "FAILED"}, members=["gw-a", "gw-b"])
+    expect_outcomes(
+        iot,
+        "line-2",
+        {"gw-b": "FAILED", "gw-c": "FAILED"},
+        members=["gw-a", "gw-b", "gw-c"],
+        detail={"gw-c": "FAILED_UNABLE_TO_ROLLBACK"},
+    )
     stubber.activate()
     iot.activate()
     result = _job(aws, settings).run(event)
@@ -379,8 +385,9 @@ def test_a_champion_whose_deployment_failed_on_gateways_is_reported_each_run_not
     assert (run["status"], run["failed_lines"]) == ("partial", ["line-2"])
     [problem] = result["problems"]
     assert (problem["code"], problem["line"]) == (DEPLOYMENT_FAILED, "line-2")
-    assert "gw-b FAILED (FAILED_ROLLBACK_COMPLETE)" in problem["message"]
-    assert "sha256 does not match" in problem["message"]
+    assert "gw-b FAILED (FAILED_ROLLBACK_COMPLETE: it went back to its previous model)" in problem["message"]
+    assert "gw-c FAILED (FAILED_UNABLE_TO_ROLLBACK: its rollback failed and it MAY NOT BE SCORING" in problem["message"]
+    assert "sha256 does not match on gw-b" in problem["message"]
     assert "gw-a" not in problem["message"]
     [(code, message, replay)] = _queued(aws)
     assert (code, message, replay["line"]) == (DEPLOYMENT_FAILED, problem["message"], "line-2")

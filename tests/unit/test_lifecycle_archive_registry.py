@@ -513,3 +513,72 @@ def test_of_two_runs_that_took_the_same_version_the_second_registration_is_refus
     # THEN the other run's model stands, and nothing of this run was written
     assert store.get(f"{name}/versions/1/model.pwf") == b"the other run's model"
     assert store.list(f"{name}/") == [f"{name}/versions/1/model.pwf"]
+
+
+class PinDuringSettleStore(LocalObjectStore):
+    """A local store in which an operator pins version 1 right after a promotion's settling read version 1's
+    entry (which still says champion) and then champion.json (which names the new champion)."""
+
+    armed = False
+    last = ""
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        found = super().get_tagged(key)
+        if self.armed and key.endswith("champion.json") and self.last.endswith("versions/1/entry.json"):
+            self.armed = False
+            ModelRegistry(LocalObjectStore(self.root)).promote("plant-1.line-2", "1", "operator", pin=True)
+        self.last = key
+        return found
+
+
+def test_a_pin_that_lands_while_a_promotion_settles_the_statuses_is_not_retired(tmp_path: Path) -> None:
+    require_sklearn()
+    store = PinDuringSettleStore(tmp_path)
+    registry = _three_versions(store)
+    name = "plant-1.line-2"
+    registry.promote(name, "1", "first")
+    # WHEN 2 is promoted over 1, and the operator pins 1 again just as 2's promotion decided to retire 1
+    store.armed = True
+    registry.promote(name, "2", "challenger", over="1")
+    assert not store.armed, "the pin was made"
+    # THEN the pin stands in the entries too: 1 is the champion, with the operator's reason, and 2 is retired
+    champion = registry.champion(name)
+    assert champion is not None and (champion.version, champion.decision) == ("1", "operator")
+    assert registry.pinned(name)
+    assert [registry.entry(name, v).status for v in ("1", "2", "3")] == ["champion", "retired", "candidate"]
+
+
+def test_a_promotion_interrupted_between_its_writes_is_repaired_and_can_be_pinned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_sklearn()
+    root = tmp_path / "registry"
+    registry = _three_versions(LocalObjectStore(root))
+    name = "plant-1.line-2"
+    registry.promote(name, "1", "first")
+    # GIVEN a promotion of 2 that wrote champion.json and stopped before 2's entry said so (1's still does)
+    registry.store.put(
+        f"{name}/champion.json", msgspec.json.encode({"version": "2", "sha256": registry.entry(name, "2").sha256})
+    )
+    assert [registry.entry(name, v).status for v in ("1", "2")] == ["champion", "candidate"]
+    # WHEN the operator pins the champion (2), whose entry still says candidate
+    assert main(["registry", "promote", "--registry", str(root), name, "2", "--reason", "keep it"]) == 0
+    # THEN it is pinned, and the entries say what champion.json says
+    assert registry.pinned(name)
+    assert [registry.entry(name, v).status for v in ("1", "2", "3")] == ["retired", "champion", "candidate"]
+    capsys.readouterr()
+
+
+class LandedThenRefusedStore(LocalObjectStore):
+    """A local store whose conditional writes of artifacts land and are then answered as refused (an SDK retry
+    of a request that landed)."""
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        landed = super().put_if(key, data, tag)
+        return landed and not key.endswith("model.pwf")
+
+
+def test_a_registration_whose_claim_landed_but_was_answered_as_refused_goes_on(tmp_path: Path) -> None:
+    require_sklearn()
+    registry = _three_versions(LandedThenRefusedStore(tmp_path))
+    assert [registry.entry("plant-1.line-2", v).status for v in ("1", "2", "3")] == ["candidate"] * 3

@@ -313,17 +313,26 @@ def _without_gateway(plant: str, line: str, group: str, model: str) -> str:
     )
 
 
+#: What a gateway's detailed deployment status (the nucleus's ``detailed-deployment-status``) says of its state.
+GATEWAY_STATE = {
+    "FAILED_ROLLBACK_COMPLETE": "it went back to its previous model",
+    "FAILED_NO_STATE_CHANGE": "nothing changed on it: it runs its previous model",
+    "FAILED_ROLLBACK_NOT_REQUESTED": "it did not roll back and MAY NOT BE SCORING: check it now",
+    "FAILED_UNABLE_TO_ROLLBACK": "its rollback failed and it MAY NOT BE SCORING: check it now",
+}
+
+
 def _failed_on_gateways(plant: str, line: str, model: str, version: str, deployment: Mapping[str, Any]) -> str:
     gateways = "; ".join(
-        f"{f['device']} {f['status']} ({f['detail'] or 'no detailed status'}): {f['reason'] or 'no cause given'}"
+        f"{f['device']} {f['status']} ({f['detail'] or 'no detailed status'}: "
+        f"{GATEWAY_STATE.get(f['detail'], 'its state is not known')}): {f['reason'] or 'no cause given'}"
         for f in deployment["failed"]
     )
     return (
         f"{DEPLOYMENT_FAILED}: deployment {deployment['deploymentId']} of {model}'s champion ({MODEL} {version}) "
         f"to plant {plant!r} line {line!r} ({deployment['targetArn']}) failed on {len(deployment['failed'])} "
-        f"gateway(s) (FAILED_ROLLBACK_COMPLETE: it went back to its previous model): {gateways}. Deploying the "
-        "same version again would fail again: fix the cause, then deploy it (plantwatch edge deploy ... "
-        "--model-version), or roll back (plantwatch registry promote)."
+        f"gateway(s): {gateways}. Deploying the same version again would fail again: fix the cause, then deploy "
+        "it (plantwatch edge deploy ... --model-version), or roll back (plantwatch registry promote)."
     )
 
 

@@ -209,7 +209,9 @@ class GreengrassModelPublisher:
         target = self.thing_group_arn(line)
         latest = self.greengrass.list_deployments(targetArn=target, historyFilter="LATEST_ONLY").get("deployments", [])
         if not latest:
-            return _LineDeployment(target=target, deployment_id=None, components={}, policies=None, iot_job=None)
+            return _LineDeployment(
+                target=target, deployment_id=None, components={}, policies=None, iot_job=None, status=None
+            )
         current = self.greengrass.get_deployment(deploymentId=latest[0]["deploymentId"])
         return _LineDeployment(
             target=target,
@@ -217,6 +219,7 @@ class GreengrassModelPublisher:
             components=dict(current.get("components", {})),
             policies=current.get("deploymentPolicies"),
             iot_job=current.get("iotJobId"),
+            status=current.get("deploymentStatus"),
         )
 
     def _deploy(self, line: str, current: _LineDeployment, version: str) -> dict[str, Any]:
@@ -243,12 +246,20 @@ class GreengrassModelPublisher:
     def _outcome(self, current: _LineDeployment) -> dict[str, Any]:
         """How the line's latest deployment went on its gateways: ``failed`` (each gateway on which it failed,
         was rejected or timed out, with the nucleus's detailed status and cause), or ``unchecked`` and why."""
+        if current.status == "CANCELED":  # gateways that had not received it never will: it carries nothing
+            log.warning("%s, the latest deployment of %s, was canceled", current.deployment_id, current.target)
+            return {
+                "failed": [],
+                "unchecked": "the deployment was canceled: gateways that had not received it don't run it",
+            }
         if current.iot_job is None:
             return {"failed": [], "unchecked": "the deployment has no IoT job to read"}
         try:
             failed = self._failed_gateways(current.target, current.iot_job)
-        except (ClientError, BotoCoreError) as exc:
-            log.warning("could not read how %s went on %s: %s", current.deployment_id, current.target, exc)
+        except (
+            Exception
+        ) as exc:  # a read for the report (denied, throttled, an answer without a field) holds nothing back
+            log.warning("could not read how %s went on %s", current.deployment_id, current.target, exc_info=True)
             return {"failed": [], "unchecked": f"{type(exc).__name__}: {exc}"}
         if failed:
             log.error("deployment %s failed on %d gateway(s) of %s", current.deployment_id, len(failed), current.target)
@@ -262,7 +273,8 @@ class GreengrassModelPublisher:
             pages = self.iot.get_paginator("list_job_executions_for_job").paginate(jobId=job, status=status)
             for page in pages:
                 for execution in page.get("executionSummaries", []):
-                    status_of[str(execution["thingArn"]).rsplit("/", 1)[1]] = status
+                    if execution.get("thingArn"):
+                        status_of[str(execution["thingArn"]).rsplit("/", 1)[1]] = status
         if not status_of:
             return []
         group = target.rsplit("/", 1)[1]
@@ -273,7 +285,11 @@ class GreengrassModelPublisher:
         }
         failed = []
         for thing in sorted(status_of.keys() & members):
-            execution = self.iot.describe_job_execution(jobId=job, thingName=thing)["execution"]
+            try:
+                execution = self.iot.describe_job_execution(jobId=job, thingName=thing).get("execution", {})
+            except (ClientError, BotoCoreError) as exc:  # the failure stands; only its details are missing
+                log.warning("could not read %s's execution of %s: %s", thing, job, exc)
+                execution = {}
             details = execution.get("statusDetails", {}).get("detailsMap", {})
             failed.append(
                 {
@@ -293,3 +309,4 @@ class _LineDeployment:
     components: dict[str, Any]
     policies: dict[str, Any] | None
     iot_job: str | None
+    status: str | None

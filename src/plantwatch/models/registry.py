@@ -174,19 +174,18 @@ class ModelRegistry:
         raise ChampionChangedError("another promotion or pin changed the champion at the same moment")
 
     def _settle(self, name: str) -> None:
-        """Retire every version whose entry says champion but ``champion.json`` does not name, reading it again
-        before each write: a promotion or pin that lands meanwhile is never retired, and a promotion interrupted
-        (or overtaken) before this leaves no second champion behind."""
+        """Retire every version whose entry says champion but ``champion.json`` does not name. Each retirement is a
+        conditional write on the entry as read, after ``champion.json`` was read again, so a promotion or pin that
+        lands meanwhile (and rewrites that entry) is never retired."""
         for other in self.versions(name):
-            try:
-                entry = self.entry(name, other)
-            except KeyError:
+            key = f"{name}/versions/{other}/entry.json"
+            tagged = self.store.get_tagged(key)
+            if tagged is None:
                 continue  # an interrupted registration
-            if entry.status != "champion":
-                continue
+            entry = msgspec.json.decode(tagged[0], type=RegistryEntry)
             pointer = self._champion_pointer(name)
-            if pointer is None or pointer["version"] != other:
-                self._write_entry(msgspec.structs.replace(entry, status="retired"))
+            if entry.status == "champion" and (pointer is None or pointer["version"] != other):
+                self.store.put_if(key, _entry_bytes(msgspec.structs.replace(entry, status="retired")), tagged[1])
 
     def report(self, name: str, version: str) -> dict[str, Any] | None:
         """The evaluation report stored with a version."""
@@ -238,7 +237,8 @@ class ModelRegistry:
             metrics=dict(metrics),
         )
         base = f"{name}/versions/{version}"
-        if not self.store.put_if(f"{base}/{ARTIFACT}", data, None):
+        # refused: another run's claim, unless the bytes there are these (a write that landed and was retried)
+        if not self.store.put_if(f"{base}/{ARTIFACT}", data, None) and self.store.get(f"{base}/{ARTIFACT}") != data:
             raise taken
         self.store.put(f"{base}/report.json", msgspec.json.encode(dict(report or {}), order="sorted"))
         self._write_entry(entry)
@@ -312,5 +312,9 @@ class ModelRegistry:
             )
 
     def _write_entry(self, entry: RegistryEntry) -> None:
-        key = f"{entry.name}/versions/{entry.version}/entry.json"
-        self.store.put(key, msgspec.json.format(msgspec.json.encode(entry, order="sorted")))
+        self.store.put(f"{entry.name}/versions/{entry.version}/entry.json", _entry_bytes(entry))
+
+
+def _entry_bytes(entry: RegistryEntry) -> bytes:
+    """An entry as stored (sorted keys, indented: readable in a bucket's console)."""
+    return msgspec.json.format(msgspec.json.encode(entry, order="sorted"))
