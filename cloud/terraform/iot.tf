@@ -48,9 +48,9 @@ resource "aws_iot_thing_group" "line" {
       condition     = length(each.value.group) <= 128
       error_message = "Thing group ${each.value.group} is longer than IoT's 128 characters: shorten project_name, the plant or the line name."
     }
-    precondition {
-      condition     = length(distinct([for v in values(local.plant_lines) : v.group])) == length(local.plant_lines)
-      error_message = "Two plant/line pairs make the same thing group name (<project>-line-<plant>-<line>), e.g. plant a-b line c and plant a line b-c: rename one."
+    precondition { # fails for the colliding groups only, naming the pairs
+      condition     = length([for key, v in local.plant_lines : key if v.group == each.value.group]) == 1
+      error_message = "Plant/line pairs ${join(" and ", [for key, v in local.plant_lines : key if v.group == each.value.group])} make the same thing group name ${each.value.group} (<project>-line-<plant>-<line>): rename one."
     }
   }
 }
