@@ -256,9 +256,8 @@ class GreengrassModelPublisher:
             return {"failed": [], "unchecked": "the deployment has no IoT job to read"}
         try:
             failed = self._failed_gateways(current.target, current.iot_job)
-        except (
-            Exception
-        ) as exc:  # a read for the report (denied, throttled, an answer without a field) holds nothing back
+        # a read for the report (denied, throttled, an answer without a field) holds nothing back
+        except Exception as exc:
             log.warning("could not read how %s went on %s", current.deployment_id, current.target, exc_info=True)
             return {"failed": [], "unchecked": f"{type(exc).__name__}: {exc}"}
         if failed:

@@ -94,12 +94,8 @@ class S3ObjectStore:
 
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
-        except self.client.exceptions.NoSuchKey:
-            return None
-        body: bytes = response["Body"].read()
-        return body
+        tagged = self.get_tagged(key)
+        return None if tagged is None else tagged[0]
 
     def get_tagged(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when it does not exist."""
