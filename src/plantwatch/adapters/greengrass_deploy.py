@@ -9,6 +9,7 @@ so a new ``--gateway-config`` is merged over the one before rather than replacin
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,6 +17,8 @@ import msgspec
 
 GATEWAY_COMPONENT: Final = "com.plantwatch.Gateway"
 MODEL_COMPONENT: Final = "com.plantwatch.Model"
+
+log = logging.getLogger(__name__)
 
 
 class DeploymentRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,11 +76,21 @@ def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def current_components(client: Any, thing_group_arn: str) -> dict[str, Any]:
-    """The components of the group's latest deployment (none yet: empty)."""
+    """The components of the group's latest deployment (none yet: empty). That deployment is built on whatever its
+    status; a canceled or failed one is said, as its components may not be what the gateways run."""
     latest = client.list_deployments(targetArn=thing_group_arn, historyFilter="LATEST_ONLY").get("deployments", [])
     if not latest:
         return {}
-    return dict(client.get_deployment(deploymentId=latest[0]["deploymentId"]).get("components", {}))
+    current = client.get_deployment(deploymentId=latest[0]["deploymentId"])
+    components = dict(current.get("components", {}))
+    if current.get("deploymentStatus") in ("CANCELED", "FAILED"):
+        versions = ", ".join(f"{name} {c.get('componentVersion')}" for name, c in sorted(components.items()))
+        log.warning(
+            "the latest deployment %s of %s is %s; this deployment keeps its components (%s): name the versions "
+            "the gateways should run if those are not",
+            *(latest[0]["deploymentId"], thing_group_arn, current["deploymentStatus"], versions),
+        )
+    return components
 
 
 def create_deployment(request: DeploymentRequest, *, region: str | None = None, client: Any = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -219,7 +220,9 @@ def test_edge_deploy_creates_a_thing_group_deployment(tmp_path: Path) -> None:
         )
 
 
-def test_edge_deploy_keeps_the_groups_model_version_other_components_and_configuration(tmp_path: Path) -> None:
+def test_edge_deploy_keeps_the_groups_model_version_other_components_and_configuration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     client = boto3.client("greengrassv2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     group = "arn:aws:iot:eu-west-1:123456789012:thinggroup/pw-line-plant-1-line-1"
     # GIVEN the group runs the gateway 0.1.0 with a configuration, the line's retrained model 1.0.4 and the spooler
@@ -232,7 +235,7 @@ def test_edge_deploy_keeps_the_groups_model_version_other_components_and_configu
     faster = tmp_path / "faster.json"
     faster.write_text(json.dumps({"gateway": {"batch_interval_ms": 2000}}))
 
-    def deploy(config: Path | None, gateway: dict[str, object]) -> None:
+    def deploy(config: Path | None, gateway: dict[str, object], status: str = "ACTIVE") -> None:
         with Stubber(client) as stub:
             stub.add_response(
                 "list_deployments",
@@ -241,7 +244,7 @@ def test_edge_deploy_keeps_the_groups_model_version_other_components_and_configu
             )
             stub.add_response(
                 "get_deployment",
-                {"targetArn": group, "deploymentId": "d-1", "components": running},
+                {"targetArn": group, "deploymentId": "d-1", "deploymentStatus": status, "components": running},
                 {"deploymentId": "d-1"},
             )
             expected = {"targetArn": group, "deploymentName": "plantwatch-gateways", "deploymentPolicies": ANY}
@@ -262,6 +265,14 @@ def test_edge_deploy_keeps_the_groups_model_version_other_components_and_configu
     # WHEN a configuration is given THEN it is merged over the one before, not in its place
     faster_merge = {"gateway": {"plant": "plant-1", "batch_interval_ms": 2000}}
     deploy(faster, {"componentVersion": "0.2.0", "configurationUpdate": {"merge": json.dumps(faster_merge)}})
+    ours = "plantwatch.adapters.greengrass_deploy"
+    assert not [r for r in caplog.records if r.name == ours]
+    # WHEN the group's latest deployment was canceled THEN it is built on all the same, and the operator is told
+    with caplog.at_level(logging.WARNING, logger=ours):
+        deploy(None, {"componentVersion": "0.2.0", "configurationUpdate": {"merge": json.dumps(merge)}}, "CANCELED")
+    [record] = [r for r in caplog.records if r.name == ours]
+    assert "d-1" in record.getMessage() and "CANCELED" in record.getMessage()
+    assert "com.plantwatch.Model 1.0.4" in record.getMessage()
 
 
 def _install_script(root: Path, work: Path) -> tuple[str, Path]:
