@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -357,29 +357,35 @@ def test_a_champion_whose_deployment_failed_on_gateways_is_reported_each_run_not
     stubber.deactivate()
     champion = ModelRegistry(S3ObjectStore(aws["s3"], "models", "registry")).champion("plant-1.line-2")
     assert champion is not None
-    # WHEN that deployment failed on one of the line's two gateways, and the next run's challenger loses
-    monkeypatch.setattr(
+    monkeypatch.setattr(  # every later run's challenger loses: the champion, 1.0.1 on line-2, is published again
         registry_module, "compare", lambda challenger, champion: Decision(promote=False, reason="worse")
     )
-    stubber = Stubber(aws["greengrass"])
-    expect_current(stubber, "line-2", model_version="1.0.1")
-    expect_versions(stubber, ["1.0.1", "0.1.0"], {"1.0.1": model_recipe("1.0.1", champion.name, champion.sha256)})
-    expect_state(stubber, "1.0.1")
-    iot = Stubber(aws["iot"])
-    expect_outcomes(
-        iot,
-        "line-2",
-        {"gw-b": "FAILED", "gw-c": "FAILED"},
-        members=["gw-a", "gw-b", "gw-c"],
-        detail={"gw-c": "FAILED_UNABLE_TO_ROLLBACK"},
+
+    def run_again(outcomes: Callable[[Stubber], None]) -> dict[str, Any]:
+        """A run that finds line-2 running the champion already; ``outcomes`` stubs the IoT job's reads."""
+        stubber, iot = Stubber(aws["greengrass"]), Stubber(aws["iot"])
+        expect_current(stubber, "line-2", model_version="1.0.1")
+        expect_versions(stubber, ["1.0.1", "0.1.0"], {"1.0.1": model_recipe("1.0.1", champion.name, champion.sha256)})
+        expect_state(stubber, "1.0.1")
+        outcomes(iot)
+        with stubber, iot:
+            result = _job(aws, settings).run(event)
+            stubber.assert_no_pending_responses()
+            iot.assert_no_pending_responses()
+        return result
+
+    # WHEN that deployment failed on two of the line's three gateways
+    result = run_again(
+        lambda iot: expect_outcomes(
+            iot,
+            "line-2",
+            {"gw-b": "FAILED", "gw-c": "FAILED"},
+            members=["gw-a", "gw-b", "gw-c"],
+            detail={"gw-c": "FAILED_UNABLE_TO_ROLLBACK"},
+        )
     )
-    stubber.activate()
-    iot.activate()
-    result = _job(aws, settings).run(event)
     # THEN nothing is deployed (the same deployment would fail again), and the run fails loudly, naming the
-    # gateway and Greengrass's reason, with the failure queued
-    stubber.assert_no_pending_responses()
-    iot.assert_no_pending_responses()
+    # gateways and Greengrass's reasons, with the failure queued
     assert result["status"] == "failed"
     [run] = result["runs"]
     assert (run["status"], run["failed_lines"]) == ("partial", ["line-2"])
@@ -391,21 +397,11 @@ def test_a_champion_whose_deployment_failed_on_gateways_is_reported_each_run_not
     assert "gw-a" not in problem["message"]
     [(code, message, replay)] = _queued(aws)
     assert (code, message, replay["line"]) == (DEPLOYMENT_FAILED, problem["message"], "line-2")
-    stubber.deactivate()
-    iot.deactivate()
     # WHEN the next run may not read the IoT job (a denied or throttled read)
-    stubber = Stubber(aws["greengrass"])
-    expect_current(stubber, "line-2", model_version="1.0.1")
-    expect_versions(stubber, ["1.0.1", "0.1.0"], {"1.0.1": model_recipe("1.0.1", champion.name, champion.sha256)})
-    expect_state(stubber, "1.0.1")
-    iot = Stubber(aws["iot"])
-    iot.add_client_error("list_job_executions_for_job", "ThrottlingException", http_status_code=400)
-    stubber.activate()
-    iot.activate()
-    again = _job(aws, settings).run(event)
+    again = run_again(
+        lambda iot: iot.add_client_error("list_job_executions_for_job", "ThrottlingException", http_status_code=400)
+    )
     # THEN the run goes on and says the line's outcome was not checked; nothing is queued (the next run reads again)
-    stubber.assert_no_pending_responses()
-    iot.assert_no_pending_responses()
     assert again["status"] == "ok", again["problems"]
     assert list(again["runs"][0]["unchecked_lines"]) == ["line-2"]
     assert "ThrottlingException" in again["runs"][0]["unchecked_lines"]["line-2"]
