@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from plantwatch.contract import BatchHeader, ModelRef, Reading, ScoredReading
+from plantwatch.contract.summaries import ScoreSummaryMessage
 
 NOW_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
 HEADER = BatchHeader(gateway_id="gw-line-1", plant="plant-1", model=ModelRef(name="original-thresholds", version="1"))
@@ -60,3 +61,35 @@ def drift_event(plant: str, line: str, *, window_end_ms: int = 1_764_003_600_000
     )
     decoded: dict[str, Any] = json.loads(json.dumps(retrain_event(request)))
     return decoded
+
+
+def _baseline_reference() -> list[float]:
+    from plantwatch.models import ForestModel  # only the modules that use these pay for loading the model
+    from tests.conftest import REPO
+
+    model = ForestModel.load(REPO / "models" / "plant-1.line-1.pwf")
+    return [float(q) for q in model.info.training["score_histogram"]]
+
+
+#: The committed baseline's training score histogram (a drift summary's ``reference``), and score counts of a
+#: window that follows it and of one whose scores all fell in the top bin.
+BASELINE_REFERENCE = _baseline_reference()
+HEALTHY_COUNTS = [int(1000 * q) for q in BASELINE_REFERENCE]
+SHIFTED_COUNTS = [0] * 19 + [1000]
+
+
+def score_summary(
+    counts: list[int], *, start_ms: int, end_ms: int, model: ModelRef, gateway_id: str = "gw-1", **fields: Any
+) -> ScoreSummaryMessage:
+    """A gateway's score summary of line-1 of plant-1 (``fields`` override any other field), against the
+    committed baseline's reference histogram."""
+    defaults: dict[str, Any] = {"plant": "plant-1", "line": "line-1", "mean": 0.4, "p99": 0.5}
+    return ScoreSummaryMessage(
+        gateway_id=gateway_id,
+        model=model,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        counts=counts,
+        reference=BASELINE_REFERENCE,
+        **{**defaults, **fields},
+    )

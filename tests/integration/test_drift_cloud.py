@@ -1,11 +1,13 @@
 """Drift in the cloud: summaries in DynamoDB (moto server, a table shaped like cloud/terraform/drift.tf), the
 stream processor's asynchronous invoke of the retrain Lambda (botocore Stubber against Lambda's real request
-shape: moto's Lambda invoke needs Docker), the retrain job's drift event, and GET /v1/models through Mangum."""
+shape: moto's Lambda invoke needs Docker), the retrain job's drift event, and GET /v1/models through Mangum.
+A line with several gateways is judged by window, not by summary, alike over DynamoDB and DuckDB."""
 
 from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,27 +16,32 @@ import pytest
 from botocore.stub import ANY, Stubber
 from mangum import Mangum
 
+from plantwatch.adapters.duckdb_drift import DuckDBDrift
+from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.adapters.dynamo_drift_writer import DynamoDBDrift
 from plantwatch.adapters.lambda_retrain import LambdaRetrainTrigger
 from plantwatch.api.cloud import DEFAULT_DATABASE, DEFAULT_TABLE, build_cloud_app
 from plantwatch.contract.batch import ModelRef
 from plantwatch.contract.summaries import ScoreSummaryMessage, encode_summary
 from plantwatch.contract.topics import summary_topic
-from plantwatch.models import ForestModel
+from plantwatch.models.drift import psi
 from plantwatch.services.analytics import Scope
-from plantwatch.services.drift_reports import DriftConfig, DriftIngest, RetrainRequest
+from plantwatch.services.drift_reports import (
+    DriftConfig,
+    DriftIngest,
+    LineDrift,
+    RetrainRequest,
+    SummaryStore,
+    drift_report,
+)
 from plantwatch.services.retraining import drift_line
 from tests.conftest import REPO
 from tests.fakes.timestream_query import FakeTimestreamQuery
-from tests.helpers import drift_event
+from tests.helpers import BASELINE_REFERENCE, HEALTHY_COUNTS, SHIFTED_COUNTS, drift_event, score_summary
 from tests.integration.lambda_api_support import LambdaContext
 from tests.integration.test_retrain_job import moto_endpoint  # noqa: F401 - the moto server fixture
 
-REFERENCE = [
-    float(q) for q in ForestModel.load(REPO / "models" / "plant-1.line-1.pwf").info.training["score_histogram"]
-]
-HEALTHY = [int(1000 * q) for q in REFERENCE]
-SHIFTED = [0] * 19 + [1000]
+REFERENCE, HEALTHY, SHIFTED = BASELINE_REFERENCE, HEALTHY_COUNTS, SHIFTED_COUNTS
 HOUR = 3_600_000
 CONFIG = DriftConfig(window=3, consecutive=2, min_scores=100)
 TABLE = "plantwatch-drift"
@@ -58,18 +65,20 @@ class Quarantine:
         self.entries += entries
 
 
-def summary(hour: int, counts: list[int], *, plant: str = "plant-a", line: str = "line-1") -> ScoreSummaryMessage:
-    return ScoreSummaryMessage(
-        gateway_id=f"gw-{line}",
-        plant=plant,
-        line=line,
-        model=ModelRef(name=f"{plant}.{line}", version="4"),
+def summary(
+    hour: int, counts: list[int], *, plant: str = "plant-a", line: str = "line-1", gateway: str | None = None
+) -> ScoreSummaryMessage:
+    model = ModelRef(name=f"{plant}.{line}", version="4")
+    return score_summary(
+        counts,
         start_ms=hour * HOUR,
         end_ms=(hour + 1) * HOUR,
-        counts=counts,
+        model=model,
+        gateway_id=gateway or f"gw-{line}",
+        plant=plant,
+        line=line,
         mean=0.45,
         p99=0.6,
-        reference=REFERENCE,
     )
 
 
@@ -176,3 +185,115 @@ def test_the_cloud_api_serves_drift_from_the_table(table: DynamoDBDrift) -> None
     assert drift["status"] == "partial"  # 3 of the cloud's 24 hourly summaries
     assert drift["summaries"] == 3
     assert 0 <= drift["psi"] < 0.1
+
+
+# --- a line whose thing group holds two gateways, each sending its own hourly summary of the line ---
+
+DAY = DriftConfig()  # the cloud's check: 24 hourly windows, PSI > 0.25 with >= 500 scores, 3 checks in a row
+A_SCOPE = Scope(subject="t", plants=("plant-a",))
+_HALF = next(i for i in range(len(REFERENCE)) if sum(REFERENCE[: i + 1]) >= 0.5)
+
+
+def daily_rhythm(hour: int) -> list[int]:
+    """A healthy hour of a plant with a daily rhythm: low scores by day, high by night; a day merges to REFERENCE."""
+    day = hour % 24 < 12
+    return [int(2000 * q) if (i <= _HALF) == day else 0 for i, q in enumerate(REFERENCE)]
+
+
+@pytest.fixture(params=["dynamodb", "duckdb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SummaryStore:
+    """The cloud's store and the local one: both must judge alike."""
+    if request.param == "dynamodb":
+        return request.getfixturevalue("table")
+    return DuckDBDrift(DuckDBStore(tmp_path / "db.duckdb"))
+
+
+def ingest_of(store: SummaryStore, requests: list[RetrainRequest]) -> DriftIngest:
+    nothing = Quarantine()
+    return DriftIngest(
+        store=store,
+        sink=nothing,  # type: ignore[arg-type]
+        archive=nothing,  # type: ignore[arg-type]
+        clock=Clock(),
+        config=DAY,
+        on_drift=requests.append,
+    )
+
+
+def deliver(ingest: DriftIngest, summaries: list[ScoreSummaryMessage]) -> None:
+    for s in summaries:
+        ingest.handle(summary_topic(s.gateway_id), encode_summary(s))
+
+
+def report(store: SummaryStore) -> LineDrift:
+    [found] = drift_report(store, A_SCOPE, DAY)
+    return found
+
+
+def test_a_rhythm_judged_by_the_hour_drifts_and_by_the_day_does_not() -> None:
+    # the premise of the daily check, on this test's data
+    hourly = [psi(REFERENCE, daily_rhythm(h)) for h in range(24)]
+    assert min(hourly) > 1.0
+    assert psi(REFERENCE, [sum(c) for c in zip(*(daily_rhythm(h) for h in range(24)), strict=True)]) < 0.01
+    assert psi(REFERENCE, [sum(c) for c in zip(*(daily_rhythm(h) for h in range(12)), strict=True)]) > 1.0
+
+
+def test_two_gateways_of_a_healthy_line_are_judged_over_whole_days(store: SummaryStore) -> None:
+    # GIVEN a healthy line with a daily rhythm and two gateways, each sending the same hours for two days
+    requests: list[RetrainRequest] = []
+    ingest = ingest_of(store, requests)
+    for hour in range(48):
+        deliver(ingest, [summary(hour, daily_rhythm(hour), gateway=gw) for gw in ("gw-a", "gw-b")])
+        # THEN every check holds the hours of the last day (both gateways of each), complete from a whole day on
+        found = report(store)
+        first = max(0, hour - 23)
+        assert (found.start_ms, found.end_ms) == (first * HOUR, (hour + 1) * HOUR)
+        assert (found.windows, found.complete) == (hour + 1 - first, hour >= 23)
+        assert found.scores == 2 * sum(sum(daily_rhythm(h)) for h in range(first, hour + 1))
+        assert not found.complete or not found.drifted, (hour, found.psi)
+    # AND no hour of a healthy line asked for retraining
+    assert requests == []
+    assert ingest.stored == 96
+
+
+def test_one_shifted_gateway_of_two_drifts_the_line_and_asks_once(store: SummaryStore) -> None:
+    # GIVEN a line whose second gateway sees shifted scores from the start; the first stays healthy
+    requests: list[RetrainRequest] = []
+    ingest = ingest_of(store, requests)
+    for hour in range(30):
+        deliver(ingest, [summary(hour, HEALTHY, gateway="gw-a"), summary(hour, SHIFTED, gateway="gw-b")])
+        if hour == 23:
+            # THEN the first whole day is drifted: the shifted half weighs by its scores, like the healthy half
+            day = report(store)
+            assert (day.complete, day.drifted, day.windows) == (True, True, 24)
+            assert day.psi == round(psi(REFERENCE, [24 * (h + s) for h, s in zip(HEALTHY, SHIFTED, strict=True)]), 6)
+            assert requests == []
+    # AND retraining is asked for once, at the third drifted daily check (hour 25), by its first summary
+    assert [(r.summary_key, r.window_end_ms) for r in requests] == [
+        (summary(25, HEALTHY, gateway="gw-a").key, 26 * HOUR)
+    ]
+    assert store.last_retrain_request("plant-a", "line-1") == requests[0]
+    # AND neither gateway b's summary of that hour (delivered after a's) nor a re-delivery of all asks again
+    for hour in range(30):
+        deliver(ingest, [summary(hour, HEALTHY, gateway="gw-a"), summary(hour, SHIFTED, gateway="gw-b")])
+    assert len(requests) == 1
+    assert ingest.stored == 120
+
+
+def test_a_window_counts_once_whichever_gateways_reported_it(store: SummaryStore) -> None:
+    # GIVEN gateway a reports the whole day; gateway b joined at noon
+    for hour in range(24):
+        store.record_summary(summary(hour, HEALTHY, gateway="gw-a"))
+    for hour in range(12, 24):
+        store.record_summary(summary(hour, HEALTHY, gateway="gw-b"))
+    # THEN the check is the whole day: 24 windows, 36 summaries' scores
+    found = report(store)
+    assert (found.windows, found.complete, found.start_ms, found.end_ms) == (24, True, 0, 24 * HOUR)
+    assert found.scores == 36 * sum(HEALTHY)
+    assert len(store.recent_summaries("plant-a", "line-1", 24)) == 36
+    assert [s.gateway_id for s in store.recent_summaries("plant-a", "line-1", 1)] == ["gw-a", "gw-b"]
+    # AND an hour that neither gateway reported leaves the day incomplete, however many summaries there are
+    store.record_summary(summary(25, HEALTHY, gateway="gw-a"))
+    store.record_summary(summary(25, HEALTHY, gateway="gw-b"))
+    found = report(store)
+    assert (found.windows, found.complete, found.start_ms, found.end_ms) == (23, False, 2 * HOUR, 26 * HOUR)

@@ -1,6 +1,7 @@
 """Drift end to end on the gateway's real path: simulator -> forest -> score summaries in the SQLite spool ->
 stream handler -> DuckDB -> drift per line. Raised when a line's operating point shifts, not on the healthy
-baseline; retraining is asked for once per drift episode, and a re-delivered summary does not ask again."""
+baseline, however many gateways report the line; retraining is asked for once per drift episode, and a
+re-delivered summary does not ask again."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from plantwatch.adapters.fs_archive import FilesystemArchive
 from plantwatch.adapters.simulator_source import SimulatorSource
 from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.cloud.stream_handler import StreamHandler, kinesis_event
-from plantwatch.contract.summaries import decode_summary
+from plantwatch.contract.summaries import decode_summary, encode_summary
 from plantwatch.contract.topics import is_summary_topic, summary_topic
 from plantwatch.domain.decision import AnomalyDetector
 from plantwatch.domain.simulator import DAY_MS, SIMULATED_PLANT_LIMITS, PlantSimulator, SimulationConfig
@@ -140,6 +141,34 @@ def test_a_partial_window_is_served_and_labelled_before_a_full_day(tmp_path: Pat
     assert not report.complete
     assert report.windows == 2
     assert report.scores > 0
+
+
+def as_gateway(record: StreamRecord, gateway_id: str) -> StreamRecord:
+    """The same summary as sent by another gateway of the line (same hour, same scores)."""
+    moved = msgspec.structs.replace(decode_summary(record.data), gateway_id=gateway_id)
+    return msgspec.structs.replace(record, data=encode_summary(moved), topic=summary_topic(gateway_id))
+
+
+def test_two_gateways_of_a_healthy_line_ask_for_nothing_over_two_days(tmp_path: Path) -> None:
+    # GIVEN a line whose thing group holds two gateways, each reporting the same healthy hours for two days
+    records = run_gateway(tmp_path, PlantSimulator(HEALTHY), 10 * DAY_MS, hours=48)
+    handler, ingest, drift, requests = platform(tmp_path)
+    alone, _, alone_drift, _ = platform(tmp_path / "one-gateway")
+    for hour, record in enumerate(records):
+        # WHEN each hour arrives from both gateways
+        handler.handle(kinesis_event([record, as_gateway(record, "gw-line-2")]))
+        alone.handle(kinesis_event([record]))
+        # THEN each check covers the last 24 hours, judged as the same hours from one gateway are
+        [report] = drift_report(drift, SCOPE, DriftConfig())
+        [single] = drift_report(alone_drift, SCOPE, DriftConfig())
+        assert report.end_ms - report.start_ms == min(hour + 1, 24) * HOUR
+        assert (report.windows, report.complete) == (min(hour + 1, 24), hour >= 23)
+        assert report.scores == 2 * single.scores
+        assert (report.psi, report.drifted) == (single.psi, single.drifted)
+        assert not report.drifted, (hour, report.psi)
+    # AND nobody asked for retraining
+    assert requests == []
+    assert ingest.stored == 96
 
 
 @pytest.mark.parametrize(

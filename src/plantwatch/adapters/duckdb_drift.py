@@ -10,7 +10,7 @@ import msgspec
 from plantwatch.adapters.duckdb_sql import IN_SCOPE, scope_params
 from plantwatch.contract.summaries import ScoreSummaryMessage
 from plantwatch.services.analytics import Scope
-from plantwatch.services.drift_reports import RetrainRequest
+from plantwatch.services.drift_reports import RetrainRequest, first_start
 
 DRIFT_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS score_summaries (
@@ -49,18 +49,23 @@ class DuckDBDrift:
                 ],
             )
 
-    def recent_summaries(self, plant: str, line: str, limit: int) -> list[ScoreSummaryMessage]:
-        """The line's ``limit`` latest summaries, oldest first."""
-        found = (
-            self.store.cursor()
-            .execute(
-                "SELECT document FROM score_summaries WHERE plant = ? AND line = ? "
-                "ORDER BY start_ms DESC, summary_key DESC LIMIT ?",
-                [plant, line, limit],
-            )
-            .fetchall()
-        )
-        return [msgspec.json.decode(row[0], type=ScoreSummaryMessage) for row in reversed(found)]
+    def recent_summaries(self, plant: str, line: str, windows: int) -> list[ScoreSummaryMessage]:
+        """Every gateway's summaries of the line's latest ``windows`` windows, oldest first (as in DynamoDB)."""
+        cursor = self.store.cursor()
+        found = cursor.execute(
+            "SELECT document FROM score_summaries WHERE plant = ? AND line = ? "
+            "ORDER BY start_ms DESC, gateway_id DESC, model_version DESC LIMIT 1",
+            [plant, line],
+        ).fetchone()
+        if found is None:
+            return []
+        latest = msgspec.json.decode(found[0], type=ScoreSummaryMessage)
+        rows = cursor.execute(
+            "SELECT document FROM score_summaries WHERE plant = ? AND line = ? AND start_ms BETWEEN ? AND ? "
+            "ORDER BY start_ms, gateway_id, model_version",
+            [plant, line, first_start(latest, windows), latest.start_ms],
+        ).fetchall()
+        return [msgspec.json.decode(row[0], type=ScoreSummaryMessage) for row in rows]
 
     def summary_lines(self, scope: Scope) -> list[tuple[str, str]]:
         """Lines with summaries in ``scope``."""

@@ -213,10 +213,12 @@ class DriftOut(BaseModel):
     scores: int = Field(description="forest scores in the window")
     window_start: datetime
     window_end: datetime
-    summaries: int = Field(description="gateway summaries merged into this figure")
-    summaries_per_check: int = Field(description="summaries of a full check (24 hourly ones = one daily cycle)")
+    summaries: int = Field(
+        description="summary windows merged into this figure (each holds every gateway of the line's summary of it)"
+    )
+    summaries_per_check: int = Field(description="windows of a full check (24 hourly ones = one daily cycle)")
     status: Literal["ok", "drifted", "partial"] = Field(
-        description="partial: fewer summaries than a full check holds; the figure is provisional"
+        description="partial: fewer windows than a full check holds; the figure is provisional"
     )
     retrain_requested_at: datetime | None = Field(
         default=None, description="when this line's drift last asked for retraining"

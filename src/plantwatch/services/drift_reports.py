@@ -2,13 +2,19 @@
 
 A summary (``contract/summaries.py``) carries the reference histogram of the model that scored it, so the
 check needs no registry. Everything is computed from the stored summaries (DuckDB locally, DynamoDB in the
-cloud), so a Lambda that keeps no state and a local platform that restarts judge alike:
+cloud), so a Lambda that keeps no state and a local platform that restarts judge alike.
 
-- ``line_drift``: PSI of the line's last ``window`` summaries of its latest model, merged (24 hourly ones =
-  one daily cycle); before a full window is held the same figure is served, marked ``complete=False``.
-- retraining is asked for when ``consecutive`` checks in a row have drifted (the same rule as
-  :class:`~plantwatch.services.drift_watch.DriftTracker`, replayed over the stored summaries), once per
-  drift episode; the request is stored, and a re-delivered summary does not ask twice.
+A check is chosen by time, not by count: a line's thing group may hold several gateways, each sending its own
+summary of the same window. A check ending at a window merges every summary of the latest model whose window
+starts within the ``window`` window lengths ending there (24 hourly windows = one daily cycle), whichever
+gateway sent it; counts add up, so each gateway weighs by its scores.
+
+- ``line_drift``: the check ending at the line's latest window; it is ``complete`` once all ``window`` window
+  starts are held, and before that the same figure is served, marked ``complete=False``.
+- retraining is asked for when the checks ending at the latest ``consecutive`` windows are complete and have
+  drifted (the same rule as :class:`~plantwatch.services.drift_watch.DriftTracker`, replayed over the stored
+  summaries), once per drift episode; the request is stored, and a re-delivered summary, or another gateway's
+  summary of the same window, does not ask twice.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 class DriftConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """How drift is judged: summaries per check, PSI threshold, scores needed, checks in a row to retrain."""
+    """How drift is judged: windows per check, PSI threshold, scores needed, checks in a row to retrain."""
 
     window: int = 24
     threshold: float = DEFAULT_PSI_THRESHOLD
@@ -85,8 +91,9 @@ class LineDrift(msgspec.Struct, frozen=True, kw_only=True):
 class SummaryReader(Protocol):
     """What the API reads of the drift store."""
 
-    def recent_summaries(self, plant: str, line: str, limit: int) -> list[ScoreSummaryMessage]:
-        """The line's ``limit`` latest summaries (by window start), oldest first."""
+    def recent_summaries(self, plant: str, line: str, windows: int) -> list[ScoreSummaryMessage]:
+        """Every summary (all gateways, all models) whose window starts no earlier than :func:`first_start` of the
+        line's latest summary, oldest first: by window start, then gateway, then model version."""
         ...
 
     def summary_lines(self, scope: Scope) -> list[tuple[str, str]]:
@@ -108,6 +115,11 @@ class SummaryStore(SummaryReader, Protocol):
     def record_retrain_request(self, request: RetrainRequest) -> None:
         """Keep the line's latest retraining request."""
         ...
+
+
+def first_start(latest: ScoreSummaryMessage, windows: int) -> int:
+    """The earliest window start of the ``windows`` window lengths that end with ``latest``'s window."""
+    return latest.end_ms - windows * (latest.end_ms - latest.start_ms)
 
 
 def _of_latest_model(summaries: Sequence[ScoreSummaryMessage]) -> list[ScoreSummaryMessage]:
@@ -133,15 +145,25 @@ def _monitor(summary: ScoreSummaryMessage, config: DriftConfig) -> DriftMonitor:
     return DriftMonitor(reference=summary.reference, threshold=config.threshold, min_scores=config.min_scores)
 
 
+def _check(
+    monitor: DriftMonitor, held: Sequence[ScoreSummaryMessage], last: ScoreSummaryMessage, windows: int
+) -> tuple[DriftStatus, int]:
+    """The check ending at ``last``'s window: every held summary of the ``windows`` windows ending there, merged;
+    and how many distinct windows it found."""
+    first = first_start(last, windows)
+    covered = [s for s in held if first <= s.start_ms <= last.start_ms]
+    return monitor.check(merge_summaries([_plain(s) for s in covered])), len({s.start_ms for s in covered})
+
+
 def line_drift(
     summaries: Sequence[ScoreSummaryMessage], config: DriftConfig, request: RetrainRequest | None = None
 ) -> LineDrift | None:
     """The latest check of a line from its recent summaries (oldest first); partial before a full window."""
-    held = _of_latest_model(summaries)[-config.window :]
+    held = _of_latest_model(summaries)
     if not held:
         return None
-    status = _monitor(held[-1], config).check(merge_summaries([_plain(s) for s in held]))
     last = held[-1]
+    status, windows = _check(_monitor(last, config), held, last, config.window)
     return LineDrift(
         plant=last.plant,
         line=last.line,
@@ -152,33 +174,34 @@ def line_drift(
         scores=status.scores,
         start_ms=status.start_ms,
         end_ms=status.end_ms,
-        windows=len(held),
+        windows=windows,
         window=config.window,
-        complete=len(held) >= config.window,
+        complete=windows >= config.window,
         retrain_requested_at_ms=request.requested_at_ms if request is not None else None,
     )
 
 
 def retrain_due(summaries: Sequence[ScoreSummaryMessage], config: DriftConfig) -> DriftStatus | None:
-    """The check that asks for retraining now, if the latest summary completes a run of drifted checks.
+    """The check that asks for retraining now, if the latest window completes a run of drifted checks.
 
-    Give it the line's last ``window + consecutive`` summaries, oldest first. A check merges ``window``
-    consecutive summaries; retraining is due when the latest ``consecutive`` checks drifted and the one before
-    them (if held) did not: the run reaches ``consecutive`` exactly now (DriftTracker's rule, without state).
+    Give it the line's summaries of its last ``window + consecutive`` windows, oldest first. There is one check
+    per window (however many gateways reported it); retraining is due when the checks ending at the latest
+    ``consecutive`` windows are complete and drifted, and the one before them (if complete) did not drift: the
+    run reaches ``consecutive`` exactly now (DriftTracker's rule, without state).
     """
     held = _of_latest_model(summaries)
     if not held:
         return None
     monitor = _monitor(held[-1], config)
-    w, n = config.window, config.consecutive
-    ends = range(max(w, len(held) - n), len(held) + 1)
-    checks = [monitor.check(merge_summaries([_plain(s) for s in held[end - w : end]])) for end in ends]
-    run = checks[-n:]
-    if len(run) < n or not all(c.drifted for c in run):
+    n = config.consecutive
+    ends = list({s.start_ms: s for s in held}.values())[-n - 1 :]  # one summary per window: its start and length
+    checks = [_check(monitor, held, end, config.window) for end in ends]
+    drifted = [windows >= config.window and status.drifted for status, windows in checks]
+    if len(drifted) < n or not all(drifted[-n:]):
         return None
-    if len(checks) > n and checks[-n - 1].drifted:
+    if len(drifted) > n and drifted[0]:
         return None  # the run was already that long: asked before
-    return run[-1]
+    return checks[-1][0]
 
 
 def drift_report(store: SummaryReader, scope: Scope, config: DriftConfig) -> list[LineDrift]:
@@ -237,14 +260,14 @@ class DriftIngest:
     def _maybe_retrain(self, summary: ScoreSummaryMessage) -> None:
         cfg = self.config
         recent = self.store.recent_summaries(summary.plant, summary.line, cfg.window + cfg.consecutive)
-        if not recent or recent[-1].key != summary.key:
-            return  # a late or re-delivered older window does not decide anything
+        if not recent or (recent[-1].start_ms, recent[-1].model) != (summary.start_ms, summary.model):
+            return  # a late or re-delivered older window, or one of a model no longer judged, decides nothing
         status = retrain_due(recent, cfg)
         if status is None:
             return
         previous = self.store.last_retrain_request(summary.plant, summary.line)
-        if previous is not None and previous.summary_key == summary.key:
-            return  # this summary already asked (a re-delivery)
+        if previous is not None and (previous.model, previous.window_end_ms) == (summary.model, status.end_ms):
+            return  # this check already asked (a re-delivery, or another gateway's summary of the window)
         request = RetrainRequest(
             plant=summary.plant,
             line=summary.line,
