@@ -89,6 +89,13 @@ data "aws_iam_policy_document" "retrain" {
   }
 
   statement {
+    sid = "OneLinePerInvocation" # a scheduled run invokes this function once per plant and line (aws_retrain.py)
+    # by name, not module.retrain.arn: this document is an input of that module
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.retrain_function_arn]
+  }
+
+  statement {
     sid       = "DeploymentShadows"
     actions   = ["iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow", "iot:DescribeThing"]
     resources = ["${local.iot_arn}:thing/*"]

@@ -33,7 +33,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--registry", help="registry folder or s3://bucket/prefix (default for --from-archive: DIR/../registry)"
     )
-    p.add_argument("--version", default="1", help="model version when no registry is used")
+    p.add_argument(
+        "--version",
+        default="baseline",
+        help="model version when no registry is used (registry versions count 1, 2, ...: a baseline must not share "
+        "one, or batches and drift would not tell the two models apart)",
+    )
     p.add_argument("--scope", choices=["line", "asset_class"], default="line", help="one model per line or per class")
     p.add_argument("--seed", type=int, default=0, help="forest seed (same data + seed = identical artifact)")
     p.add_argument("--trees", type=int, default=_DEFAULTS.n_estimators)
@@ -180,10 +185,10 @@ def _store(url: str) -> ObjectStore:
     if url.startswith("s3://"):
         import boto3
 
-        from plantwatch.adapters.object_store import S3ObjectStore
+        from plantwatch.adapters.object_store import S3ObjectStore, s3_client_config
 
         bucket, _, prefix = url[5:].partition("/")
-        return S3ObjectStore(boto3.client("s3"), bucket, prefix)
+        return S3ObjectStore(boto3.client("s3", config=s3_client_config()), bucket, prefix)
     from plantwatch.adapters.object_store import LocalObjectStore
 
     return LocalObjectStore(Path(url))
@@ -245,9 +250,17 @@ def _retrain(
         from plantwatch.adapters.archive_reader import read_archive
 
         start, end = _ms(args.start, 0), _ms(args.end, int(time.time() * 1000))
-        columns = read_archive(_store(source), start_ms=start, end_ms=end, plant=args.plant)
+        unreadable: list[tuple[str, str]] = []
+        columns = read_archive(_store(source), start_ms=start, end_ms=end, plant=args.plant, unreadable=unreadable)
+        for key, reason in unreadable:
+            print(f"plantwatch train: archive object {key} is unreadable and was left out: {reason}", file=sys.stderr)
         assets = reading_assets(columns, train.spec)
+        if args.end is None and len(columns.ts):
+            # "Until now" is recorded as the newest reading read, not the wall clock: same data, same artifact.
+            end = int(columns.ts.max()) + 1
         meta = {"kind": "archive", "url": source, "start_ms": start, "end_ms": end, "readings": len(columns)}
+        if unreadable:
+            meta["unreadable_objects"] = len(unreadable)
         if not assets:
             print(f"no complete feature windows in {source} between {args.start} and {args.end}", file=sys.stderr)
             return 2
@@ -259,9 +272,12 @@ def _retrain(
         source=meta,
     )
     for r in results:
+        if not r.trained:
+            print(f"{r.name}: {r.reason} (the simulated plant: --lines, --assets-per-line)", file=sys.stderr)
+            continue
         verdict = "promoted" if r.promoted else "rejected"
         print(f"{r.name} v{r.version}: {verdict} ({r.reason}); test {msgspec.json.encode(r.metrics).decode()}")
-    return 0
+    return 0 if all(r.trained for r in results) and not meta.get("unreadable_objects") else 2
 
 
 def _title(sim: SimulationConfig, periods: Periods) -> str:

@@ -17,14 +17,18 @@ from typing import Any
 import boto3
 import msgspec
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from plantwatch.adapters.aws_retrain import (
     DEPLOYMENT_FAILED,
+    FAN_OUT_SOURCE,
     NO_DATA,
     NO_GATEWAY,
+    NO_LABELLED_SET,
     NO_THING_GROUP,
     RETRAIN_ERROR,
+    UNREADABLE,
     RetrainIncompleteError,
     RetrainJob,
     RetrainSettings,
@@ -94,7 +98,9 @@ def _archive(aws: dict[str, Any], tmp_path: Path, sim: SimulationConfig) -> None
         aws["s3"].upload_file(str(path), "archive", f"compliance/{path.relative_to(root).as_posix()}")
 
 
-def _settings(aws: dict[str, Any], *, plants: str, lines: str = "line-1,line-2", queue: bool = True) -> RetrainSettings:
+def _settings(
+    aws: dict[str, Any], *, plants: str, lines: str = "line-1,line-2", queue: bool = True, sim: SimulationConfig = SIM
+) -> RetrainSettings:
     env = {
         "PLANTWATCH_ARCHIVE_BUCKET": "archive",
         "PLANTWATCH_ARCHIVE_PREFIX": "compliance",
@@ -105,7 +111,7 @@ def _settings(aws: dict[str, Any], *, plants: str, lines: str = "line-1,line-2",
         "PLANTWATCH_PLANTS": plants,
         "PLANTWATCH_WINDOW_DAYS": "1",
         "PLANTWATCH_TRAIN": msgspec.json.encode(TRAIN).decode(),
-        "PLANTWATCH_SIMULATION": msgspec.json.encode(SIM).decode(),
+        "PLANTWATCH_SIMULATION": msgspec.json.encode(sim).decode(),
         "PLANTWATCH_PERIODS": msgspec.json.encode(ARCHIVE_PERIODS).decode(),
     }
     if queue:
@@ -439,6 +445,90 @@ def test_a_line_without_a_thing_group_is_refused_before_anything_is_trained_or_r
     assert (replay["plant"], replay["line"]) == ("plant-1", "line-2")
 
 
+def test_a_line_the_labelled_set_does_not_cover_is_reported_and_the_others_are_retrained(
+    tmp_path: Path, aws: dict[str, Any]
+) -> None:
+    require_sklearn()
+    # GIVEN readings and thing groups of plant-1's line-1 and line-2, and a simulated (labelled) plant of line-1 only
+    _archive(aws, tmp_path, SIM)
+    settings = _settings(aws, plants="plant-1", sim=msgspec.structs.replace(SIM, lines=1))
+    stubber = stub_rollout(aws["greengrass"], "plant-1", ["line-1"])
+    # WHEN the scheduled event fires
+    result = _job(aws, settings).run(_scheduled())
+    # THEN line-1 is retrained and deployed; line-2, which no labelled fault could judge, has nothing registered
+    stubber.assert_no_pending_responses()
+    [run] = result["runs"]
+    assert (run["status"], run["unjudged_lines"]) == ("partial", ["line-2"])
+    assert [m["name"] for m in run["models"]] == ["plant-1.line-1"]
+    assert _registered(aws) == {"plant-1.line-1"}
+    # AND it is reported and queued for that line alone
+    [problem] = result["problems"]
+    assert (problem["code"], problem["line"]) == (NO_LABELLED_SET, "line-2")
+    assert "holds no fault episodes of its assets (line-2-asset-1, line-2-asset-2)" in problem["message"]
+    [(code, _, replay)] = _queued(aws)
+    assert (code, replay["line"]) == (NO_LABELLED_SET, "line-2")
+
+
+def test_in_lambda_a_scheduled_run_invokes_the_function_once_per_plant_and_line(
+    tmp_path: Path, aws: dict[str, Any]
+) -> None:
+    require_sklearn()
+    # GIVEN plant-1 archived with line-1 and line-2, thing groups for line-1 only, and the job running in Lambda
+    _archive(aws, tmp_path, SIM)
+    settings = _settings(aws, plants="plant-1,plant-2", lines="line-1")
+    client = boto3.client("lambda")
+    invokes = Stubber(client)
+    window = {"start": "1969-12-25T01:00:00Z", "end": "1970-01-01T01:00:00Z"}
+    for plant in ("plant-1", "plant-2"):
+        event = {"source": FAN_OUT_SOURCE, "plant": plant, "line": "line-1", **window}
+        expected = {
+            "FunctionName": "plantwatch-retrain",
+            "InvocationType": "Event",
+            "Payload": json.dumps(event).encode(),
+        }
+        invokes.add_response("invoke", {"StatusCode": 202}, expected)
+    job = RetrainJob(
+        settings, s3=aws["s3"], greengrass=aws["greengrass"], iot=aws["iot"], sqs=aws["sqs"],
+        fan_out=(client, "plantwatch-retrain"),
+    )  # fmt: skip
+    # WHEN the schedule fires
+    with invokes:
+        result = job.run({**_scheduled(), "time": window["end"], "start": window["start"]})
+    # THEN each configured plant's line is one asynchronous invocation over the same window, and nothing is trained
+    invokes.assert_no_pending_responses()
+    assert result["invoked"] == [{"plant": "plant-1", "line": "line-1"}, {"plant": "plant-2", "line": "line-1"}]
+    assert _registered(aws) == set()
+    # AND the archived line without a thing group is reported by this run, as a plant's run reports it
+    [problem] = result["problems"]
+    assert (result["status"], problem["code"], problem["line"]) == ("failed", NO_THING_GROUP, "line-2")
+    # AND one invocation's event retrains that plant's line alone, on the window the schedule chose
+    stubber = stub_rollout(aws["greengrass"], "plant-1", ["line-1"])
+    event = {"source": FAN_OUT_SOURCE, "plant": "plant-1", "line": "line-1", "start": "1970-01-01T00:00:00Z"}
+    [run] = job.run({**event, "end": "1970-01-01T01:00:00Z"})["runs"]
+    stubber.assert_no_pending_responses()
+    assert (run["line"], [m["name"] for m in run["models"]]) == ("line-1", ["plant-1.line-1"])
+
+
+def test_a_fanned_out_invocation_that_lambda_refuses_is_reported_and_the_others_are_made(aws: dict[str, Any]) -> None:
+    settings = _settings(aws, plants="plant-1", lines="line-1,line-2")
+    client = boto3.client("lambda")
+    invokes = Stubber(client)
+    invokes.add_client_error("invoke", "TooManyRequestsException", "Rate exceeded", 429)
+    invokes.add_response("invoke", {"StatusCode": 202})
+    job = RetrainJob(
+        settings, s3=aws["s3"], greengrass=aws["greengrass"], iot=aws["iot"], sqs=aws["sqs"],
+        fan_out=(client, "plantwatch-retrain"),
+    )  # fmt: skip
+    with invokes:
+        result = job.run(_scheduled())
+    assert result["invoked"] == [{"plant": "plant-1", "line": "line-2"}]
+    [problem] = result["problems"]
+    assert (problem["code"], problem["line"]) == (RETRAIN_ERROR, "line-1")
+    assert "TooManyRequestsException" in problem["message"]
+    [(code, _, replay)] = _queued(aws)
+    assert (code, replay["plant"], replay["line"]) == (RETRAIN_ERROR, "plant-1", "line-1")
+
+
 def test_lines_named_unlike_the_thing_groups_train_nothing(tmp_path: Path, aws: dict[str, Any]) -> None:
     require_sklearn()
     # GIVEN the gateways' lines "line-1"/"line-2" and thing groups made for "line1"/"line2"
@@ -517,16 +607,22 @@ def test_a_plant_whose_retraining_raises_is_reported_and_the_other_plants_go_on(
     tmp_path: Path, aws: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     require_sklearn()
-    # GIVEN plants 1 and 2 archived, and one of plant-1's archive objects damaged (bit rot, a bad upload)
+    # GIVEN plants 1 and 2 archived, and reading plant-1's archive denied (a bucket policy, a KMS key grant)
     _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-1"))
     _archive(aws, tmp_path, msgspec.structs.replace(SIM, plant="plant-2"))
-    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="archive")["Contents"]]
-    damaged = next(k for k in keys if "plant=plant-1" in k or "/plant-1/" in k)
-    aws["s3"].put_object(Bucket="archive", Key=damaged, Body=b"PAR1 not parquet")
     stubber = stub_rollout(aws["greengrass"], "plant-2", ["line-1", "line-2"])
+    job = _job(aws, _settings(aws, plants="plant-1,plant-2"))
+    get = job.archive.get
+
+    def denied(key: str) -> bytes | None:
+        if "plant=plant-1/" in key:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+        return get(key)
+
+    job.archive.get = denied  # type: ignore[method-assign]
     # WHEN the schedule retrains both
     with caplog.at_level(logging.ERROR, logger=JOB_LOGGER):
-        result = _job(aws, _settings(aws, plants="plant-1,plant-2")).run(_scheduled())
+        result = job.run(_scheduled())
     # THEN plant-2 is retrained and deployed all the same; plant-1's failure is logged, returned (not raised, so
     # Lambda does not re-run every plant) and queued as an event that retries plant-1 alone
     stubber.assert_no_pending_responses()
@@ -537,10 +633,37 @@ def test_a_plant_whose_retraining_raises_is_reported_and_the_other_plants_go_on(
     assert result["status"] == "failed"
     [problem] = result["problems"]
     assert (problem["code"], problem["plant"]) == (RETRAIN_ERROR, "plant-1")
+    assert "AccessDenied" in problem["message"]
     [(code, _, replay)] = _queued(aws)
     assert code == RETRAIN_ERROR
     assert replay["plant"] == "plant-1" and "line" not in replay
     assert any(r.name == JOB_LOGGER and r.exc_info for r in caplog.records), "the traceback is logged"
+
+
+def test_an_unreadable_archive_object_is_left_out_and_reported_and_the_rest_is_trained(
+    tmp_path: Path, aws: dict[str, Any]
+) -> None:
+    require_sklearn()
+    # GIVEN plant-1 archived (one object per line), and line-2's object damaged (bit rot, a bad upload)
+    _archive(aws, tmp_path, SIM)
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="archive")["Contents"] if "line=line-2/" in o["Key"]]
+    damaged = sorted(keys)[0]
+    aws["s3"].put_object(Bucket="archive", Key=damaged, Body=b"PAR1 not parquet")
+    stubber = stub_rollout(aws["greengrass"], "plant-1", ["line-1"])
+    # WHEN the schedule retrains it
+    result = _job(aws, _settings(aws, plants="plant-1")).run(_scheduled())
+    # THEN line-1 is retrained and deployed, and the damaged object takes nothing else down
+    stubber.assert_no_pending_responses()
+    [run] = result["runs"]
+    assert [m["name"] for m in run["models"]] == ["plant-1.line-1"]
+    assert (run["status"], run["unreadable_objects"]) == ("partial", 1)
+    # AND the object left out is named, counted and queued, so nobody mistakes the model for one of every reading
+    [problem] = result["problems"]
+    assert problem["code"] == UNREADABLE
+    assert damaged.removeprefix("compliance/") in problem["message"]
+    assert "1 archive object(s) of plant 'plant-1'" in problem["message"]
+    [(code, _, replay)] = _queued(aws)
+    assert (code, replay["plant"]) == (UNREADABLE, "plant-1")
 
 
 def test_the_s3_registrys_champion_is_written_with_s3s_conditional_write(aws: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,17 @@ from tests.unit.ml_support import require_sklearn
 HOUR = 3_600_000
 
 
+def train_args(root: Path, *extra: str, end: str | None = "1970-01-01T01:00:00") -> list[str]:
+    """``plantwatch train --from-archive ROOT/archive`` against SIM's plant (2 lines of 2 assets) and the archive
+    periods; ``extra`` arguments come last, so they override these."""
+    return [
+        "train", "--from-archive", str(root / "archive"), "--lines", "2", "--assets-per-line", "2",
+        "--sim-seed", "11", "--waveform-types", "", "--train-days", str(ARCHIVE_PERIODS.train_days),
+        "--validation-days", str(ARCHIVE_PERIODS.validation_days), "--test-days", str(ARCHIVE_PERIODS.test_days),
+        *([] if end is None else ["--end", end]), *extra,
+    ]  # fmt: skip
+
+
 def test_archived_readings_give_the_same_features_as_the_simulator(tmp_path: Path) -> None:
     start = 5 * HOUR
     written = archive_simulated_readings(tmp_path / "archive", SIM, start, start + 600_000)
@@ -51,16 +63,69 @@ def test_archived_readings_give_the_same_features_as_the_simulator(tmp_path: Pat
     assert len(read_archive(store, start_ms=start, end_ms=start + 600_000, plant="another-plant")) == 0
 
 
+class ListingSpy(LocalObjectStore):
+    """A local store that records the prefixes it is asked to list."""
+
+    listed: list[str]
+
+    def list(self, prefix: str) -> list[str]:
+        self.listed.append(prefix)
+        return super().list(prefix)
+
+
+def test_reading_a_window_lists_only_its_days_of_the_plant_or_line(tmp_path: Path) -> None:
+    day = 24 * HOUR
+    for start in (0, 3 * day):  # GIVEN two archived minutes three days apart (gateways numbered from 0 in each)
+        archive_simulated_readings(tmp_path / f"at-{start}", SIM, start, start + 60_000)
+        shutil.copytree(tmp_path / f"at-{start}" / "batches", tmp_path / "archive" / "batches", dirs_exist_ok=True)
+    store = ListingSpy(tmp_path / "archive")
+    store.listed = []
+    # WHEN a window of the first two days is read, THEN only those days' folders of the plant are listed
+    columns = read_archive(store, start_ms=0, end_ms=2 * day, plant=SIM.plant)
+    assert store.listed == ["batches/date=1970-01-01/plant=plant-1/", "batches/date=1970-01-02/plant=plant-1/"]
+    assert int(columns.ts.max()) < day
+    store.listed = []
+    read_archive(store, start_ms=3 * day, end_ms=3 * day + HOUR, plant=SIM.plant, lines=["line-2"])
+    assert store.listed == ["batches/date=1970-01-04/plant=plant-1/line=line-2/"]
+    # AND "everything until now" lists the archive once, and still reads only the window's days
+    store.listed = []
+    late = read_archive(store, start_ms=2 * day, end_ms=400 * day, plant=SIM.plant)
+    assert store.listed == ["batches/"]
+    assert int(late.ts.min()) >= 3 * day
+    assert len(late) == len(columns)
+
+
+def test_an_unreadable_archive_object_is_left_out_named_and_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_sklearn()
+    archive_simulated_readings(tmp_path / "archive", SIM, 0, HOUR)
+    store = LocalObjectStore(tmp_path / "archive")
+    whole = read_archive(store, start_ms=0, end_ms=HOUR, plant=SIM.plant)
+    # GIVEN line-2's object truncated (one object per line here)
+    [damaged] = [k for k in store.list("batches/") if "line=line-2/" in k]
+    path = tmp_path / "archive" / damaged
+    path.write_bytes(path.read_bytes()[:3000])
+    # WHEN the archive is read, THEN line-1's readings are all there, and the object is named with its reason
+    unreadable: list[tuple[str, str]] = []
+    columns = read_archive(store, start_ms=0, end_ms=HOUR, plant=SIM.plant, unreadable=unreadable)
+    assert len(columns) == len(whole) // 2
+    assert {a[1] for a in columns.assets} == {"line-1"}
+    assert [(key, reason.split(":")[0]) for key, reason in unreadable] == [(damaged, "ArrowInvalid")]
+    # AND plantwatch train says so, records it in the model's source, and exits 2 though line-1 was trained
+    assert main(train_args(tmp_path)) == 2
+    assert f"archive object {damaged} is unreadable and was left out: ArrowInvalid" in capsys.readouterr().err
+    model = ModelRegistry(LocalObjectStore(tmp_path / "registry")).load("plant-1.line-1", "1")
+    assert model.info.training["source"]["unreadable_objects"] == 1
+
+
 def test_train_from_archive_registers_and_promotes_a_first_champion(tmp_path: Path) -> None:
     require_sklearn()
     archive_simulated_readings(tmp_path / "archive", SIM, 0, HOUR)
-    args = [
-        "train", "--from-archive", str(tmp_path / "archive"), "--end", "1970-01-01T01:00:00",
-        "--lines", "2", "--assets-per-line", "2", "--sim-seed", "11", "--trees", str(TRAIN.n_estimators),
-        "--max-samples", str(TRAIN.max_samples), "--window", str(TRAIN.window), "--waveform-types", "",
-        "--train-days", str(ARCHIVE_PERIODS.train_days), "--validation-days", str(ARCHIVE_PERIODS.validation_days),
-        "--test-days", str(ARCHIVE_PERIODS.test_days),
-    ]  # fmt: skip
+    args = train_args(
+        tmp_path, "--trees", str(TRAIN.n_estimators), "--max-samples", str(TRAIN.max_samples), "--window",
+        str(TRAIN.window),
+    )  # fmt: skip
     assert main(args) == 0
     registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
     champion = registry.champion("plant-1.line-1")
@@ -73,11 +138,80 @@ def test_train_from_archive_registers_and_promotes_a_first_champion(tmp_path: Pa
     assert champion.feature_spec_hash == TRAIN.spec.hash
     model = registry.load("plant-1.line-1", "1")
     assert model.info.training["source"]["kind"] == "archive"
-    # a second run registers version 2 with version 1 as its parent
+    # a second run registers version 2 with version 1 as its parent; trained on the same data, it is not worse
     assert main(args) == 0
     second = registry.entry("plant-1.line-1", "2")
     assert second.parent == "1"
-    assert second.status in {"champion", "rejected"}
+    assert (second.status, second.decision) == ("champion", "not worse than the champion on the same evaluation set")
+
+
+def registry_entry(root: Path, version: str) -> RegistryEntry:
+    return ModelRegistry(LocalObjectStore(root / "registry")).entry("plant-1.line-1", version)
+
+
+def test_a_forest_trained_on_seconds_of_archive_never_becomes_the_champion(tmp_path: Path) -> None:
+    require_sklearn()
+    archive_simulated_readings(tmp_path / "archive", SIM, 0, HOUR)
+
+    def train(start: str, *extra: str) -> RegistryEntry:
+        assert main(train_args(tmp_path, "--start", start, "--trees", "100", "--max-samples", "512", *extra)) == 0
+        registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
+        return registry.entry("plant-1.line-1", registry.versions("plant-1.line-1")[-1])
+
+    # GIVEN no champion: the last 12 s (a couple of windows) make a forest the thresholds carry to the targets
+    first = train("1970-01-01T00:59:48")
+    assert first.status == "rejected"
+    assert first.decision.startswith("no champion yet, and it misses targets:")
+    assert "(forest alone)" in first.decision
+    # WHEN an hour's forest became the champion and the next run has only the last 12 s (a couple of windows)
+    assert train("1970-01-01T00:00:00").status == "champion"
+    late = train("1970-01-01T00:59:48")
+    # THEN it is rejected (slower, or a forest that can't separate faults: compare's tests take each reason)
+    assert late.rows["healthy_rows_used"] < 10
+    assert late.status == "rejected"
+    assert (
+        late.metrics["forest_only"]["roc_auc"] < 0.9 < registry_entry(tmp_path, "2").metrics["forest_only"]["roc_auc"]
+    )
+    # AND a challenger on other features (another window) is not compared on the champion's rows, nor promoted
+    other = train("1970-01-01T00:00:00", "--window", "5")
+    assert other.status == "rejected"
+    assert other.decision.startswith("trained on other features than champion v2")
+    champion = ModelRegistry(LocalObjectStore(tmp_path / "registry")).champion("plant-1.line-1")
+    assert champion is not None
+    assert champion.version == "2"
+
+
+def test_train_from_archive_until_now_gives_the_same_artifact_at_any_wall_clock_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_sklearn()
+    archive_simulated_readings(tmp_path / "archive", SIM, 0, HOUR)
+    shas = []
+    for run, now_s in enumerate((1_800_000_000.0, 1_800_086_400.0)):  # GIVEN two runs a day apart, without --end
+        monkeypatch.setattr("time.time", lambda now_s=now_s: now_s)
+        args = train_args(
+            tmp_path, "--registry", str(tmp_path / f"registry-{run}"), "--trees", "20", "--max-samples", "256", end=None
+        )
+        main(args)  # (whether these small forests are promoted does not matter here)
+        entry = ModelRegistry(LocalObjectStore(tmp_path / f"registry-{run}")).entry("plant-1.line-1", "1")
+        assert entry.training_window["end_ms"] < HOUR
+        shas.append(entry.sha256)
+    # THEN the artifacts are byte-identical: the window's end is the newest reading read, not the clock
+    assert shas[0] == shas[1]
+
+
+def test_train_from_archive_trains_the_lines_it_can_judge_and_fails_on_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_sklearn()
+    # GIVEN an archive of two lines, and a simulated (labelled) plant of one
+    archive_simulated_readings(tmp_path / "archive", SIM, 0, HOUR)
+    # WHEN it trains, THEN line-1 gets a model, line-2 nothing, and the exit status says not all went well
+    assert main(train_args(tmp_path, "--lines", "1")) == 2
+    registry = ModelRegistry(LocalObjectStore(tmp_path / "registry"))
+    assert registry.versions("plant-1.line-1") == ["1"]
+    assert registry.versions("plant-1.line-2") == []
+    assert "plant-1.line-2: not trained: the labelled evaluation set holds no fault episodes" in capsys.readouterr().err
 
 
 def test_promotion_refuses_a_worse_challenger_and_keeps_it_as_rejected(tmp_path: Path) -> None:
@@ -131,6 +265,25 @@ def test_compare_orders_recall_then_false_alerts_then_delay() -> None:
     assert not compare({**base, "median_delay_s": 30.0}, base).promote
     assert compare({**base, "max_false_alerts_per_line_day": 0.9}, base).promote  # still within the target
     assert not compare({**base, "max_false_alerts_per_line_day": 2.0}, base).promote
+
+
+def test_compare_judges_the_forest_alone_where_both_summaries_carry_it() -> None:
+    forest = {"episodes": 10, "detected": 10, "max_false_alerts_per_line_day": 0.0, "median_delay_s": 9.0}
+    whole = {"episodes": 10, "detected": 10, "max_false_alerts_per_line_day": 0.0, "median_delay_s": 7.0}
+    champion = {**whole, "roc_auc": 0.96, "forest_only": {**forest, "roc_auc": 0.96}}
+    assert compare(champion, champion).promote
+    # the thresholds catch every episode either way: the forest's own recall, delay and AUC decide
+    blind = compare({**champion, "forest_only": {**forest, "detected": 0, "roc_auc": 0.5}}, champion)
+    assert (blind.promote, blind.reason) == (False, "its forest alone detects fewer episodes (0.000 < 1.000)")
+    slow = compare({**champion, "forest_only": {**forest, "median_delay_s": 20.0, "roc_auc": 0.96}}, champion)
+    assert slow.reason == "its forest alone detects more slowly (20.0 s > 9.0 s median)"
+    vague = compare({**champion, "forest_only": {**forest, "roc_auc": 0.94}}, champion)
+    assert vague.reason.startswith("its forest alone separates faulty from healthy readings worse (ROC AUC 0.940")
+    assert compare({**champion, "forest_only": {**forest, "roc_auc": 0.955}}, champion).promote  # within 0.01
+    # a first champion must meet the targets with its forest alone too
+    met = {"every_episode_detected": True, "median_delay_under_60s": True}
+    lone = compare({**whole, "targets_met": met, "forest_only": {**forest, "targets_met": {**met, "x": False}}}, None)
+    assert (lone.promote, lone.reason) == (False, "no champion yet, and it misses targets: x (forest alone)")
 
 
 def test_registry_refuses_to_overwrite_a_version(tmp_path: Path) -> None:
@@ -264,7 +417,8 @@ class SpyPublisher:
 
 def test_retraining_publishes_the_champion_with_the_version_it_was_published_as(tmp_path: Path) -> None:
     require_sklearn()
-    train = msgspec.structs.replace(TRAIN, n_estimators=5)
+    # The project's forest size: a first champion must meet the targets with its forest alone, as the baseline does
+    train = msgspec.structs.replace(TRAIN, n_estimators=200, max_samples=1024)
     assets = [a for a in simulator_training_assets(SIM, train, PERIODS) if a.line == "line-1"]
     evaluator = simulator_evaluator(SIM, train, PERIODS)
     registry = ModelRegistry(LocalObjectStore(tmp_path))

@@ -9,6 +9,8 @@ import msgspec
 import numpy as np
 import pytest
 
+from plantwatch.contract import ScoredReading
+from plantwatch.domain.alerts import AlertEngine
 from plantwatch.domain.simulator import PlantSimulator
 from plantwatch.models import ForestModel
 from plantwatch.models.evaluation import AlertPolicy, alert_runs, evaluate, roc_auc, score_assets
@@ -20,6 +22,7 @@ from plantwatch.models.pipeline import (
     train_on_simulator,
 )
 from plantwatch.models.trainer import TrainConfig, group_assets, train_models
+from tests.helpers import reading
 from tests.unit.lifecycle_support import PERIODS, SIM, TRAIN
 from tests.unit.ml_support import require_sklearn
 
@@ -119,6 +122,8 @@ def test_the_committed_baseline_scores_the_simulated_plant() -> None:
     spec = TrainConfig().spec
     for path in paths:
         model = ForestModel.load(path)
+        # registry versions count 1, 2, ...: batches and drift references tell the baseline from a first champion
+        assert model.ref.version == "baseline"
         assert model.feature_spec == spec
         assert all(model.info.training["test"]["targets_met"].values())
         assert all(model.info.training["test_forest_only"]["targets_met"].values())
@@ -218,3 +223,24 @@ def test_plantwatch_train_names_a_setting_that_cannot_work_and_trains_nothing(
     assert main(["train", "--envelope-votes", "2", "--out", str(tmp_path)]) == 2
     assert "envelope_votes and envelope_tolerance need an envelope" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_alert_runs_raises_and_clears_where_the_gateways_alert_engine_does() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(500):  # random flag runs, and N and M, against the engine itself, one reading at a time
+        flags = rng.random(int(rng.integers(1, 80))) < rng.uniform(0.1, 0.9)
+        raise_after, clear_after = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+        engine = AlertEngine(gateway_id="gw-1", plant="plant-1", raise_after=raise_after, clear_after=clear_after)
+        runs: list[tuple[int, int | None]] = []
+        for k, flag in enumerate(flags.tolist()):
+            scored = ScoredReading(reading=reading(0, ts_ms=1_000 * k), score=0.0, anomaly=flag, reasons=())
+            event = engine.observe(scored)
+            if event is not None and event.event == "raised":
+                runs.append((k, None))
+            elif event is not None and event.event == "cleared":
+                runs[-1] = (runs[-1][0], k)
+        assert alert_runs(flags, raise_after, clear_after) == runs, (
+            flags.astype(int).tolist(),
+            raise_after,
+            clear_after,
+        )

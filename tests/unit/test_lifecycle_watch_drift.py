@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import msgspec
@@ -12,11 +13,13 @@ import pytest
 from plantwatch.adapters.object_store import LocalObjectStore
 from plantwatch.adapters.simulator_source import SimulatorSource
 from plantwatch.adapters.sqlite_spool import SqliteSpool
+from plantwatch.contract.batch import ModelRef
 from plantwatch.contract.decode import decode_payload
 from plantwatch.domain.decision import AnomalyDetector
 from plantwatch.domain.features import FeatureSpec
 from plantwatch.domain.simulator import DAY_MS, PlantSimulator, SimulationConfig
-from plantwatch.domain.thresholds import ThresholdScorer
+from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
+from plantwatch.local.platform import LocalPlatform, PlatformOptions
 from plantwatch.models import ForestModel
 from plantwatch.models.datasets import simulator_assets
 from plantwatch.models.drift import (
@@ -107,16 +110,58 @@ def test_a_promoted_model_is_swapped_in_between_batches(tmp_path: Path, outcome)
 
 
 def test_a_broken_promotion_keeps_the_current_model(tmp_path: Path, outcome) -> None:  # type: ignore[no-untyped-def]
-    registry = ModelRegistry(LocalObjectStore(tmp_path))
-    registry.register(outcome.models[NAME], metrics={})
-    registry.decide(NAME, "1", None)
-    detector = AnomalyDetector(spec=TRAIN.spec, model=outcome.models[NAME])
-    watch = ModelWatch(detector, RegistryModelSource(registry, NAME))
-    artifact = tmp_path / NAME / "versions" / "1" / "model.pwf"
-    artifact.write_bytes(artifact.read_bytes()[:-10])  # truncated on disk
+    registry, detector, watch = _watching_v1(tmp_path, outcome.models[NAME])
+    running = detector.model
+    # GIVEN version 2 promoted, but its artifact truncated on disk
+    registry.register(with_training(outcome.models[NAME], {}, version="2"), metrics={})
+    registry.decide(NAME, "2", None)
+    artifact = tmp_path / "registry" / NAME / "versions" / "2" / "model.pwf"
+    artifact.write_bytes(artifact.read_bytes()[:-10])
+    # WHEN the watch polls, THEN it stages nothing and the gateway keeps scoring with version 1
     assert not watch.poll()
     assert watch.pending is None
-    assert detector.model is outcome.models[NAME]
+    assert detector.model is running
+    # AND the refusal is for that champion only: a sound version 3 promoted after it is staged
+    registry.register(with_training(outcome.models[NAME], {}, version="3"), metrics={})
+    registry.decide(NAME, "3", None)
+    assert watch.poll()
+    assert watch.pending is not None
+    assert watch.pending.version == "3"
+
+
+def test_a_swap_whose_sealing_flush_fails_stays_staged_for_the_next_boundary(  # type: ignore[no-untyped-def]
+    tmp_path: Path, outcome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry, detector, watch = _watching_v1(tmp_path, outcome.models[NAME])
+    gateway = Gateway(
+        config=GatewayConfig(gateway_id="gw-1", plant=SIM.plant, batch_interval_ms=5000),
+        sources=[SimulatorSource(PlantSimulator(SIM), "line-1")],
+        scorer=detector,  # type: ignore[arg-type]
+        model=detector.model_ref,
+        spool=SqliteSpool(tmp_path / "spool.db"),
+    )
+    registry.register(with_training(outcome.models[NAME], {}, version="2"), metrics={})
+    registry.decide(NAME, "2", None)
+    assert watch.poll()
+    # GIVEN the flush that seals version 1's readings fails once (a locked spool, a disk error)
+    flush = gateway.flush
+    failures = iter([sqlite3.OperationalError("database is locked")])
+
+    def flaky_flush() -> None:
+        for error in failures:
+            raise error
+        flush()
+
+    monkeypatch.setattr(gateway, "flush", flaky_flush)
+    # WHEN the swap is tried, THEN it raises, and version 1 still scores and still names the batches
+    with pytest.raises(sqlite3.OperationalError):
+        watch.apply(gateway)
+    assert (detector.model_ref.version, gateway.header.model.version) == ("1", "1")
+    # AND at the next boundary version 2 is swapped in, though the registry did not change in between
+    assert not watch.poll()
+    ref = watch.apply(gateway)
+    assert ref is not None
+    assert (ref.version, detector.model_ref.version, gateway.header.model.version) == ("2", "2", "2")
 
 
 def _daily_status(simulator: PlantSimulator, model: ForestModel, monitor: DriftMonitor, day: int) -> DriftStatus:
@@ -222,3 +267,26 @@ def test_a_champion_the_gateway_refuses_is_logged_once_not_at_every_poll(
     watch.source.load = flaky  # type: ignore[method-assign]
     assert not watch.poll()
     assert watch.poll()
+
+
+def test_a_local_line_without_a_baseline_model_picks_up_its_registry_champion(tmp_path: Path) -> None:
+    # GIVEN a local platform with no baseline models, and a champion for line-2 in its registry
+    registry = ModelRegistry(LocalObjectStore(tmp_path / "data" / "registry"))
+    baseline = ForestModel.load(Path(__file__).resolve().parents[2] / "models" / "plant-1.line-2.pwf")
+    registry.register(with_training(baseline, {}, version="1"), metrics={})
+    registry.decide("plant-1.line-2", "1", None)
+    options = PlatformOptions(data_dir=tmp_path / "data", models_dir=tmp_path / "no-models", port=1, mqtt_port=1)
+    platform = LocalPlatform(options, out=lambda line: None)
+    try:
+        # WHEN the platform polls the registry and steps its gateways
+        platform._poll_models()
+        platform._gateways_step()
+        # THEN line-2's gateway scores with the champion, the others with thresholds and limits until one is promoted
+        refs = {g.config.gateway_id: g.header.model for g in platform.gateways}
+        assert refs["gw-line-2"] == ModelRef(name="plant-1.line-2", version="1")
+        assert refs["gw-line-1"] == refs["gw-line-3"] == THRESHOLD_MODEL
+        assert sorted(platform.watches) == ["gw-line-1", "gw-line-2", "gw-line-3"]
+    finally:
+        platform.archive.close()
+        platform.store.close()
+        platform.stream.close()

@@ -24,7 +24,10 @@ from plantwatch.services.score_windows import ScoreWindows
 from plantwatch.services.stream_processing import StreamProcessor
 from tests.unit.test_schemas import validator
 
-MODEL = ForestModel.load(Path(__file__).resolve().parents[2] / "models" / "plant-1.line-1.pwf")
+#: The committed baseline, numbered as a registry numbers its first version (it ships as "baseline")
+MODEL = with_training(
+    ForestModel.load(Path(__file__).resolve().parents[2] / "models" / "plant-1.line-1.pwf"), {}, version="1"
+)
 REFERENCE = [float(q) for q in MODEL.info.training["score_histogram"]]
 MINUTE = 60_000
 

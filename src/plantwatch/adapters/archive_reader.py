@@ -1,17 +1,27 @@
-"""Reading archived readings back for training: Parquet under ``batches/date=*/plant=*/line=*/`` in any object store."""
+"""Reading archived readings back for training: Parquet under ``batches/date=*/plant=*/line=*/`` in any object store.
+
+A week of one line is many objects (one per stream-processor invocation and line: at the default 5 s batching
+window about 120,000), so keys are listed per day and plant, objects are fetched and decoded by a pool of
+threads (S3 answers each GET after tens of milliseconds; pyarrow decodes without holding the GIL), and the
+readings are kept as coded columns (:class:`~plantwatch.models.datasets.ReadingColumns`).
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from plantwatch.adapters.object_store import READ_WORKERS
 from plantwatch.models.datasets import ReadingColumns
 from plantwatch.models.registry import ObjectStore
 
@@ -19,61 +29,156 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = ["plant", "line", "asset", "sensor_type", "ts", "value", "anomaly"]
 _PARTITION = re.compile(r"batches/date=(\d{4}-\d{2}-\d{2})/plant=([^/]+)/line=([^/]+)/[^/]+\.parquet$")
+#: Objects fetched at once (S3 GETs in flight); each holds at most one object's bytes and table.
+DEFAULT_WORKERS = READ_WORKERS
 
 
-def _day(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+_SEP = "\x1f"
+#: A window of more days than this is listed in one go (filtered by day) instead of one listing per day.
+MAX_LISTED_DAYS = 62
+
+
+def _day(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def archive_keys(
     store: ObjectStore, *, start_ms: int, end_ms: int, plant: str | None = None, lines: Sequence[str] | None = None
 ) -> list[str]:
-    """Parquet keys whose date partition overlaps [start_ms, end_ms), optionally for one plant and some lines."""
+    """Parquet keys whose date partition overlaps [start_ms, end_ms), optionally for one plant and some lines.
+
+    Only the window's days are listed (and within them the plant's folder, or one line's), never the whole
+    archive: a year of a plant is millions of objects.
+    """
     first, last = _day(start_ms), _day(max(start_ms, end_ms - 1))
+    prefixes = []
+    day = first
+    if (last - first).days >= MAX_LISTED_DAYS:  # "everything until now": one listing of all days, filtered below
+        prefixes, day = ["batches/"], last + timedelta(days=1)
+    while day <= last:
+        prefix = f"batches/date={day:%Y-%m-%d}/"
+        if plant is not None:
+            prefix += f"plant={plant}/"
+            prefixes += [f"{prefix}line={line}/" for line in lines] if lines is not None else [prefix]
+        else:
+            prefixes.append(prefix)
+        day += timedelta(days=1)
     keys = []
-    for key in store.list("batches/"):
-        match = _PARTITION.search(key)
-        if match is None:
-            continue
-        day, key_plant, key_line = match.groups()
-        if first <= day <= last and plant in (None, key_plant) and (lines is None or key_line in lines):
-            keys.append(key)
+    days = (f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}")
+    for prefix in prefixes:
+        for key in store.list(prefix):
+            match = _PARTITION.search(key)
+            if match is None:
+                continue
+            key_day, key_plant, key_line = match.groups()
+            if days[0] <= key_day <= days[1] and plant in (None, key_plant) and (lines is None or key_line in lines):
+                keys.append(key)
     return keys
 
 
-def read_archive(
-    store: ObjectStore, *, start_ms: int, end_ms: int, plant: str | None = None, lines: Sequence[str] | None = None
-) -> ReadingColumns:
-    """Archived readings with ``start_ms <= ts < end_ms`` as columns (files of other layouts are skipped)."""
-    tables = []
-    for key in archive_keys(store, start_ms=start_ms, end_ms=end_ms, plant=plant, lines=lines):
-        data = store.get(key)
-        if data is None:
-            continue
+def archive_lines(store: ObjectStore, *, start_ms: int, end_ms: int, plant: str) -> list[str]:
+    """The lines with archived objects of ``plant`` in the window's days (from the keys alone)."""
+    found = set()
+    for key in archive_keys(store, start_ms=start_ms, end_ms=end_ms, plant=plant):
+        match = _PARTITION.search(key)
+        if match is not None:
+            found.add(match.group(3))
+    return sorted(found)
+
+
+class _Codes:
+    """Small vocabularies (assets, sensor types) and the codes of each object's readings in them."""
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+
+    def of(self, column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.int32]:
+        """The code of every value of a string column (its dictionary is tiny: one object is one line)."""
+        encoded = pc.dictionary_encode(column)
+        chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+        parts = []
+        for chunk in chunks:
+            codes = np.array([self.vocab.setdefault(v, len(self.vocab)) for v in chunk.dictionary.to_pylist()])
+            parts.append(codes[chunk.indices.to_numpy(zero_copy_only=False)].astype(np.int32))
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
+
+    def sorted(self) -> tuple[list[str], npt.NDArray[np.int32]]:
+        """The vocabulary in sorted order, and the map from a code to its sorted code."""
+        names = sorted(self.vocab)
+        remap = np.empty(len(names), dtype=np.int32)
+        for new, name in enumerate(names):
+            remap[self.vocab[name]] = new
+        return names, remap
+
+
+def _load(store: ObjectStore, key: str, start_ms: int, end_ms: int) -> tuple[str, pa.Table | None, str | None]:
+    """(key, its readings within the window, None) or (key, None, why it is unreadable); absent: (key, None, None)."""
+    data = store.get(key)
+    if data is None:
+        return key, None, None
+    try:
         table = pq.read_table(pa.BufferReader(data), columns=_COLUMNS)
         ts = table.column("ts").cast(pa.int64()) if pa.types.is_timestamp(table.column("ts").type) else table["ts"]
         table = table.set_column(table.schema.get_field_index("ts"), "ts", ts)
         mask = pc.and_(pc.greater_equal(table["ts"], start_ms), pc.less(table["ts"], end_ms))
-        tables.append(table.filter(mask))
-    log.info("archive read", extra={"files": len(tables)})
-    if not tables:
-        empty = np.empty(0, dtype=str)
-        return ReadingColumns(
-            plant=empty,
-            line=empty,
-            asset=empty,
-            sensor_type=empty,
-            ts=np.empty(0, dtype=np.int64),
-            value=np.empty(0),
-            anomaly=np.empty(0, dtype=bool),
-        )
-    table = pa.concat_tables(tables)
+        return key, table.filter(mask), None
+    except (pa.ArrowException, OSError) as exc:  # not Parquet (truncated, altered), a missing column, a bad page
+        return key, None, f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _chunks(keys: Sequence[str], size: int) -> Iterator[list[str]]:
+    it = iter(keys)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def read_archive(
+    store: ObjectStore,
+    *,
+    start_ms: int,
+    end_ms: int,
+    plant: str | None = None,
+    lines: Sequence[str] | None = None,
+    unreadable: list[tuple[str, str]] | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> ReadingColumns:
+    """Archived readings with ``start_ms <= ts < end_ms`` as coded columns (files of other layouts are skipped).
+
+    An object that is not readable Parquet of the archive's columns (truncated, altered) does not stop the read:
+    it is logged as an error and appended to ``unreadable`` as (key, reason), for the caller to report.
+    """
+    keys = archive_keys(store, start_ms=start_ms, end_ms=end_ms, plant=plant, lines=lines)
+    assets, types = _Codes(), _Codes()
+    parts: dict[str, list[npt.NDArray[np.generic]]] = {k: [] for k in ("asset", "type", "ts", "value", "anomaly")}
+    files = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="archive-read") as pool:
+        for chunk in _chunks(keys, 4 * max(1, workers)):  # bounded: only this many objects are held at once
+            for key, table, error in pool.map(lambda k: _load(store, k, start_ms, end_ms), chunk):
+                if error is not None:
+                    log.error("archive object %s is unreadable and was left out: %s", key, error)
+                    if unreadable is not None:
+                        unreadable.append((key, error))
+                if table is None or table.num_rows == 0:
+                    continue
+                files += 1
+                triple = pc.binary_join_element_wise(table["plant"], table["line"], table["asset"], _SEP)
+                parts["asset"].append(assets.of(triple))
+                parts["type"].append(types.of(table["sensor_type"]))
+                parts["ts"].append(np.asarray(table["ts"].to_numpy(), dtype=np.int64))
+                parts["value"].append(np.asarray(table["value"].to_numpy(zero_copy_only=False), dtype=np.float64))
+                anomaly = table["anomaly"].fill_null(False).to_numpy(zero_copy_only=False)
+                parts["anomaly"].append(np.asarray(anomaly, dtype=bool))
+    log.info("archive read", extra={"files": files, "keys": len(keys)})
+    if not files:
+        return ReadingColumns.empty()
+    asset_names, asset_remap = assets.sorted()
+    type_names, type_remap = types.sorted()
     return ReadingColumns(
-        plant=np.asarray(table["plant"].to_numpy(zero_copy_only=False), dtype=str),
-        line=np.asarray(table["line"].to_numpy(zero_copy_only=False), dtype=str),
-        asset=np.asarray(table["asset"].to_numpy(zero_copy_only=False), dtype=str),
-        sensor_type=np.asarray(table["sensor_type"].to_numpy(zero_copy_only=False), dtype=str),
-        ts=np.asarray(table["ts"].to_numpy(), dtype=np.int64),
-        value=np.asarray(table["value"].to_numpy(zero_copy_only=False), dtype=np.float64),
-        anomaly=np.asarray(table["anomaly"].fill_null(False).to_numpy(zero_copy_only=False), dtype=bool),
+        assets=tuple((p, line, a) for p, line, a in (name.split(_SEP) for name in asset_names)),
+        sensor_types=tuple(type_names),
+        asset=asset_remap[np.concatenate(parts["asset"])],
+        sensor_type=type_remap[np.concatenate(parts["type"])],
+        ts=np.concatenate(parts["ts"]),
+        value=np.concatenate(parts["value"]),
+        anomaly=np.concatenate(parts["anomaly"]),
     )

@@ -16,16 +16,16 @@ import json
 import logging
 import os
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import boto3
 import msgspec
 
-from plantwatch.adapters.archive_reader import read_archive
+from plantwatch.adapters.archive_reader import archive_lines, read_archive
 from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
-from plantwatch.adapters.object_store import S3ObjectStore
+from plantwatch.adapters.object_store import S3ObjectStore, s3_client_config
 from plantwatch.contract.reading import IDENT_PATTERN
 from plantwatch.domain.simulator import DAY_MS, SimulationConfig
 from plantwatch.edge.build import GATEWAY, MODEL
@@ -35,11 +35,11 @@ from plantwatch.models.registry import ModelRegistry
 from plantwatch.models.trainer import TrainConfig
 from plantwatch.services.retraining import (
     Evaluator,
+    GroupResult,
     event_target,
     of_line,
     retrain,
     simulator_evaluator,
-    split_deployable,
 )
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,14 @@ NO_GATEWAY = "LineWithoutGateway"
 DEPLOYMENT_FAILED = "ModelDeploymentFailed"
 #: The fields a thing group ARN template names: a line's group is its plant's, so two plants' line-1 never share one.
 TEMPLATE_FIELDS = frozenset({"plant", "line"})
+#: ``ErrorCode`` of a failure-queue message: the labelled evaluation set has no fault episodes of a line's assets.
+NO_LABELLED_SET = "NoLabelledSet"
+#: ``ErrorCode`` of a failure-queue message: archive objects of the window could not be read and were left out.
+UNREADABLE = "UnreadableArchiveObject"
 #: ``ErrorCode`` of a failure-queue message: retraining the plant (or line) raised; the others went on.
 RETRAIN_ERROR = "RetrainError"
+#: ``source`` of the event a scheduled run sends this function for each plant and line (see ``fan_out``).
+FAN_OUT_SOURCE = "plantwatch.retrain.line"
 #: ``source`` of the replayable event a failure-queue message carries (the job accepts it like any event).
 REPLAY_SOURCE = "plantwatch.retrain"
 
@@ -152,11 +158,24 @@ class RetrainJob:
     """Reads the archive window ending at the event's time, retrains each plant's lines, publishes what is
     promoted, and reports every plant or line it could not retrain."""
 
-    def __init__(self, settings: RetrainSettings, *, s3: Any, greengrass: Any, iot: Any, sqs: Any = None) -> None:
+    def __init__(
+        self,
+        settings: RetrainSettings,
+        *,
+        s3: Any,
+        greengrass: Any,
+        iot: Any,
+        sqs: Any = None,
+        fan_out: tuple[Any, str] | None = None,
+    ) -> None:
+        """``fan_out``: (Lambda client, this function's name): a scheduled run then invokes the function once per
+        plant and line (asynchronously) instead of retraining them all itself, so each line's week gets its own
+        15 minutes and memory. Without it (tests, a container task) the run retrains every line in turn."""
         if (sqs is None) != (not settings.failure_queue_url):
             raise ValueError("an SQS client goes with PLANTWATCH_FAILURE_QUEUE_URL, and only with it")
         self.settings = settings
         self.sqs = sqs
+        self.fan_out = fan_out
         self._evaluation: Evaluator | None = None
         self.archive = S3ObjectStore(s3, settings.archive_bucket, settings.archive_prefix)
         self.registry = ModelRegistry(S3ObjectStore(s3, settings.registry_bucket, settings.registry_prefix))
@@ -189,6 +208,8 @@ class RetrainJob:
         plants = [target.plant] if target is not None else list(s.plants)
         line = target.line if target is not None else None
         problems: list[dict[str, Any]] = []
+        if target is None and self.fan_out is not None:
+            return self._fan_out(start, end, problems)
         runs = []
         for plant in plants:
             try:
@@ -199,84 +220,138 @@ class RetrainJob:
                 message = f"{RETRAIN_ERROR}: retraining {where} failed: {type(exc).__name__}: {exc}"
                 problems.append(self._report(RETRAIN_ERROR, message, plant, line, start, end))
                 runs.append({"plant": plant, "line": line, "status": "error", "models": []})
+        return self._finish("ok", start, end, problems, runs=runs)
+
+    def _finish(self, ok: str, start: int, end: int, problems: list[dict[str, Any]], **found: Any) -> dict[str, Any]:
+        """The run's result (``ok``, or failed with its problems); without a failure queue, problems raise."""
         if problems and self.sqs is None:
             raise RetrainIncompleteError("; ".join(p["message"] for p in problems))
-        return {
-            "status": "failed" if problems else "ok",
-            "start_ms": start,
-            "end_ms": end,
-            "runs": runs,
-            "problems": problems,
-        }
+        return {"status": "failed" if problems else ok, "start_ms": start, "end_ms": end, **found, "problems": problems}
+
+    def _fan_out(self, start: int, end: int, problems: list[dict[str, Any]]) -> dict[str, Any]:
+        """Invoke this function once per configured plant and line, for the same window (InvocationType Event:
+        Lambda queues each one and retries it, and the function's dead-letter queue gets what still fails). A line
+        archived on the window's last day that has no thing group is reported here, as a plant's run would."""
+        assert self.fan_out is not None
+        client, function = self.fan_out
+        s = self.settings
+        invoked = []
+        for plant in s.plants:
+            try:
+                last_day = archive_lines(self.archive, start_ms=max(start, end - DAY_MS), end_ms=end, plant=plant)
+            except Exception:  # the per-line runs read the archive anyway, and report what they can't read
+                log.exception("listing plant %s's archived lines failed", plant)
+                last_day = []
+            for bad in sorted(set(last_day) - set(s.lines)):
+                message = _without_thing_group(plant, bad, s.lines_of(plant))
+                problems.append(self._report(NO_THING_GROUP, message, plant, bad, start, end))
+            for line in s.lines:
+                event = {"source": FAN_OUT_SOURCE, "plant": plant, "line": line, "start": _iso(start), "end": _iso(end)}
+                try:
+                    answer = client.invoke(
+                        FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode()
+                    )
+                    if answer.get("StatusCode") != 202:
+                        raise RuntimeError(f"status {answer.get('StatusCode')}, not 202 Accepted")
+                    invoked.append({"plant": plant, "line": line})
+                except Exception as exc:
+                    log.exception("invoking %s for plant %s line %s failed", function, plant, line)
+                    message = (
+                        f"{RETRAIN_ERROR}: retraining plant {plant!r} line {line!r} was not started: invoking "
+                        f"{function} failed: {type(exc).__name__}: {exc}"
+                    )
+                    problems.append(self._report(RETRAIN_ERROR, message, plant, line, start, end))
+        return self._finish("fanned-out", start, end, problems, invoked=invoked)
 
     def _run_plant(
         self, plant: str, line: str | None, start: int, end: int, problems: list[dict[str, Any]]
     ) -> dict[str, Any]:
         s = self.settings
-        columns = read_archive(
-            self.archive, start_ms=start, end_ms=end, plant=plant, lines=None if line is None else [line]
-        )
-        assets = of_line(reading_assets(columns, s.train.spec), line)
-        done: dict[str, Any] = {"plant": plant, "line": line, "readings": len(columns), "models": []}
-        if not assets:
-            where = f"plant {plant!r}" + ("" if line is None else f" line {line!r}")
+        where = f"plant {plant!r}" + ("" if line is None else f" line {line!r}")
+        archived = [
+            a for a in archive_lines(self.archive, start_ms=start, end_ms=end, plant=plant) if line in (None, a)
+        ]
+        grouped = s.lines_of(plant)
+        refused = [a for a in archived if a not in grouped]
+        for bad in refused:
+            message = _without_thing_group(plant, bad, grouped)
+            problems.append(self._report(NO_THING_GROUP, message, plant, bad, start, end))
+        done: dict[str, Any] = {"plant": plant, "line": line, "readings": 0, "models": []}
+        results: list[GroupResult] = []
+        unreadable: list[tuple[str, str]] = []
+        deployable = [a for a in archived if a in grouped]
+        for each in deployable:  # one line at a time: a week of a line is millions of readings
+            columns = read_archive(
+                self.archive, start_ms=start, end_ms=end, plant=plant, lines=[each], unreadable=unreadable
+            )
+            done["readings"] += len(columns)
+            assets = of_line(reading_assets(columns, s.train.spec), each)
+            del columns
+            if assets:
+                results += retrain(
+                    assets,
+                    train=s.train,
+                    registry=self.registry,
+                    evaluator=self._evaluator().for_plant(plant),
+                    source={"kind": "s3-archive", "bucket": s.archive_bucket, "start_ms": start, "end_ms": end},
+                    publisher=self.publisher(plant),
+                )
+        if unreadable:
+            keys = ", ".join(key for key, _ in unreadable[:5]) + (" ..." if len(unreadable) > 5 else "")
+            message = (
+                f"{UNREADABLE}: {len(unreadable)} archive object(s) of {where} from {_iso(start)} to {_iso(end)} "
+                f"could not be read and were left out of training ({unreadable[0][1]}): {keys}. Verify the archive "
+                "(plantwatch archive verify) and restore them from their locked versions."
+            )
+            problems.append(self._report(UNREADABLE, message, plant, line, start, end))
+            done["unreadable_objects"] = len(unreadable)
+        if not results and not refused:
             message = (
                 f"{NO_DATA}: no archived readings of {where} from {_iso(start)} to {_iso(end)} "
-                f"({len(columns)} readings) under s3://{s.archive_bucket}/{s.archive_prefix}: nothing retrained. "
+                f"({done['readings']} readings) under s3://{s.archive_bucket}/{s.archive_prefix}: nothing retrained. "
                 "Are its gateways sending, and is the plant named as in their configuration?"
             )
             problems.append(self._report(NO_DATA, message, plant, line, start, end))
             return {**done, "status": "no-data"}
-        grouped = s.lines_of(plant)
-        deployable, refused = split_deployable(assets, grouped)
-        for bad in refused:
+        done["models"] = [msgspec.to_builtins(r) for r in results if r.trained]
+        unjudged = sorted({(each, r.name, r.reason) for r in results if not r.trained for each in r.lines})
+        for unjudged_line, model, reason in unjudged:
             message = (
-                f"{NO_THING_GROUP}: plant {plant!r} has readings of line {bad!r}, which has no thing group "
-                f"(this plant's lines with one: {', '.join(grouped) or 'none, the plant is not in plants'}): its "
-                "models were not trained, registered or deployed. Add the plant to plants and the line to "
-                "production_lines, or name them on the gateways as they are named there."
+                f"{NO_LABELLED_SET}: {model} of plant {plant!r} line {unjudged_line!r} was {reason}. The evaluation "
+                "set is the simulated plant of PLANTWATCH_SIMULATION: name this line's assets as it does, or "
+                "widen it (lines, assets_per_line)."
             )
-            problems.append(self._report(NO_THING_GROUP, message, plant, bad, start, end))
-        if deployable:
-            results = retrain(
-                deployable,
-                train=s.train,
-                registry=self.registry,
-                evaluator=self._evaluator().for_plant(plant),
-                source={"kind": "s3-archive", "bucket": s.archive_bucket, "start_ms": start, "end_ms": end},
-                publisher=self.publisher(plant),
-            )
-            done["models"] = [msgspec.to_builtins(r) for r in results]
-            waiting = {
-                w["line"]: (r.name, w["targetArn"]) for r in results for w in (r.published or {}).get("waiting", [])
-            }
-            for waiting_line, (model, group) in sorted(waiting.items()):  # one report (and replay) per line
-                message = _without_gateway(plant, waiting_line, group, model)
-                problems.append(self._report(NO_GATEWAY, message, plant, waiting_line, start, end))
-            if waiting:
-                done["waiting_lines"] = sorted(waiting)
-            failed = {
-                d["line"]: (r.name, str((r.published or {}).get("componentVersion")), d)
-                for r in results
-                for d in (r.published or {}).get("deployments", [])
-                if d.get("failed")
-            }
-            for failed_line, (model, version, deployment) in sorted(failed.items()):
-                message = _failed_on_gateways(plant, failed_line, model, version, deployment)
-                problems.append(self._report(DEPLOYMENT_FAILED, message, plant, failed_line, start, end))
-            if failed:
-                done["failed_lines"] = sorted(failed)
-            unchecked = {
-                d["line"]: d["unchecked"]
-                for r in results
-                for d in (r.published or {}).get("deployments", [])
-                if d.get("unchecked")
-            }
-            if unchecked:  # a read that failed (denied, throttled): the next run reads again; nothing was held back
-                done["unchecked_lines"] = unchecked
+            problems.append(self._report(NO_LABELLED_SET, message, plant, unjudged_line, start, end))
+        if unjudged:
+            done["unjudged_lines"] = sorted({u[0] for u in unjudged})
+        waiting = {w["line"]: (r.name, w["targetArn"]) for r in results for w in (r.published or {}).get("waiting", [])}
+        for waiting_line, (model, group) in sorted(waiting.items()):  # one report (and replay) per line
+            message = _without_gateway(plant, waiting_line, group, model)
+            problems.append(self._report(NO_GATEWAY, message, plant, waiting_line, start, end))
+        if waiting:
+            done["waiting_lines"] = sorted(waiting)
+        failed = {
+            d["line"]: (r.name, str((r.published or {}).get("componentVersion")), d)
+            for r in results
+            for d in (r.published or {}).get("deployments", [])
+            if d.get("failed")
+        }
+        for failed_line, (model, version, deployment) in sorted(failed.items()):
+            message = _failed_on_gateways(plant, failed_line, model, version, deployment)
+            problems.append(self._report(DEPLOYMENT_FAILED, message, plant, failed_line, start, end))
+        if failed:
+            done["failed_lines"] = sorted(failed)
+        unchecked = {
+            d["line"]: d["unchecked"]
+            for r in results
+            for d in (r.published or {}).get("deployments", [])
+            if d.get("unchecked")
+        }
+        if unchecked:  # a read that failed (denied, throttled): the next run reads again; nothing was held back
+            done["unchecked_lines"] = unchecked
         done["refused_lines"] = refused
-        partial = refused or done.get("waiting_lines") or done.get("failed_lines")
-        return {**done, "status": "ok" if not partial else "partial" if deployable else "refused"}
+        partial = refused or unreadable or unjudged or waiting or failed
+        return {**done, "status": "ok" if not partial else "partial" if results else "refused"}
 
     def _evaluator(self) -> Evaluator:
         """The labelled evaluation set, built once per job and only when some plant has data to train on."""
@@ -302,6 +377,15 @@ class RetrainJob:
                 },
             )
         return {"code": code, "plant": plant, "line": line, "message": message, "replay": replay}
+
+
+def _without_thing_group(plant: str, line: str, grouped: Sequence[str]) -> str:
+    return (
+        f"{NO_THING_GROUP}: plant {plant!r} has readings of line {line!r}, which has no thing group "
+        f"(this plant's lines with one: {', '.join(grouped) or 'none, the plant is not in plants'}): its "
+        "models were not trained, registered or deployed. Add the plant to plants and the line to "
+        "production_lines, or name them on the gateways as they are named there."
+    )
 
 
 def _without_gateway(plant: str, line: str, group: str, model: str) -> str:
@@ -351,5 +435,9 @@ def build_job(settings: RetrainSettings | None = None) -> RetrainJob:
     """The job with real boto3 clients (AWS_ENDPOINT_URL is honoured); SQS only with a failure queue."""
     settings = settings or RetrainSettings.from_env()
     sqs = boto3.client("sqs") if settings.failure_queue_url else None
-    clients = {"s3": boto3.client("s3"), "greengrass": boto3.client("greengrassv2"), "iot": boto3.client("iot")}
-    return RetrainJob(settings, **clients, sqs=sqs)
+    s3 = boto3.client("s3", config=s3_client_config())
+    clients = {"s3": s3, "greengrass": boto3.client("greengrassv2"), "iot": boto3.client("iot")}
+    # In Lambda (which names the function in AWS_LAMBDA_FUNCTION_NAME) a scheduled run fans out one line per invocation
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    fan_out = (boto3.client("lambda"), function) if function else None
+    return RetrainJob(settings, **clients, sqs=sqs, fan_out=fan_out)

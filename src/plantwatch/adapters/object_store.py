@@ -20,6 +20,18 @@ _CONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict", 
 _NOT_KEYS = (".tmp-", ".lock-")
 
 
+#: S3 GETs a reader has in flight at once (``archive_reader``'s pool of threads).
+READ_WORKERS = 16
+
+
+def s3_client_config() -> Any:
+    """botocore configuration for an S3 client shared by :data:`READ_WORKERS` threads: a connection each
+    (botocore keeps 10 by default, and a pool that is too small discards a connection after every GET)."""
+    from botocore.config import Config
+
+    return Config(max_pool_connections=READ_WORKERS + 4)
+
+
 class LocalObjectStore:
     """Keys as files under ``root`` (written via a temporary file and an atomic rename)."""
 
@@ -67,10 +79,12 @@ class LocalObjectStore:
 
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted (temporary and lock files excluded)."""
-        if not self.root.is_dir():
+        # walk only the deepest folder the prefix names (an archive's day and plant, not every day's files)
+        top = self.root / prefix.rpartition("/")[0]
+        if not top.is_dir() or not top.resolve().is_relative_to(self.root.resolve()):
             return []
         keys = []
-        for dirpath, _, files in os.walk(self.root):
+        for dirpath, _, files in os.walk(top):
             for name in files:
                 if name.startswith(_NOT_KEYS):
                     continue

@@ -52,7 +52,7 @@ from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
 from plantwatch.local.drift import LocalDrift
 from plantwatch.models.forest import ForestModel
 from plantwatch.models.registry import ModelRegistry
-from plantwatch.ports import Scorer
+from plantwatch.models.trainer import TrainConfig
 from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.gateway import Gateway, GatewayConfig
 from plantwatch.services.model_watch import ModelWatch, RegistryModelSource
@@ -191,9 +191,8 @@ class LocalPlatform:
         for line in self.simulator.lines:
             gateway_id = f"gw-{line}"
             scorer = self._scorer(line, thresholds)
-            if isinstance(scorer, AnomalyDetector):
-                name = f"{self.simulation.plant}.{line}"
-                self.watches[gateway_id] = ModelWatch(scorer, RegistryModelSource(registry, name))
+            name = f"{self.simulation.plant}.{line}"
+            self.watches[gateway_id] = ModelWatch(scorer, RegistryModelSource(registry, name))
             spool = SqliteSpool(data / "gateways" / f"{gateway_id}.spool.sqlite")
             uplink = MqttUplink(spool, self.endpoint, client_id=gateway_id)
             # floor alerts go straight to the local broker, whether or not the uplink is up
@@ -279,17 +278,19 @@ class LocalPlatform:
             self._last_trim_ms = now
         return True
 
-    def _scorer(self, line: str, thresholds: ThresholdScorer) -> Scorer:
-        """The line's forest decision if a baseline model is there, else thresholds and limits alone."""
+    def _scorer(self, line: str, thresholds: ThresholdScorer) -> AnomalyDetector:
+        """The line's forest decision with its baseline model, or with none (thresholds and limits alone) until the
+        registry has a champion for the line: either way its model watch swaps in what the registry promotes."""
         path = self.options.models_dir / f"{self.simulation.plant}.{line}.pwf"
-        if not path.exists():
-            log.warning("no model at %s: %s scores with thresholds and limits only", path, line)
-            return thresholds
-        model = ForestModel.load(path)
-        if model.feature_spec is None:
+        model = ForestModel.load(path) if path.exists() else None
+        if model is None:
+            log.warning("no model at %s: %s scores with thresholds and limits until one is promoted", path, line)
+        elif model.feature_spec is None:
             log.warning("model %s records no feature specification: %s scores with thresholds only", path, line)
-            return thresholds
-        return AnomalyDetector(spec=model.feature_spec, thresholds=thresholds, model=model)
+            model = None
+        # without a baseline, champions trained with plantwatch train's default features can be swapped in
+        spec = model.feature_spec if model is not None and model.feature_spec else TrainConfig().spec
+        return AnomalyDetector(spec=spec, thresholds=thresholds, model=model)
 
     def _poll_models(self) -> bool:
         """Load and verify newly promoted models off the scoring path; they are swapped in between batches."""

@@ -32,12 +32,15 @@ class AssetFeatures(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReadingColumns(msgspec.Struct, frozen=True, kw_only=True):
-    """Readings as parallel columns (what the archive holds): ``ts`` in epoch ms, ``anomaly`` as scored then."""
+    """Readings as parallel columns (what the archive holds), their names coded: reading k is of the asset
+    ``assets[asset[k]]`` (plant, line, asset) and of the sensor type ``sensor_types[sensor_type[k]]``; ``ts`` in
+    epoch ms, ``anomaly`` as scored then. Coded, a week of one line at 1 Hz (7.3 M readings) takes about 160 MB;
+    as NumPy strings it took 1.1 GB more."""
 
-    plant: npt.NDArray[np.str_]
-    line: npt.NDArray[np.str_]
-    asset: npt.NDArray[np.str_]
-    sensor_type: npt.NDArray[np.str_]
+    assets: tuple[tuple[str, str, str], ...]
+    sensor_types: tuple[str, ...]
+    asset: npt.NDArray[np.int32]
+    sensor_type: npt.NDArray[np.int32]
     ts: IntArray
     value: FloatArray
     anomaly: BoolArray
@@ -45,6 +48,20 @@ class ReadingColumns(msgspec.Struct, frozen=True, kw_only=True):
     def __len__(self) -> int:
         """Number of readings."""
         return len(self.ts)
+
+    @classmethod
+    def empty(cls) -> ReadingColumns:
+        """No readings."""
+        codes = np.empty(0, dtype=np.int32)
+        return cls(
+            assets=(),
+            sensor_types=(),
+            asset=codes,
+            sensor_type=codes,
+            ts=np.empty(0, dtype=np.int64),
+            value=np.empty(0),
+            anomaly=np.empty(0, dtype=bool),
+        )
 
 
 def fault_mask(ts: IntArray, faults: Sequence[Fault], asset: str, *, tail_ms: int = 0) -> BoolArray:
@@ -109,7 +126,7 @@ def simulator_assets(
 
 
 def reading_assets(columns: ReadingColumns, spec: FeatureSpec) -> list[AssetFeatures]:
-    """Feature rows of every asset in archived readings, in time order.
+    """Feature rows of every asset in archived readings, in time order (assets in the order of their codes).
 
     An asset's readings are aligned on the timestamps at which every sensor type of ``spec`` has a reading
     (one gateway poll); duplicates of a (type, time) keep the first. ``flagged`` marks rows whose window
@@ -119,10 +136,8 @@ def reading_assets(columns: ReadingColumns, spec: FeatureSpec) -> list[AssetFeat
     out: list[AssetFeatures] = []
     if len(columns) == 0:
         return out
-    keys = np.char.add(np.char.add(columns.line.astype(str), "\x1f"), columns.asset.astype(str))
-    order = np.lexsort((columns.ts, keys))
-    keys_sorted = keys[order]
-    bounds = np.flatnonzero(keys_sorted[1:] != keys_sorted[:-1]) + 1
+    order = np.lexsort((columns.ts, columns.asset))
+    bounds = np.flatnonzero(np.diff(columns.asset[order])) + 1
     for idx in np.split(order, bounds):
         asset_features = _one_asset(columns, idx, spec)
         if asset_features is not None:
@@ -134,7 +149,8 @@ def _one_asset(columns: ReadingColumns, idx: IntArray, spec: FeatureSpec) -> Ass
     types = columns.sensor_type[idx]
     per_type: dict[str, tuple[IntArray, FloatArray, BoolArray]] = {}
     for sensor_type in spec.sensor_types:
-        sel = idx[types == sensor_type]
+        code = columns.sensor_types.index(sensor_type) if sensor_type in columns.sensor_types else -1
+        sel = idx[types == code]
         ts, first = np.unique(columns.ts[sel], return_index=True)
         per_type[sensor_type] = (ts, columns.value[sel][first], columns.anomaly[sel][first])
     common = per_type[spec.sensor_types[0]][0]
@@ -152,11 +168,11 @@ def _one_asset(columns: ReadingColumns, idx: IntArray, spec: FeatureSpec) -> Ass
     window_flagged: BoolArray = np.asarray(
         np.lib.stride_tricks.sliding_window_view(flagged_any, spec.window).any(axis=1), dtype=bool
     )
-    head = int(idx[0])
+    plant, line, asset = columns.assets[int(columns.asset[idx[0]])]
     return AssetFeatures(
-        plant=str(columns.plant[head]),
-        line=str(columns.line[head]),
-        asset=str(columns.asset[head]),
+        plant=plant,
+        line=line,
+        asset=asset,
         ts=common[spec.window - 1 :],
         rows=rows,
         faulty=np.zeros(len(rows), dtype=bool),

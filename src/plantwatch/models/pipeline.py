@@ -146,6 +146,12 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
+def decision_summary(outcome: Outcome) -> dict[str, Any]:
+    """What promotion judges a model by: the gateway decision's test summary, and under ``forest_only`` the forest's
+    own (thresholds and limits alone can meet the targets, so the whole decision can't tell a useless forest)."""
+    return {**summarise(outcome.test), "forest_only": summarise(outcome.forest_only)}
+
+
 def train_on_simulator(
     config: SimulationConfig, train: TrainConfig, periods: Periods, *, version: str = "1"
 ) -> Outcome:

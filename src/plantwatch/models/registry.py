@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 ARTIFACT: Final = "model.pwf"
 #: A challenger may be this much slower (median detection delay, seconds) and still be promoted.
 DELAY_TOLERANCE_S: Final = 5.0
+#: ... and its forest's ROC AUC this much lower (on the simulator, retraining on new healthy data moves it ~0.002).
+AUC_TOLERANCE: Final = 0.01
 
 Status = Literal["candidate", "champion", "rejected", "retired"]
 #: ``decide(..., against=UNCHECKED)``: the caller does not say which champion its metrics are of.
@@ -94,24 +96,43 @@ def compare(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None) -
     """Promote unless the challenger catches fewer episodes, raises more false alerts, or is clearly slower;
     with no champion, promote it only if it meets every target it was evaluated against.
 
-    Both arguments are evaluation summaries (:func:`plantwatch.models.pipeline.summarise`) on the same set.
+    Both arguments are evaluation summaries on the same set (:func:`plantwatch.models.pipeline.decision_summary`).
+    Where they carry ``forest_only`` (the forest without thresholds and limits) the forest is judged as well:
+    thresholds and limits alone can meet the targets, and a forest trained on seconds of data must not replace
+    one that separates faults, nor become the first champion unless it meets the targets by itself.
     """
     if champion is None:
         missed = [name for name, met in challenger.get("targets_met", {}).items() if not met]
+        forest = challenger.get("forest_only")
+        if forest is not None:
+            missed += [f"{name} (forest alone)" for name, met in forest.get("targets_met", {}).items() if not met]
         if missed:
             return Decision(promote=False, reason=f"no champion yet, and it misses targets: {', '.join(missed)}")
         return Decision(promote=True, reason="no champion yet")
+    worse = _worse(challenger, champion, "")
+    if worse is None and "forest_only" in challenger and "forest_only" in champion:
+        worse = _worse(challenger["forest_only"], champion["forest_only"], "its forest alone ")
+    if worse is not None:
+        return Decision(promote=False, reason=worse)
+    return Decision(promote=True, reason="not worse than the champion on the same evaluation set")
+
+
+def _worse(challenger: Mapping[str, Any], champion: Mapping[str, Any], who: str) -> str | None:
+    """Why ``challenger`` is worse than ``champion`` (two summaries of one decision), or None."""
     c_recall = challenger["detected"] / max(challenger["episodes"], 1)
     k_recall = champion["detected"] / max(champion["episodes"], 1)
     if c_recall < k_recall:
-        return Decision(promote=False, reason=f"detects fewer episodes ({c_recall:.3f} < {k_recall:.3f})")
+        return f"{who}detects fewer episodes ({c_recall:.3f} < {k_recall:.3f})"
     c_false, k_false = challenger["max_false_alerts_per_line_day"], champion["max_false_alerts_per_line_day"]
     if c_false > k_false and c_false > TARGET_FALSE_ALERTS_PER_LINE_DAY:
-        return Decision(promote=False, reason=f"more false alerts per line per day ({c_false:.2f} > {k_false:.2f})")
+        return f"{who}raises more false alerts per line per day ({c_false:.2f} > {k_false:.2f})"
     c_delay, k_delay = challenger.get("median_delay_s"), champion.get("median_delay_s")
     if c_delay is not None and k_delay is not None and c_delay > k_delay + DELAY_TOLERANCE_S:
-        return Decision(promote=False, reason=f"slower median detection ({c_delay:.1f} s > {k_delay:.1f} s)")
-    return Decision(promote=True, reason="not worse than the champion on the same evaluation set")
+        return f"{who}detects more slowly ({c_delay:.1f} s > {k_delay:.1f} s median)"
+    c_auc, k_auc = challenger.get("roc_auc"), champion.get("roc_auc")
+    if c_auc is not None and k_auc is not None and c_auc < k_auc - AUC_TOLERANCE:
+        return f"{who}separates faulty from healthy readings worse (ROC AUC {c_auc:.3f} < {k_auc:.3f})"
+    return None
 
 
 class ModelRegistry:
@@ -257,7 +278,7 @@ class ModelRegistry:
         challenger is never promoted over a pinned champion, nor when the champion is no longer ``against`` (an
         operator's rollback while it was evaluated)."""
         entry = self.entry(name, version)
-        decision = compare(entry.metrics, champion_metrics)
+        decision = self._other_features(entry, against) or compare(entry.metrics, champion_metrics)
         if decision.promote:
             try:
                 self.promote(name, version, decision.reason, over=against)
@@ -267,6 +288,25 @@ class ModelRegistry:
             self._write_entry(msgspec.structs.replace(entry, status="rejected", decision=decision.reason))
         log.info("registry decision", extra={"model": name, "version": version, "promote": decision.promote})
         return decision
+
+    def _other_features(self, entry: RegistryEntry, against: str | None) -> Decision | None:
+        """A refusal when the champion (``against``, or the current one) was trained on other features: metrics on
+        one set of feature rows don't compare the two, and a gateway keeps its windows only within one
+        specification. Such a change is an operator's call (``registry promote --force``)."""
+        champion = self.champion(entry.name) if against == UNCHECKED else None
+        version = champion.version if champion is not None else against
+        if version is None or version == UNCHECKED or version == entry.version:
+            return None
+        theirs = (
+            champion.feature_spec_hash if champion is not None else self.entry(entry.name, version).feature_spec_hash
+        )
+        if theirs == entry.feature_spec_hash:
+            return None
+        return Decision(
+            promote=False,
+            reason=f"trained on other features than champion v{version}: not compared; an operator may promote it "
+            "with `plantwatch registry promote --force` after reading both reports",
+        )
 
     def promote(
         self, name: str, version: str, reason: str, *, pin: bool = False, over: str | None = UNCHECKED

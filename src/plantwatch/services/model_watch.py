@@ -112,10 +112,14 @@ class ModelWatch:
     def apply(self, gateway: Gateway) -> ModelRef | None:
         """Swap in the staged model between batches: seal what the old one scored, then switch both together."""
         with self._lock:
-            model, self._pending = self._pending, None
+            model = self._pending
         if model is None:
             return None
+        # Seal first: if that fails (a locked spool, a disk error) the model stays staged for the next boundary.
         gateway.flush()
+        with self._lock:
+            if self._pending is model:
+                self._pending = None
         self.detector.swap_model(model)
         gateway.header = msgspec.structs.replace(gateway.header, model=model.ref)
         return model.ref

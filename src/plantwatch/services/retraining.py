@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -14,7 +14,15 @@ from plantwatch.contract.reading import IDENT_PATTERN
 from plantwatch.domain.simulator import SimulationConfig
 from plantwatch.models.datasets import AssetFeatures
 from plantwatch.models.forest import ForestModel
-from plantwatch.models.pipeline import LabelledSet, Outcome, Periods, evaluation_sets, summarise, tail_ms, tune_and_test
+from plantwatch.models.pipeline import (
+    LabelledSet,
+    Outcome,
+    Periods,
+    decision_summary,
+    evaluation_sets,
+    tail_ms,
+    tune_and_test,
+)
 from plantwatch.models.registry import ModelRegistry, RegistryEntry
 from plantwatch.models.report import outcome_report
 from plantwatch.models.trainer import TrainConfig, group_assets, train_group
@@ -46,6 +54,10 @@ class GroupResult(msgspec.Struct, frozen=True, kw_only=True):
     champion_metrics: dict[str, Any] | None
     #: what the publisher did to make the lines run the champion (this version if promoted, else the champion)
     published: dict[str, Any] | None = None
+    #: False when nothing was trained: the labelled set holds no fault episode of the group's assets to judge it by
+    trained: bool = True
+    #: the lines of the group's assets
+    lines: list[str] = msgspec.field(default_factory=list)
 
 
 class Evaluator(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +85,10 @@ class Evaluator(msgspec.Struct, frozen=True, kw_only=True):
             return LabelledSet(assets=[msgspec.structs.replace(a, plant=plant) for a in s.assets], faults=s.faults)
 
         return Evaluator(validation=named(self.validation), test=named(self.test), tail_ms=self.tail_ms)
+
+    def labelled(self) -> bool:
+        """Whether both periods hold assets and fault episodes of them (else nothing can be tuned or judged)."""
+        return all(s.assets and s.faults for s in (self.validation, self.test))
 
     def run(self, name: str, model: ForestModel, train: TrainConfig) -> Outcome:
         """Tune on validation and evaluate on test."""
@@ -135,16 +151,6 @@ def of_line(assets: Sequence[AssetFeatures], line: str | None) -> list[AssetFeat
     return [a for a in assets if line is None or a.line == line]
 
 
-def split_deployable(assets: Sequence[AssetFeatures], lines: Collection[str]) -> tuple[list[AssetFeatures], list[str]]:
-    """(assets of ``lines``, sorted names of the other lines the assets are on).
-
-    ``lines`` are the lines that have a deployment target (a thing group). An asset of another line must not
-    be trained into a model that is then promoted with nowhere to go: callers refuse those lines first.
-    """
-    kept = [a for a in assets if a.line in lines]
-    return kept, sorted({a.line for a in assets if a.line not in lines})
-
-
 def retrain(
     assets: Sequence[AssetFeatures],
     *,
@@ -159,24 +165,45 @@ def retrain(
     failed (or waited for its line's gateway) reaches its lines on the next run even when the challenger loses."""
     results = []
     for name, group in group_assets(assets, train).items():
+        lines = sorted({a.line for a in group})
+        ev = evaluator.for_assets({a.asset for a in group})
+        if not ev.labelled():  # a model nobody can judge must not be registered, let alone promoted
+            reason = (
+                "not trained: the labelled evaluation set holds no fault episodes of its assets "
+                f"({', '.join(sorted({a.asset for a in group}))}), so no model of them can be judged"
+            )
+            log.error("%s %s", name, reason, extra={"model": name})
+            results.append(
+                GroupResult(
+                    name=name,
+                    version="",
+                    promoted=False,
+                    reason=reason,
+                    metrics={},
+                    champion_metrics=None,
+                    trained=False,
+                    lines=lines,
+                )
+            )
+            continue
         version = registry.next_version(name)
         challenger = train_group(name, group, train, version=version, source=source)
-        ev = evaluator.for_assets({a.asset for a in group})
         outcome = ev.run(name, challenger, train)
         model = outcome.models[name]
-        metrics = summarise(outcome.test)
+        metrics = decision_summary(outcome)
         champion_entry = registry.champion(name)
         champion_metrics = None
-        if champion_entry is not None:
+        # A champion on other features would be judged on the challenger's feature rows, not its own: the registry
+        # refuses that challenger for the features alone (RegistryEntry.feature_spec_hash), so don't score it.
+        if champion_entry is not None and champion_entry.feature_spec_hash == train.spec.hash:
             champion = registry.load(name, champion_entry.version)
-            champion_metrics = summarise(ev.run(name, champion, train).test)
+            champion_metrics = decision_summary(ev.run(name, champion, train))
         entry = registry.register(model, metrics=metrics, report=outcome_report(outcome))
         against = champion_entry.version if champion_entry is not None else None
         decision = registry.decide(name, entry.version, champion_metrics, against=against)
         published = None
         serving = registry.champion(name)  # the challenger if promoted
         if publisher is not None and serving is not None:
-            lines = sorted({a.line for a in group})
             before = registry.published(name, serving.version) or {}
             artifact = registry.artifact_bytes(name, serving.version)
             published = publisher.publish(serving, artifact, lines, known=before.get("componentVersion"))
@@ -193,6 +220,7 @@ def retrain(
                 metrics=metrics,
                 champion_metrics=champion_metrics,
                 published=published,
+                lines=lines,
             )
         )
     return results

@@ -331,7 +331,7 @@ def test_the_component_scores_with_the_deployed_model_across_a_rebuild(
     batches = _run_component(nucleus, rebuilt_and_forest_scored, "forest-scored batches after a rebuild")
     # THEN every batch names the model and the forest scores, also after the rebuild, which needed the IPC
     # connection still open (the fake refuses calls on a closed one) and continued the sequence
-    assert {(b.model.name, b.model.version) for b in batches} == {("plant-1.line-1", "1")}
+    assert {(b.model.name, b.model.version) for b in batches} == {("plant-1.line-1", "baseline")}
     assert nucleus.closed, "main closes the connection once, when it stops"
     seqs = [b.seq for b in batches]
     assert sorted(seqs) == list(range(1, max(seqs) + 1))

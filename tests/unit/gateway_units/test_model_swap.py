@@ -146,7 +146,7 @@ def test_a_gateway_with_a_model_path_scores_with_the_forest_and_swaps_keeping_it
         gateway.step(NOW + 41_000)
         gateway.flush()
         batches = [decode_payload(b.payload, now_ms=NOW).batch for b in runtime.spool.peek(1000)]
-        assert {b.model.version for b in batches if b is not None} == {"1", "2"}
+        assert {b.model.version for b in batches if b is not None} == {"baseline", "2"}
     finally:
         runtime.stop(drain_s=0)
 
