@@ -208,14 +208,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> SummaryStore:
     return DuckDBDrift(DuckDBStore(tmp_path / "db.duckdb"))
 
 
-def ingest_of(store: SummaryStore, requests: list[RetrainRequest]) -> DriftIngest:
+def ingest_of(store: SummaryStore, requests: list[RetrainRequest], config: DriftConfig = DAY) -> DriftIngest:
     nothing = Quarantine()
     return DriftIngest(
         store=store,
         sink=nothing,  # type: ignore[arg-type]
         archive=nothing,  # type: ignore[arg-type]
         clock=Clock(),
-        config=DAY,
+        config=config,
         on_drift=requests.append,
     )
 
@@ -297,3 +297,110 @@ def test_a_window_counts_once_whichever_gateways_reported_it(store: SummaryStore
     store.record_summary(summary(25, HEALTHY, gateway="gw-b"))
     found = report(store)
     assert (found.windows, found.complete, found.start_ms, found.end_ms) == (23, False, 2 * HOUR, 26 * HOUR)
+
+
+def test_two_gateways_summaries_of_one_window_handled_at_once_ask_once(store: SummaryStore) -> None:
+    # GIVEN a line whose two gateways' summaries are handled by two stream-processor workers (one shard each):
+    # gateway b's summary of an hour is handled while gateway a's retraining request is being sent
+    requests: list[RetrainRequest] = []
+    ingest = ingest_of(store, requests, CONFIG)
+    waiting: list[ScoreSummaryMessage] = []
+
+    def sending(request: RetrainRequest) -> None:
+        requests.append(request)
+        for other in waiting:  # the other worker, meanwhile
+            deliver(ingest, [other])
+        waiting.clear()
+
+    ingest.on_drift = sending
+    for hour in range(16):
+        counts = HEALTHY if hour < 10 else SHIFTED
+        waiting[:] = [summary(hour, counts, gateway="gw-b")]
+        deliver(ingest, [summary(hour, counts, gateway="gw-a")])
+        deliver(ingest, waiting)
+    # THEN the drifted line asked once, and the request stored is the one sent
+    [request] = requests
+    assert request.summary_key == summary(request.window_end_ms // HOUR - 1, SHIFTED, gateway="gw-a").key
+    assert store.last_retrain_request("plant-a", "line-1") == request
+
+
+def test_a_request_that_could_not_be_sent_is_asked_again_on_redelivery(store: SummaryStore) -> None:
+    # GIVEN a line that drifts from hour 10, and the invoke of the retrain function failing
+    requests: list[RetrainRequest] = []
+    ingest = ingest_of(store, requests, CONFIG)
+
+    def throttled(request: RetrainRequest) -> None:
+        raise RuntimeError("Lambda throttled")
+
+    ingest.on_drift = throttled
+    history = [summary(hour, HEALTHY if hour < 10 else SHIFTED) for hour in range(16)]
+    failed = None
+    for hour, s in enumerate(history):
+        try:
+            deliver(ingest, [s])
+        except RuntimeError:
+            failed = hour
+            break
+    # THEN the summary that asked is not taken for one that did: no request is kept for the line
+    assert failed is not None
+    assert store.last_retrain_request("plant-a", "line-1") is None
+    # AND when the stream delivers it again, it asks, and the line's request is that one
+    ingest.on_drift = requests.append
+    deliver(ingest, [history[failed]])
+    [request] = requests
+    assert request.window_end_ms == history[failed].end_ms
+    assert store.last_retrain_request("plant-a", "line-1") == request
+
+
+def test_an_hour_no_gateway_reported_does_not_make_an_ongoing_drift_ask_again(store: SummaryStore) -> None:
+    # GIVEN a line drifted from hour 10 (asked at its third drifted check), and hour 20 never reported
+    requests: list[RetrainRequest] = []
+    ingest = ingest_of(store, requests, CONFIG)
+    deliver(ingest, [summary(hour, HEALTHY if hour < 10 else SHIFTED) for hour in range(30) if hour != 20])
+    # THEN it asked once: the checks that held the gap were partial, and say nothing of a new episode
+    assert len(requests) == 1
+    assert requests[0].window_end_ms < 20 * HOUR
+
+
+def test_a_line_is_judged_by_the_model_rolled_out_last_whatever_its_gateways_are_called(store: SummaryStore) -> None:
+    # GIVEN gateway b (whose id sorts last) still runs version 9 while gateway a runs version 10 from hour 5
+    def of(hour: int, gateway: str, version: str) -> ScoreSummaryMessage:
+        return msgspec.structs.replace(
+            summary(hour, HEALTHY, gateway=gateway), model=ModelRef(name="plant-a.line-1", version=version)
+        )
+
+    for hour in range(8):
+        store.record_summary(of(hour, "gw-a", "9" if hour < 5 else "10"))
+        store.record_summary(of(hour, "gw-b", "9"))
+    # THEN the line's drift is version 10's, from the hour it started
+    found = report(store)
+    assert (found.model.version, found.start_ms, found.windows) == ("10", 5 * HOUR, 3)
+    # AND a baseline and a first registry version that start in one window: the registry's
+    for hour in range(8, 10):
+        store.record_summary(of(hour, "gw-a", "baseline"))
+        store.record_summary(of(hour, "gw-b", "1"))
+    assert report(store).model.version == "1"
+
+
+def test_of_two_claims_on_the_same_request_only_the_first_is_kept(store: SummaryStore) -> None:
+    def request(hour: int, gateway: str) -> RetrainRequest:
+        key = summary(hour, SHIFTED, gateway=gateway).key
+        return RetrainRequest(
+            plant="plant-a", line="line-1", model=ModelRef(name="plant-a.line-1", version="4"), psi=1.0,
+            summary_key=key, window_end_ms=(hour + 1) * HOUR, requested_at_ms=hour,
+        )  # fmt: skip
+
+    # GIVEN two workers that both read "no request yet" for the line (two gateways' summaries of one hour)
+    first, second = request(12, "gw-a"), request(12, "gw-b")
+    # THEN the first claim is kept and the second refused
+    assert store.claim_retrain_request(first, None)
+    assert not store.claim_retrain_request(second, None)
+    assert store.last_retrain_request("plant-a", "line-1") == first
+    # AND so with a request before them; and a claim taken back restores the one it replaced
+    later, rival = request(30, "gw-a"), request(30, "gw-b")
+    assert store.claim_retrain_request(later, first)
+    assert not store.claim_retrain_request(rival, first)
+    store.release_retrain_request(later, first)
+    assert store.last_retrain_request("plant-a", "line-1") == first
+    store.release_retrain_request(rival, first)  # not the one stored: changes nothing
+    assert store.last_retrain_request("plant-a", "line-1") == first

@@ -509,6 +509,15 @@ def test_in_lambda_a_scheduled_run_invokes_the_function_once_per_plant_and_line(
     assert (run["line"], [m["name"] for m in run["models"]]) == ("line-1", ["plant-1.line-1"])
 
 
+def test_fanning_out_without_a_failure_queue_is_refused_at_cold_start(aws: dict[str, Any]) -> None:
+    settings = _settings(aws, plants="plant-1", queue=False)
+    with pytest.raises(ValueError, match="fanning out one invocation per line needs PLANTWATCH_FAILURE_QUEUE_URL"):
+        RetrainJob(
+            settings, s3=aws["s3"], greengrass=aws["greengrass"], iot=aws["iot"],
+            fan_out=(boto3.client("lambda"), "plantwatch-retrain"),
+        )  # fmt: skip
+
+
 def test_a_fanned_out_invocation_that_lambda_refuses_is_reported_and_the_others_are_made(aws: dict[str, Any]) -> None:
     settings = _settings(aws, plants="plant-1", lines="line-1,line-2")
     client = boto3.client("lambda")

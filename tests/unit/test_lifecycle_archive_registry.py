@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Sequence
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from plantwatch.adapters.archive_reader import read_archive
@@ -73,7 +76,9 @@ class ListingSpy(LocalObjectStore):
         return super().list(prefix)
 
 
-def test_reading_a_window_lists_only_its_days_of_the_plant_or_line(tmp_path: Path) -> None:
+def test_reading_a_window_lists_only_its_days_of_the_plant_or_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     day = 24 * HOUR
     for start in (0, 3 * day):  # GIVEN two archived minutes three days apart (gateways numbered from 0 in each)
         archive_simulated_readings(tmp_path / f"at-{start}", SIM, start, start + 60_000)
@@ -87,6 +92,12 @@ def test_reading_a_window_lists_only_its_days_of_the_plant_or_line(tmp_path: Pat
     store.listed = []
     read_archive(store, start_ms=3 * day, end_ms=3 * day + HOUR, plant=SIM.plant, lines=["line-2"])
     assert store.listed == ["batches/date=1970-01-04/plant=plant-1/line=line-2/"]
+    # AND the local store walks only the folder a prefix names, not the whole archive
+    walked: list[str] = []
+    walk = os.walk
+    monkeypatch.setattr("plantwatch.adapters.object_store.os.walk", lambda top: walked.append(str(top)) or walk(top))
+    read_archive(store, start_ms=0, end_ms=HOUR, plant=SIM.plant)
+    assert walked == [str(tmp_path / "archive" / "batches" / "date=1970-01-01" / "plant=plant-1")]
     # AND "everything until now" lists the archive once, and still reads only the window's days
     store.listed = []
     late = read_archive(store, start_ms=2 * day, end_ms=400 * day, plant=SIM.plant)
@@ -117,6 +128,40 @@ def test_an_unreadable_archive_object_is_left_out_named_and_counted(
     assert f"archive object {damaged} is unreadable and was left out: ArrowInvalid" in capsys.readouterr().err
     model = ModelRegistry(LocalObjectStore(tmp_path / "registry")).load("plant-1.line-1", "1")
     assert model.info.training["source"]["unreadable_objects"] == 1
+
+
+GOOD_ROW = {
+    "plant": ["plant-1"], "line": ["line-1"], "asset": ["line-1-asset-1"], "sensor_type": ["temperature"],
+    "ts": [1_000], "value": [1.0], "anomaly": [False],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"value": ["n/a"]}, "ArrowInvalid: Failed to parse string: 'n/a' as a scalar of type double"),
+        ({"asset": pa.array([None], pa.string())}, "null asset in 1 row(s)"),
+        ({"ts": pa.array([None], pa.int64()), "value": pa.array([None], pa.float64())}, "null ts, value in 2 row(s)"),
+        ({"sensor_type": None}, "ArrowInvalid: No match for FieldRef.Name(sensor_type)"),
+    ],
+)
+def test_an_altered_archive_object_is_left_out_and_named_whatever_it_holds(
+    tmp_path: Path, change: dict[str, object], reason: str
+) -> None:
+    # GIVEN a minute of the archive and, beside it, an object of other types or with nulls where readings have values
+    archive_simulated_readings(tmp_path / "archive", SIM, 0, 60_000)
+    store = LocalObjectStore(tmp_path / "archive")
+    whole = len(read_archive(store, start_ms=0, end_ms=60_000, plant=SIM.plant))
+    columns = {k: v for k, v in {**GOOD_ROW, **change}.items() if v is not None}
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), buffer)
+    key = "batches/date=1970-01-01/plant=plant-1/line=line-1/part-altered.parquet"
+    store.put(key, buffer.getvalue().to_pybytes())
+    # WHEN the window is read, THEN every other reading is there and the object is named with what is wrong
+    unreadable: list[tuple[str, str]] = []
+    assert len(read_archive(store, start_ms=0, end_ms=60_000, plant=SIM.plant, unreadable=unreadable)) == whole
+    [(named, why)] = unreadable
+    assert (named, why[: len(reason)]) == (key, reason)
 
 
 def test_train_from_archive_registers_and_promotes_a_first_champion(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from plantwatch.adapters.arrow_tables import READINGS_SCHEMA
 from plantwatch.adapters.object_store import READ_WORKERS
 from plantwatch.models.datasets import ReadingColumns
 from plantwatch.models.registry import ObjectStore
@@ -76,14 +77,16 @@ def archive_keys(
     return keys
 
 
-def archive_lines(store: ObjectStore, *, start_ms: int, end_ms: int, plant: str) -> list[str]:
-    """The lines with archived objects of ``plant`` in the window's days (from the keys alone)."""
-    found = set()
-    for key in archive_keys(store, start_ms=start_ms, end_ms=end_ms, plant=plant):
+def keys_by_line(
+    store: ObjectStore, *, start_ms: int, end_ms: int, plant: str, lines: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """The plant's Parquet keys of the window (:func:`archive_keys`), by line: one listing for a whole run."""
+    found: dict[str, list[str]] = {}
+    for key in archive_keys(store, start_ms=start_ms, end_ms=end_ms, plant=plant, lines=lines):
         match = _PARTITION.search(key)
         if match is not None:
-            found.add(match.group(3))
-    return sorted(found)
+            found.setdefault(match.group(3), []).append(key)
+    return dict(sorted(found.items()))
 
 
 class _Codes:
@@ -111,18 +114,29 @@ class _Codes:
         return names, remap
 
 
+#: The columns the reader uses, typed as the archive writes them (``ts`` a timestamp in ms).
+_SCHEMA = pa.schema([READINGS_SCHEMA.field(name) for name in _COLUMNS])
+
+
 def _load(store: ObjectStore, key: str, start_ms: int, end_ms: int) -> tuple[str, pa.Table | None, str | None]:
-    """(key, its readings within the window, None) or (key, None, why it is unreadable); absent: (key, None, None)."""
+    """(key, its readings within the window in :data:`_SCHEMA`, None) or (key, None, why it is unreadable);
+    absent: (key, None, None). Everything that depends on what the object holds happens here, so an altered
+    object (another type, a null where a reading has a value) is left out and named, never aborts the read."""
     data = store.get(key)
     if data is None:
         return key, None, None
     try:
-        table = pq.read_table(pa.BufferReader(data), columns=_COLUMNS)
-        ts = table.column("ts").cast(pa.int64()) if pa.types.is_timestamp(table.column("ts").type) else table["ts"]
-        table = table.set_column(table.schema.get_field_index("ts"), "ts", ts)
+        raw = pq.read_table(pa.BufferReader(data), columns=_COLUMNS)
+        columns = [raw[field.name].cast(field.type) for field in _SCHEMA]  # ts in epoch ms from here on
+        columns[_COLUMNS.index("ts")] = columns[_COLUMNS.index("ts")].cast(pa.int64())
+        columns[_COLUMNS.index("anomaly")] = pc.fill_null(columns[_COLUMNS.index("anomaly")], False)
+        table = pa.Table.from_arrays(columns, names=_COLUMNS)
+        nulls = [name for name in _COLUMNS[:6] if table[name].null_count]
+        if nulls:
+            return key, None, f"null {', '.join(nulls)} in {sum(table[n].null_count for n in nulls)} row(s)"
         mask = pc.and_(pc.greater_equal(table["ts"], start_ms), pc.less(table["ts"], end_ms))
-        return key, table.filter(mask), None
-    except (pa.ArrowException, OSError) as exc:  # not Parquet (truncated, altered), a missing column, a bad page
+        return key, table.filter(mask).combine_chunks(), None
+    except (pa.ArrowException, OSError) as exc:  # not Parquet (truncated, altered), a missing column, a bad type
         return key, None, f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
@@ -141,13 +155,16 @@ def read_archive(
     lines: Sequence[str] | None = None,
     unreadable: list[tuple[str, str]] | None = None,
     workers: int = DEFAULT_WORKERS,
+    keys: Sequence[str] | None = None,
 ) -> ReadingColumns:
     """Archived readings with ``start_ms <= ts < end_ms`` as coded columns (files of other layouts are skipped).
 
     An object that is not readable Parquet of the archive's columns (truncated, altered) does not stop the read:
-    it is logged as an error and appended to ``unreadable`` as (key, reason), for the caller to report.
+    it is logged as an error and appended to ``unreadable`` as (key, reason), for the caller to report. ``keys``:
+    the objects to read, when the caller has listed them (:func:`archive_keys`); otherwise they are listed.
     """
-    keys = archive_keys(store, start_ms=start_ms, end_ms=end_ms, plant=plant, lines=lines)
+    if keys is None:
+        keys = archive_keys(store, start_ms=start_ms, end_ms=end_ms, plant=plant, lines=lines)
     assets, types = _Codes(), _Codes()
     parts: dict[str, list[npt.NDArray[np.generic]]] = {k: [] for k in ("asset", "type", "ts", "value", "anomaly")}
     files = 0
@@ -164,10 +181,9 @@ def read_archive(
                 triple = pc.binary_join_element_wise(table["plant"], table["line"], table["asset"], _SEP)
                 parts["asset"].append(assets.of(triple))
                 parts["type"].append(types.of(table["sensor_type"]))
-                parts["ts"].append(np.asarray(table["ts"].to_numpy(), dtype=np.int64))
-                parts["value"].append(np.asarray(table["value"].to_numpy(zero_copy_only=False), dtype=np.float64))
-                anomaly = table["anomaly"].fill_null(False).to_numpy(zero_copy_only=False)
-                parts["anomaly"].append(np.asarray(anomaly, dtype=bool))
+                parts["ts"].append(table["ts"].to_numpy())
+                parts["value"].append(table["value"].to_numpy())
+                parts["anomaly"].append(table["anomaly"].to_numpy(zero_copy_only=False))
     log.info("archive read", extra={"files": files, "keys": len(keys)})
     if not files:
         return ReadingColumns.empty()

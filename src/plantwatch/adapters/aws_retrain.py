@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import boto3
 import msgspec
 
-from plantwatch.adapters.archive_reader import archive_lines, read_archive
+from plantwatch.adapters.archive_reader import keys_by_line, read_archive
 from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
 from plantwatch.adapters.object_store import S3ObjectStore, s3_client_config
 from plantwatch.contract.reading import IDENT_PATTERN
@@ -173,6 +173,9 @@ class RetrainJob:
         15 minutes and memory. Without it (tests, a container task) the run retrains every line in turn."""
         if (sqs is None) != (not settings.failure_queue_url):
             raise ValueError("an SQS client goes with PLANTWATCH_FAILURE_QUEUE_URL, and only with it")
+        if fan_out is not None and sqs is None:
+            # a run that raised after invoking the lines would be retried by Lambda and invoke them all again
+            raise ValueError("fanning out one invocation per line needs PLANTWATCH_FAILURE_QUEUE_URL")
         self.settings = settings
         self.sqs = sqs
         self.fan_out = fan_out
@@ -238,7 +241,7 @@ class RetrainJob:
         invoked = []
         for plant in s.plants:
             try:
-                last_day = archive_lines(self.archive, start_ms=max(start, end - DAY_MS), end_ms=end, plant=plant)
+                last_day = list(keys_by_line(self.archive, start_ms=max(start, end - DAY_MS), end_ms=end, plant=plant))
             except Exception:  # the per-line runs read the archive anyway, and report what they can't read
                 log.exception("listing plant %s's archived lines failed", plant)
                 last_day = []
@@ -268,9 +271,8 @@ class RetrainJob:
     ) -> dict[str, Any]:
         s = self.settings
         where = f"plant {plant!r}" + ("" if line is None else f" line {line!r}")
-        archived = [
-            a for a in archive_lines(self.archive, start_ms=start, end_ms=end, plant=plant) if line in (None, a)
-        ]
+        lines = None if line is None else [line]  # a line's run lists only that line's keys, once
+        archived = keys_by_line(self.archive, start_ms=start, end_ms=end, plant=plant, lines=lines)
         grouped = s.lines_of(plant)
         refused = [a for a in archived if a not in grouped]
         for bad in refused:
@@ -281,9 +283,7 @@ class RetrainJob:
         unreadable: list[tuple[str, str]] = []
         deployable = [a for a in archived if a in grouped]
         for each in deployable:  # one line at a time: a week of a line is millions of readings
-            columns = read_archive(
-                self.archive, start_ms=start, end_ms=end, plant=plant, lines=[each], unreadable=unreadable
-            )
+            columns = read_archive(self.archive, start_ms=start, end_ms=end, keys=archived[each], unreadable=unreadable)
             done["readings"] += len(columns)
             assets = of_line(reading_assets(columns, s.train.spec), each)
             del columns

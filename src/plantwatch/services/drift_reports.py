@@ -112,8 +112,13 @@ class SummaryStore(SummaryReader, Protocol):
         """Store a summary; the same key stored again replaces it (idempotent)."""
         ...
 
-    def record_retrain_request(self, request: RetrainRequest) -> None:
-        """Keep the line's latest retraining request."""
+    def claim_retrain_request(self, request: RetrainRequest, previous: RetrainRequest | None) -> bool:
+        """Make ``request`` the line's latest retraining request, only if the latest is still ``previous`` (None:
+        there is none); False if another ingest (another gateway's summary, on another shard) changed it first."""
+        ...
+
+    def release_retrain_request(self, request: RetrainRequest, previous: RetrainRequest | None) -> None:
+        """Put ``previous`` back as the line's latest request if ``request`` still is (it could not be sent)."""
         ...
 
 
@@ -122,11 +127,26 @@ def first_start(latest: ScoreSummaryMessage, windows: int) -> int:
     return latest.end_ms - windows * (latest.end_ms - latest.start_ms)
 
 
+def _version_order(version: str) -> tuple[int, int, str]:
+    """Registry versions by number, after anything else (such as ``baseline``)."""
+    return (1, int(version), "") if version.isdigit() else (0, 0, version)
+
+
+def latest_model(summaries: Sequence[ScoreSummaryMessage]) -> ModelRef | None:
+    """The model the line is judged by: the one whose series started last (a rollout or a swap starts one; a gateway
+    that still runs, or went back to, the old model does not make the old one current again); among models that
+    started in the same window, the highest version."""
+    first: dict[ModelRef, int] = {}
+    for s in summaries:
+        first[s.model] = min(first.get(s.model, s.start_ms), s.start_ms)
+    if not first:
+        return None
+    return max(first, key=lambda m: (first[m], _version_order(m.version)))
+
+
 def _of_latest_model(summaries: Sequence[ScoreSummaryMessage]) -> list[ScoreSummaryMessage]:
-    """The summaries of the model that scored the latest window (another model's windows are not comparable)."""
-    if not summaries:
-        return []
-    latest = summaries[-1].model
+    """The summaries of the model the line is judged by (another model's windows are not comparable)."""
+    latest = latest_model(summaries)
     return [s for s in summaries if s.model == latest]
 
 
@@ -181,26 +201,39 @@ def line_drift(
     )
 
 
-def retrain_due(summaries: Sequence[ScoreSummaryMessage], config: DriftConfig) -> DriftStatus | None:
+def lookback(config: DriftConfig) -> int:
+    """Windows of summaries :func:`retrain_due` needs: the run of checks, and a full check before it even when a
+    check's worth of windows in between is partial (an hour no gateway reported)."""
+    return 2 * config.window + config.consecutive
+
+
+def retrain_due(
+    summaries: Sequence[ScoreSummaryMessage], config: DriftConfig, *, asked: ModelRef | None = None
+) -> DriftStatus | None:
     """The check that asks for retraining now, if the latest window completes a run of drifted checks.
 
-    Give it the line's summaries of its last ``window + consecutive`` windows, oldest first. There is one check
-    per window (however many gateways reported it); retraining is due when the checks ending at the latest
-    ``consecutive`` windows are complete and drifted, and the one before them (if complete) did not drift: the
-    run reaches ``consecutive`` exactly now (DriftTracker's rule, without state).
+    Give it the line's summaries of its last :func:`lookback` windows, oldest first, and the model the line's
+    last request was for (``asked``). There is one check per window (however many gateways reported it);
+    retraining is due when the checks ending at the latest ``consecutive`` windows are complete and drifted, and
+    the last complete check before them did not drift: the run reaches ``consecutive`` exactly now (DriftTracker's
+    rule, without state). A partial check (a window no gateway reported) says nothing either way: with no complete
+    check before the run, it is due only if no request was made for this model yet.
     """
     held = _of_latest_model(summaries)
     if not held:
         return None
     monitor = _monitor(held[-1], config)
     n = config.consecutive
-    ends = list({s.start_ms: s for s in held}.values())[-n - 1 :]  # one summary per window: its start and length
+    ends = list({s.start_ms: s for s in held}.values())  # one summary per window: its start and length
     checks = [_check(monitor, held, end, config.window) for end in ends]
-    drifted = [windows >= config.window and status.drifted for status, windows in checks]
-    if len(drifted) < n or not all(drifted[-n:]):
+    judged = [(windows >= config.window, status.drifted) for status, windows in checks]
+    if len(judged) < n or not all(complete and drifted for complete, drifted in judged[-n:]):
         return None
-    if len(drifted) > n and drifted[0]:
+    before = [drifted for complete, drifted in judged[:-n] if complete]
+    if before[-1:] == [True]:
         return None  # the run was already that long: asked before
+    if not before and asked == held[-1].model:
+        return None  # nothing complete since before this model's request: the same episode, asked before
     return checks[-1][0]
 
 
@@ -259,13 +292,13 @@ class DriftIngest:
 
     def _maybe_retrain(self, summary: ScoreSummaryMessage) -> None:
         cfg = self.config
-        recent = self.store.recent_summaries(summary.plant, summary.line, cfg.window + cfg.consecutive)
-        if not recent or (recent[-1].start_ms, recent[-1].model) != (summary.start_ms, summary.model):
+        recent = self.store.recent_summaries(summary.plant, summary.line, lookback(cfg))
+        if not recent or (recent[-1].start_ms, latest_model(recent)) != (summary.start_ms, summary.model):
             return  # a late or re-delivered older window, or one of a model no longer judged, decides nothing
-        status = retrain_due(recent, cfg)
+        previous = self.store.last_retrain_request(summary.plant, summary.line)
+        status = retrain_due(recent, cfg, asked=previous.model if previous is not None else None)
         if status is None:
             return
-        previous = self.store.last_retrain_request(summary.plant, summary.line)
         if previous is not None and (previous.model, previous.window_end_ms) == (summary.model, status.end_ms):
             return  # this check already asked (a re-delivery, or another gateway's summary of the window)
         request = RetrainRequest(
@@ -286,7 +319,13 @@ class DriftIngest:
             request.psi,
             cfg.consecutive,
         )
-        if self.on_drift is not None:
-            self.on_drift(request)  # raises -> the summary is delivered again and asks again
-        self.store.record_retrain_request(request)
+        if not self.store.claim_retrain_request(request, previous):
+            log.info("retraining of %s/%s was asked for by another summary meanwhile", request.plant, request.line)
+            return  # claimed before asking: two gateways' summaries of one window, handled at once, ask once
+        try:
+            if self.on_drift is not None:
+                self.on_drift(request)
+        except Exception:
+            self.store.release_retrain_request(request, previous)  # the summary is delivered again and asks again
+            raise
         self.requests += 1
