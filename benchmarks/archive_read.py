@@ -10,10 +10,11 @@ in a fresh process:
   time to first byte is tens of milliseconds; this machine has no S3, so the latency is an assumption, stated),
   with 1 worker (the baseline: the reader before 2026-11-29 fetched one object after another) and with the
   default pool;
-- runs what one invocation of the job does for a line, with the default pool and no added latency: read,
-  features (``reading_assets``) and training the line's forest (``train_group``, the default ``TrainConfig``),
-  beside the default labelled evaluation set (``simulator_evaluator``) the job holds, and reports the process's
-  peak resident memory, which sizes the Lambda (``cloud/terraform/retrain.tf``);
+- runs what one invocation of the job does for a line, with the default pool and no added latency: build the
+  default labelled evaluation set (``simulator_evaluator``), read, features (``reading_assets``), then
+  ``retrain`` (train the line's forest with the default ``TrainConfig``, tune and evaluate it, register it in a
+  local registry; a first version, so no champion is evaluated, and nothing is published), and reports the
+  process's peak resident memory, which sizes the Lambda (``cloud/terraform/retrain.tf``);
 - builds that evaluation set alone, for comparison.
 """
 
@@ -73,7 +74,9 @@ def measure(root: Path, days: float, what: str, workers: int, latency_ms: float)
     from plantwatch.adapters.archive_reader import read_archive
     from plantwatch.adapters.object_store import LocalObjectStore
     from plantwatch.models.datasets import reading_assets
-    from plantwatch.models.trainer import TrainConfig, train_group
+    from plantwatch.models.registry import ModelRegistry
+    from plantwatch.models.trainer import TrainConfig
+    from plantwatch.services.retraining import retrain
 
     class SlowStore(LocalObjectStore):
         def get(self, key: str) -> bytes | None:
@@ -107,8 +110,15 @@ def measure(root: Path, days: float, what: str, workers: int, latency_ms: float)
             assets = reading_assets(columns, train.spec)
             del columns
             out["features_s"] = time.perf_counter() - started - out["read_s"]
-            train_group(f"{PLANT}.{LINE}", assets, train, version="1", source={})
-            assert evaluation.labelled()
+            with tempfile.TemporaryDirectory(prefix="registry-") as registry:
+                [result] = retrain(
+                    assets,
+                    train=train,
+                    registry=ModelRegistry(LocalObjectStore(Path(registry))),
+                    evaluator=evaluation.for_plant(PLANT),
+                    source={},
+                )
+            assert result.trained
             out["train_s"] = time.perf_counter() - started - out["read_s"] - out["features_s"]
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
@@ -151,7 +161,7 @@ def main() -> None:
     print(f"| {args.workers} workers | {pool['read_s']:.1f} | {one['read_s'] / pool['read_s']:.2f} |")
     print("\n| per line of the job, no added latency | seconds | peak RSS MiB |")
     print("|---|---|---|")
-    print(f"| evaluation set, then read + features + train_group | {job['read_s']:.1f} + {job['features_s']:.1f} + "
+    print(f"| evaluation set, then read + features + retrain | {job['read_s']:.1f} + {job['features_s']:.1f} + "
           f"{job['train_s']:.1f} | "
           f"{job['peak_rss_mib']:.0f} |")  # fmt: skip
     print(f"| the default labelled evaluation set (built once per job) | {evaluator['seconds']:.1f} | "

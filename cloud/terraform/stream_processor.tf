@@ -59,9 +59,8 @@ data "aws_iam_policy_document" "stream_processor" {
   }
 
   statement {
-    sid = "DriftSummaries"
-    # DeleteItem: a retraining request claimed but not sent (the invoke failed) is taken back (dynamo_drift_writer.py)
-    actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem", "dynamodb:DeleteItem"]
+    sid       = "DriftSummaries"
+    actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"]
     resources = [aws_dynamodb_table.drift.arn]
   }
 

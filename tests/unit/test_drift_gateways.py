@@ -88,3 +88,12 @@ def test_summaries_of_another_model_are_not_merged() -> None:
     assert found is not None
     assert (found.model.version, found.windows, found.scores, found.complete) == ("2", 1, sum(HEALTHY), False)
     assert retrain_due(held, CONFIG) is None  # a new model's series starts afresh
+
+
+def test_a_version_of_digits_other_than_ascii_is_ordered_not_parsed() -> None:
+    # "²".isdigit() is True, and int("²") raises: a gateway naming its model so must not break the line's drift
+    windows = [message(w, HEALTHY, version="²") for w in range(3)] + [message(3, HEALTHY, version="1")]
+    windows.append(message(3, HEALTHY, gateway="gw-2", version="²"))
+    found = line_drift(windows, CONFIG)
+    assert found is not None
+    assert found.model.version == "1"

@@ -141,7 +141,7 @@ GOOD_ROW = {
     [
         ({"value": ["n/a"]}, "ArrowInvalid: Failed to parse string: 'n/a' as a scalar of type double"),
         ({"asset": pa.array([None], pa.string())}, "null asset in 1 row(s)"),
-        ({"ts": pa.array([None], pa.int64()), "value": pa.array([None], pa.float64())}, "null ts, value in 2 row(s)"),
+        ({"ts": pa.array([None], pa.int64()), "value": pa.array([None], pa.float64())}, "null ts, value in 1 row(s)"),
         ({"sensor_type": None}, "ArrowInvalid: No match for FieldRef.Name(sensor_type)"),
     ],
 )

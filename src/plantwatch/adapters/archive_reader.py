@@ -8,6 +8,7 @@ readings are kept as coded columns (:class:`~plantwatch.models.datasets.ReadingC
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -133,7 +134,8 @@ def _load(store: ObjectStore, key: str, start_ms: int, end_ms: int) -> tuple[str
         table = pa.Table.from_arrays(columns, names=_COLUMNS)
         nulls = [name for name in _COLUMNS[:6] if table[name].null_count]
         if nulls:
-            return key, None, f"null {', '.join(nulls)} in {sum(table[n].null_count for n in nulls)} row(s)"
+            rows = pc.sum(functools.reduce(pc.or_, [pc.is_null(table[n]) for n in nulls]).cast(pa.int64())).as_py()
+            return key, None, f"null {', '.join(nulls)} in {rows} row(s)"
         mask = pc.and_(pc.greater_equal(table["ts"], start_ms), pc.less(table["ts"], end_ms))
         return key, table.filter(mask).combine_chunks(), None
     except (pa.ArrowException, OSError) as exc:  # not Parquet (truncated, altered), a missing column, a bad type

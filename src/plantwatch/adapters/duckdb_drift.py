@@ -79,31 +79,13 @@ class DuckDBDrift:
         )
         return [(row[0], row[1]) for row in found]
 
-    def claim_retrain_request(self, request: RetrainRequest, previous: RetrainRequest | None) -> bool:
-        """Keep the request as the line's latest only if that is still ``previous`` (under the store's lock)."""
+    def record_retrain_request(self, request: RetrainRequest) -> None:
+        """Keep the line's latest request."""
         with self._lock:
-            if self.last_retrain_request(request.plant, request.line) != previous:
-                return False
-            self._write_request(request)
-            return True
-
-    def release_retrain_request(self, request: RetrainRequest, previous: RetrainRequest | None) -> None:
-        """Put ``previous`` back (or remove the request) if the line's latest is still ``request``."""
-        with self._lock:
-            if self.last_retrain_request(request.plant, request.line) != request:
-                return
-            if previous is not None:
-                self._write_request(previous)
-            else:
-                self.store.cursor().execute(
-                    "DELETE FROM retrain_requests WHERE plant = ? AND line = ?", [request.plant, request.line]
-                )
-
-    def _write_request(self, request: RetrainRequest) -> None:
-        self.store.cursor().execute(
-            "INSERT OR REPLACE INTO retrain_requests VALUES (?, ?, ?, ?)",
-            [request.plant, request.line, request.requested_at_ms, msgspec.json.encode(request).decode()],
-        )
+            self.store.cursor().execute(
+                "INSERT OR REPLACE INTO retrain_requests VALUES (?, ?, ?, ?)",
+                [request.plant, request.line, request.requested_at_ms, msgspec.json.encode(request).decode()],
+            )
 
     def last_retrain_request(self, plant: str, line: str) -> RetrainRequest | None:
         """The line's latest request."""

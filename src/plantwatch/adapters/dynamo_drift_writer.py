@@ -21,9 +21,7 @@ class DynamoDBDrift(DynamoDBDriftReader):
         super().__init__(client, table)
         self.retention_s = retention_days * 86_400
 
-    def _put(
-        self, pk: str, sk: str, document: bytes, at_ms: int, *, condition: dict[str, Any] | None = None, **extra: str
-    ) -> None:
+    def _put(self, pk: str, sk: str, document: bytes, at_ms: int, **extra: str) -> None:
         item = {
             "pk": {"S": pk},
             "sk": {"S": sk},
@@ -31,7 +29,7 @@ class DynamoDBDrift(DynamoDBDriftReader):
             "expires_at": {"N": str(at_ms // 1000 + self.retention_s)},
             **{k: {"S": v} for k, v in extra.items()},
         }
-        self._client.put_item(TableName=self.table, Item=item, **(condition or {}))
+        self._client.put_item(TableName=self.table, Item=item)
 
     def record_summary(self, summary: ScoreSummaryMessage) -> None:
         """Put the summary (a re-delivery overwrites it with the same content) and list its line."""
@@ -40,41 +38,8 @@ class DynamoDBDrift(DynamoDBDriftReader):
         self._put(pk, sk, msgspec.json.encode(summary), summary.end_ms)
         self._put(f"lines#{summary.plant}", summary.line, b"{}", summary.end_ms, plant=summary.plant)
 
-    def claim_retrain_request(self, request: RetrainRequest, previous: RetrainRequest | None) -> bool:
-        """Put the request only if the line's stored one is still ``previous`` (a conditional write)."""
-        try:
-            self._put(
-                line_key(request.plant, request.line),
-                "retrain",
-                msgspec.json.encode(request),
-                request.requested_at_ms,
-                condition=_still(previous),
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def release_retrain_request(self, request: RetrainRequest, previous: RetrainRequest | None) -> None:
-        """Put ``previous`` back (or remove the request) if the stored one is still ``request``."""
-        key = line_key(request.plant, request.line)
-        try:
-            if previous is None:
-                self._client.delete_item(
-                    TableName=self.table, Key={"pk": {"S": key}, "sk": {"S": "retrain"}}, **_still(request)
-                )
-            else:
-                self._put(
-                    key, "retrain", msgspec.json.encode(previous), previous.requested_at_ms, condition=_still(request)
-                )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            pass  # another request replaced it meanwhile: that one stands
-
-
-def _still(request: RetrainRequest | None) -> dict[str, Any]:
-    """The condition of a write that expects the stored request to be ``request`` (None: no request stored)."""
-    if request is None:
-        return {"ConditionExpression": "attribute_not_exists(pk)"}
-    return {
-        "ConditionExpression": "document = :document",
-        "ExpressionAttributeValues": {":document": {"S": msgspec.json.encode(request).decode()}},
-    }
+    def record_retrain_request(self, request: RetrainRequest) -> None:
+        """Keep the line's latest request."""
+        self._put(
+            line_key(request.plant, request.line), "retrain", msgspec.json.encode(request), request.requested_at_ms
+        )

@@ -112,13 +112,8 @@ class SummaryStore(SummaryReader, Protocol):
         """Store a summary; the same key stored again replaces it (idempotent)."""
         ...
 
-    def claim_retrain_request(self, request: RetrainRequest, previous: RetrainRequest | None) -> bool:
-        """Make ``request`` the line's latest retraining request, only if the latest is still ``previous`` (None:
-        there is none); False if another ingest (another gateway's summary, on another shard) changed it first."""
-        ...
-
-    def release_retrain_request(self, request: RetrainRequest, previous: RetrainRequest | None) -> None:
-        """Put ``previous`` back as the line's latest request if ``request`` still is (it could not be sent)."""
+    def record_retrain_request(self, request: RetrainRequest) -> None:
+        """Keep the line's latest retraining request."""
         ...
 
 
@@ -129,25 +124,44 @@ def first_start(latest: ScoreSummaryMessage, windows: int) -> int:
 
 def _version_order(version: str) -> tuple[int, int, str]:
     """Registry versions by number, after anything else (such as ``baseline``)."""
-    return (1, int(version), "") if version.isdigit() else (0, 0, version)
+    return (1, int(version), "") if version.isascii() and version.isdigit() else (0, 0, version)
+
+
+def _current_run(summaries: Sequence[ScoreSummaryMessage]) -> tuple[ModelRef, int] | None:
+    """The model the line is judged by, and the first window of its current run: of the models in the latest
+    window, the one whose run of windows (unbroken among the windows reported) started last. A rollout, a swap or
+    a rollback starts a run; a gateway still on the old model does not make it current again. Among runs that
+    started in the same window, the highest version."""
+    present: dict[int, set[ModelRef]] = {}
+    for s in summaries:
+        present.setdefault(s.start_ms, set()).add(s.model)
+    if not present:
+        return None
+    windows = sorted(present, reverse=True)
+
+    def run_start(model: ModelRef) -> int:
+        start = windows[0]
+        for window in windows:
+            if model not in present[window]:
+                break
+            start = window
+        return start
+
+    model = max(present[windows[0]], key=lambda m: (run_start(m), _version_order(m.version)))
+    return model, run_start(model)
 
 
 def latest_model(summaries: Sequence[ScoreSummaryMessage]) -> ModelRef | None:
-    """The model the line is judged by: the one whose series started last (a rollout or a swap starts one; a gateway
-    that still runs, or went back to, the old model does not make the old one current again); among models that
-    started in the same window, the highest version."""
-    first: dict[ModelRef, int] = {}
-    for s in summaries:
-        first[s.model] = min(first.get(s.model, s.start_ms), s.start_ms)
-    if not first:
-        return None
-    return max(first, key=lambda m: (first[m], _version_order(m.version)))
+    """The model the line is judged by (see :func:`_current_run`)."""
+    run = _current_run(summaries)
+    return None if run is None else run[0]
 
 
 def _of_latest_model(summaries: Sequence[ScoreSummaryMessage]) -> list[ScoreSummaryMessage]:
-    """The summaries of the model the line is judged by (another model's windows are not comparable)."""
-    latest = latest_model(summaries)
-    return [s for s in summaries if s.model == latest]
+    """The summaries of the current run of the model the line is judged by: another model's windows are not
+    comparable, and a model swapped in again (a rollback) starts a new series, as any swap does."""
+    run = _current_run(summaries)
+    return [] if run is None else [s for s in summaries if s.model == run[0] and s.start_ms >= run[1]]
 
 
 def _plain(summary: ScoreSummaryMessage) -> ScoreSummary:
@@ -208,16 +222,16 @@ def lookback(config: DriftConfig) -> int:
 
 
 def retrain_due(
-    summaries: Sequence[ScoreSummaryMessage], config: DriftConfig, *, asked: ModelRef | None = None
+    summaries: Sequence[ScoreSummaryMessage], config: DriftConfig, *, asked: RetrainRequest | None = None
 ) -> DriftStatus | None:
     """The check that asks for retraining now, if the latest window completes a run of drifted checks.
 
-    Give it the line's summaries of its last :func:`lookback` windows, oldest first, and the model the line's
-    last request was for (``asked``). There is one check per window (however many gateways reported it);
+    Give it the line's summaries of its last :func:`lookback` windows, oldest first, and the line's last request
+    (``asked``). There is one check per window (however many gateways reported it);
     retraining is due when the checks ending at the latest ``consecutive`` windows are complete and drifted, and
     the last complete check before them did not drift: the run reaches ``consecutive`` exactly now (DriftTracker's
     rule, without state). A partial check (a window no gateway reported) says nothing either way: with no complete
-    check before the run, it is due only if no request was made for this model yet.
+    check before the run, it is due unless this model asked within these windows (the same episode).
     """
     held = _of_latest_model(summaries)
     if not held:
@@ -232,8 +246,9 @@ def retrain_due(
     before = [drifted for complete, drifted in judged[:-n] if complete]
     if before[-1:] == [True]:
         return None  # the run was already that long: asked before
-    if not before and asked == held[-1].model:
-        return None  # nothing complete since before this model's request: the same episode, asked before
+    recently = asked is not None and asked.model == held[-1].model and asked.window_end_ms > summaries[0].start_ms
+    if not before and recently:
+        return None  # nothing complete since this model's request, made within these windows: the same episode
     return checks[-1][0]
 
 
@@ -296,7 +311,7 @@ class DriftIngest:
         if not recent or (recent[-1].start_ms, latest_model(recent)) != (summary.start_ms, summary.model):
             return  # a late or re-delivered older window, or one of a model no longer judged, decides nothing
         previous = self.store.last_retrain_request(summary.plant, summary.line)
-        status = retrain_due(recent, cfg, asked=previous.model if previous is not None else None)
+        status = retrain_due(recent, cfg, asked=previous)
         if status is None:
             return
         if previous is not None and (previous.model, previous.window_end_ms) == (summary.model, status.end_ms):
@@ -319,13 +334,10 @@ class DriftIngest:
             request.psi,
             cfg.consecutive,
         )
-        if not self.store.claim_retrain_request(request, previous):
-            log.info("retraining of %s/%s was asked for by another summary meanwhile", request.plant, request.line)
-            return  # claimed before asking: two gateways' summaries of one window, handled at once, ask once
-        try:
-            if self.on_drift is not None:
-                self.on_drift(request)
-        except Exception:
-            self.store.release_retrain_request(request, previous)  # the summary is delivered again and asks again
-            raise
+        # Asked first, recorded after: a request that was not sent is never taken for one that was (the summary is
+        # delivered again and asks again). Two gateways' summaries of one hour handled at the same moment on two
+        # shards may both ask: a second retraining of the line, which the registry judges like any other.
+        if self.on_drift is not None:
+            self.on_drift(request)
+        self.store.record_retrain_request(request)
         self.requests += 1
