@@ -137,13 +137,13 @@ def main() -> None:
         what, root, days, workers, latency = sys.argv[2:7]
         print(json.dumps(measure(Path(root), float(days), what, int(workers), float(latency))))
         return
-    from plantwatch.adapters.archive_reader import DEFAULT_WORKERS
+    from plantwatch.adapters.object_store import READ_WORKERS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--object-s", type=int, default=60, help="seconds of readings per archive object")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added before each GET (an S3 assumption)")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="the pool measured against 1 worker")
+    parser.add_argument("--workers", type=int, default=READ_WORKERS, help="the pool measured against 1 worker")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="archive-read-") as tmp:
         root = Path(tmp)

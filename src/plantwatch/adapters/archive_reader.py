@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = ["plant", "line", "asset", "sensor_type", "ts", "value", "anomaly"]
 _PARTITION = re.compile(r"batches/date=(\d{4}-\d{2}-\d{2})/plant=([^/]+)/line=([^/]+)/[^/]+\.parquet$")
-#: Objects fetched at once (S3 GETs in flight); each holds at most one object's bytes and table.
-DEFAULT_WORKERS = READ_WORKERS
-
 
 _SEP = "\x1f"
 #: A window of more days than this is listed in one go (filtered by day) instead of one listing per day.
@@ -156,13 +153,14 @@ def read_archive(
     plant: str | None = None,
     lines: Sequence[str] | None = None,
     unreadable: list[tuple[str, str]] | None = None,
-    workers: int = DEFAULT_WORKERS,
+    workers: int = READ_WORKERS,
     keys: Sequence[str] | None = None,
 ) -> ReadingColumns:
     """Archived readings with ``start_ms <= ts < end_ms`` as coded columns (files of other layouts are skipped).
 
     An object that is not readable Parquet of the archive's columns (truncated, altered) does not stop the read:
-    it is logged as an error and appended to ``unreadable`` as (key, reason), for the caller to report. ``keys``:
+    it is logged as an error and appended to ``unreadable`` as (key, reason), for the caller to report. ``workers``:
+    objects fetched and decoded at once (each holds one object's bytes and table). ``keys``:
     the objects to read, when the caller has listed them (:func:`archive_keys`); otherwise they are listed.
     """
     if keys is None:

@@ -13,8 +13,9 @@ gateway sent it; counts add up, so each gateway weighs by its scores.
   starts are held, and before that the same figure is served, marked ``complete=False``.
 - retraining is asked for when the checks ending at the latest ``consecutive`` windows are complete and have
   drifted (the same rule as :class:`~plantwatch.services.drift_watch.DriftTracker`, replayed over the stored
-  summaries), once per drift episode; the request is stored, and a re-delivered summary, or another gateway's
-  summary of the same window, does not ask twice.
+  summaries), once per drift episode; the request is stored after the retrain function accepted it, so a
+  re-delivered summary, or another gateway's summary of the same window handled after it, does not ask twice
+  (one handled at the same moment on another shard may: a second retraining, never a lost request).
 """
 
 from __future__ import annotations
