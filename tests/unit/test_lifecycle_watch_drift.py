@@ -76,7 +76,10 @@ def test_a_promoted_model_is_swapped_in_between_batches(tmp_path: Path, outcome)
     for k in range(0, 240):
         now = start + k * 1000 + 500  # mid-tick: every poll yields one tick
         if k == 97:  # GIVEN a challenger promoted in the registry while the gateway runs (mid-interval)
-            v2 = with_training(v1, {}, version="2", threshold=0.99)
+            assert v1.debounce is not None
+            assert gateway.alerts.raise_after == v1.debounce.raise_after  # the counts v1 was tuned with
+            tuned = {**v1.info.training["alert_policy"], "raise_after": v1.debounce.raise_after + 5}
+            v2 = with_training(v1, {"alert_policy": tuned}, version="2", threshold=0.99)
             registry.register(v2, metrics={})
             registry.decide(NAME, "2", None)
             assert watch.poll()
@@ -106,6 +109,7 @@ def test_a_promoted_model_is_swapped_in_between_batches(tmp_path: Path, outcome)
     assert versions == sorted(versions)
     assert set(versions) == {"1", "2"}
     assert detector.model_ref.version == "2"
+    assert gateway.alerts.raise_after == v1.debounce.raise_after + 5  # the alert counts came with the model
     assert not watch.poll()  # nothing new: no second swap
 
 

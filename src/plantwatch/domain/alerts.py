@@ -20,6 +20,21 @@ LOSS_SCHEMA: Final = "plantwatch.spool-loss.v1"
 ANOMALY: Final = "anomaly"
 OFFLINE: Final = "offline"
 SPOOL_FULL: Final = "spool_full"
+#: The anomaly lifecycle's counts until the scoring model names its own, and for a model that names none.
+DEFAULT_RAISE_AFTER: Final = 3
+DEFAULT_CLEAR_AFTER: Final = 5
+
+
+class Debounce(msgspec.Struct, frozen=True, kw_only=True):
+    """An anomaly alert's lifecycle counts: raised at the ``raise_after``-th consecutive anomalous reading,
+    cleared after ``clear_after`` consecutive normal ones."""
+
+    raise_after: int
+    clear_after: int
+
+    def __post_init__(self) -> None:
+        if self.raise_after < 1 or self.clear_after < 1:
+            raise ValueError("raise_after and clear_after must be at least 1")
 
 
 class AlertStatus(StrEnum):
@@ -119,15 +134,32 @@ def decode_event(payload: bytes) -> AlertEvent:
 class AlertEngine:
     """Turns scored readings and conditions into alert events; one tracker per (asset, sensor, kind)."""
 
-    def __init__(self, *, gateway_id: str, plant: str, raise_after: int = 3, clear_after: int = 5) -> None:
-        if raise_after < 1 or clear_after < 1:
+    def __init__(
+        self, *, gateway_id: str, plant: str, raise_after: int | None = None, clear_after: int | None = None
+    ) -> None:
+        """``raise_after`` / ``clear_after`` given here are the operator's and stay; one left None follows the
+        scoring model's tuned count (:meth:`follow`), :data:`DEFAULT_RAISE_AFTER` / :data:`DEFAULT_CLEAR_AFTER`
+        until a model names one."""
+        if any(count is not None and count < 1 for count in (raise_after, clear_after)):
             raise ValueError("raise_after and clear_after must be at least 1")
         self.gateway_id = gateway_id
         self.plant = plant
-        self.raise_after = raise_after
-        self.clear_after = clear_after
+        self._pinned = (raise_after, clear_after)
+        self.raise_after = raise_after or DEFAULT_RAISE_AFTER
+        self.clear_after = clear_after or DEFAULT_CLEAR_AFTER
         self._trackers: dict[str, _Tracker] = {}
         self._by_id: dict[str, str] = {}
+
+    def follow(self, tuned: Debounce | None) -> bool:
+        """Take the scoring model's tuned counts (None: a model that names none, or no model) for each count the
+        operator left unset; returns whether a count changed. Runs of anomalous readings already counted carry
+        over: with a lower ``raise_after`` the next anomalous reading raises."""
+        pinned_raise, pinned_clear = self._pinned
+        raise_after = pinned_raise or (tuned.raise_after if tuned is not None else DEFAULT_RAISE_AFTER)
+        clear_after = pinned_clear or (tuned.clear_after if tuned is not None else DEFAULT_CLEAR_AFTER)
+        changed = (raise_after, clear_after) != (self.raise_after, self.clear_after)
+        self.raise_after, self.clear_after = raise_after, clear_after
+        return changed
 
     @property
     def tracking(self) -> bool:

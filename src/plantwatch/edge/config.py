@@ -146,8 +146,11 @@ class UplinkConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 class AlertConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Floor alerting: lifecycle counts and where alerts go on the floor."""
 
-    raise_after: int = 3
-    clear_after: int = 5
+    #: Anomaly alerts raise at the N-th consecutive anomalous reading and clear after M normal ones. Unset (the
+    #: default), each follows the scoring model's tuned count (its threshold was tuned and evaluated with it),
+    #: 3 and 5 while no model names one. Set, it is the operator's and no model changes it.
+    raise_after: int | None = None
+    clear_after: int | None = None
     floor: Literal["mqtt", "greengrass", "none"] = "mqtt"
     floor_host: str = "127.0.0.1"
     floor_port: int = 1883

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from plantwatch.contract.batch import ModelRef
+from plantwatch.domain.alerts import Debounce
 from plantwatch.domain.features import FeatureSpec
 from plantwatch.models.envelope import Envelope
 from plantwatch.models.padded import FloatArray, IntArray, PaddedForest, average_path_length
@@ -103,6 +104,16 @@ class ForestModel:
     def ref(self) -> ModelRef:
         """Name and version, as recorded in every batch this model scores."""
         return ModelRef(name=self.info.name, version=self.info.version)
+
+    @property
+    def debounce(self) -> Debounce | None:
+        """The alert lifecycle counts the model's threshold was tuned and evaluated with (``training.alert_policy``,
+        written by :func:`plantwatch.models.pipeline.tune_and_test`); None when it records none usable."""
+        policy = self.info.training.get("alert_policy")
+        try:
+            return msgspec.convert(policy, Debounce) if isinstance(policy, dict) else None
+        except (msgspec.ValidationError, ValueError):
+            return None
 
     @property
     def feature_spec(self) -> FeatureSpec | None:

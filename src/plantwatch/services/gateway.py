@@ -22,6 +22,7 @@ from plantwatch.domain.alerts import (
     encode_loss,
     parse_ack,
 )
+from plantwatch.models.forest import ForestModel
 from plantwatch.ports import AlertNotifier, Scorer, SensorSource, Spool
 from plantwatch.services.score_windows import DEFAULT_SUMMARY_WINDOW_MS, ScoreWindows
 
@@ -97,6 +98,7 @@ class Gateway:
         self._windows_changed = False
         self._windows_kept_ms: int | None = None
         self.alerts = alerts or AlertEngine(gateway_id=config.gateway_id, plant=config.plant)
+        self._follow_model()
         self.notifiers = list(notifiers)
         self.on_spooled = on_spooled
         self.counters = GatewayCounters()
@@ -114,6 +116,20 @@ class Gateway:
         self._summarise()  # the old scorer's forest scores still count
         self.scorer = scorer
         self.header = msgspec.structs.replace(self.header, model=model)
+        self._follow_model()
+
+    def _follow_model(self) -> None:
+        """Alert with the lifecycle counts the scoring model was tuned and evaluated with, where the operator set
+        none: its threshold and its counts were chosen together, so one without the other is not what was tested."""
+        model = getattr(self.scorer, "model", None)
+        tuned = model.debounce if isinstance(model, ForestModel) else None
+        if self.alerts.follow(tuned):
+            log.info(
+                "anomaly alerts now raise after %d and clear after %d readings (%s)",
+                self.alerts.raise_after,
+                self.alerts.clear_after,
+                "tuned with the model" if tuned is not None else "defaults: the model names none",
+            )
 
     def stop(self) -> None:
         """Seal pending readings, spool finished summaries and keep the open summary windows for the next start."""

@@ -20,8 +20,6 @@ import logging
 import threading
 from typing import Protocol
 
-import msgspec
-
 from plantwatch.contract.batch import ModelRef
 from plantwatch.domain.decision import AnomalyDetector, check_model
 from plantwatch.models.forest import ForestModel
@@ -121,5 +119,5 @@ class ModelWatch:
             if self._pending is model:
                 self._pending = None
         self.detector.swap_model(model)
-        gateway.header = msgspec.structs.replace(gateway.header, model=model.ref)
+        gateway.set_model(self.detector, model.ref)  # the header and the alert counts follow the model
         return model.ref

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
+
 from plantwatch.contract.reading import Reading, ScoredReading, SensorRef
-from plantwatch.domain.alerts import OFFLINE, AlertEngine, AlertStatus, decode_event, encode_event, parse_ack
+from plantwatch.domain.alerts import (
+    DEFAULT_CLEAR_AFTER,
+    DEFAULT_RAISE_AFTER,
+    OFFLINE,
+    AlertEngine,
+    AlertStatus,
+    Debounce,
+    decode_event,
+    encode_event,
+    parse_ack,
+)
 
 
 def scored(value: float, ts: int, anomaly: bool, sensor_id: str = "t1") -> ScoredReading:
@@ -87,3 +99,34 @@ def test_snapshot_restores_state_and_events_round_trip() -> None:
     assert decode_event(encode_event(raised)) == raised
     assert parse_ack(b'{"alert_id": "a", "by": "op"}') is not None
     assert parse_ack(b"not json") is None
+
+
+def test_counts_the_operator_left_unset_follow_the_model_and_set_ones_stay() -> None:
+    following = AlertEngine(gateway_id="gw", plant="p")
+    assert (following.raise_after, following.clear_after) == (DEFAULT_RAISE_AFTER, DEFAULT_CLEAR_AFTER)
+    assert following.follow(Debounce(raise_after=1, clear_after=7)) is True
+    assert feed(following, "X") == ["raised"]  # the model's N = 1: the first anomalous reading raises
+    assert feed(following, "......", start=1) == []  # and its M = 7: six normal readings do not clear
+    assert feed(following, ".", start=7) == ["cleared"]
+    assert following.follow(None) is True  # a model that names no counts: back to the defaults
+    assert (following.raise_after, following.clear_after) == (DEFAULT_RAISE_AFTER, DEFAULT_CLEAR_AFTER)
+    assert following.follow(None) is False
+    pinned = AlertEngine(gateway_id="gw", plant="p", raise_after=2)  # the operator set N, not M
+    assert pinned.follow(Debounce(raise_after=1, clear_after=7)) is True
+    assert (pinned.raise_after, pinned.clear_after) == (2, 7)
+    assert feed(pinned, "X") == []
+
+
+def test_a_run_already_counted_carries_over_when_the_model_lowers_n() -> None:
+    engine = AlertEngine(gateway_id="gw", plant="p")
+    assert feed(engine, "XX") == []  # two of the default three
+    engine.follow(Debounce(raise_after=2, clear_after=5))
+    assert feed(engine, "X", start=2) == ["raised"]  # the run continues: its third reading is past the new N
+
+
+def test_counts_below_one_are_refused() -> None:
+    for bad in ({"raise_after": 0}, {"clear_after": 0}, {"raise_after": -1}):
+        with pytest.raises(ValueError, match="at least 1"):
+            AlertEngine(gateway_id="gw", plant="p", **bad)
+    with pytest.raises(ValueError, match="at least 1"):
+        Debounce(raise_after=0, clear_after=5)

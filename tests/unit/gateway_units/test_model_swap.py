@@ -184,3 +184,53 @@ def test_a_loader_failing_unexpectedly_refuses_that_file_once_and_keeps_the_mode
     assert "RuntimeError" in next(iter(swapper.refused.values()))
     assert "refused" in caplog.text
     spool.close()
+
+
+def _with_policy(model: ForestModel, path: Path, version: str, policy: dict[str, object] | None) -> None:
+    """Write ``model`` as ``version`` whose training records ``policy`` as its alert policy (None: records none)."""
+    training = {k: v for k, v in model.info.training.items() if k != "alert_policy"}
+    if policy is not None:
+        training["alert_policy"] = policy
+    write_artifact(
+        ForestModel(model.trees, msgspec.structs.replace(model.info, version=version, training=training)), path
+    )
+
+
+@pytest.mark.parametrize(
+    ("alerts", "expected"),
+    [
+        # nothing set: every count follows the model scoring (3 and 5 while it names none)
+        ({}, [(1, 5), (4, 7), (3, 5), (3, 5)]),
+        # the operator's raise_after stays whatever the model says; the unset clear_after follows
+        ({"raise_after": 2}, [(2, 5), (2, 7), (2, 5), (2, 5)]),
+    ],
+)
+def test_anomaly_alerts_use_the_counts_the_scoring_model_was_tuned_with(
+    tmp_path: Path, alerts: dict[str, int], expected: list[tuple[int, int]]
+) -> None:
+    baseline = ForestModel.load(BASELINE)
+    assert baseline.debounce is not None and (baseline.debounce.raise_after, baseline.debounce.clear_after) == (1, 5)
+    model_file = tmp_path / "model.pwf"
+    shutil.copy2(BASELINE, model_file)
+    config = _standalone(tmp_path, model_file)
+    config = msgspec.structs.replace(config, alerts=msgspec.structs.replace(config.alerts, **alerts))
+    # GIVEN a gateway that starts with the baseline, tuned with N = 1, M = 5
+    runtime = build_gateway(config)
+    assert runtime.swapper is not None
+    seen = [(runtime.gateway.alerts.raise_after, runtime.gateway.alerts.clear_after)]
+    try:
+        # WHEN models tuned otherwise, one recording no counts, and a malformed one follow each other
+        for version, policy in (
+            ("2", {"threshold": 0.7, "rules": True, "raise_after": 4, "clear_after": 7}),
+            ("3", None),
+            ("4", {"threshold": 0.7, "raise_after": 0, "clear_after": 5}),
+        ):
+            _with_policy(baseline, model_file, version, policy)
+            assert runtime.swapper.check() is True
+            assert runtime.gateway.header.model.version == version
+            seen.append((runtime.gateway.alerts.raise_after, runtime.gateway.alerts.clear_after))
+        # THEN the counts are the model's, the defaults for a model naming none or unusable ones, the operator's
+        # where set
+        assert seen == expected
+    finally:
+        runtime.stop(drain_s=0)
