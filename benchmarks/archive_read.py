@@ -1,6 +1,6 @@
 """What the retraining job's read of one line's week costs: time against the sequential read, and peak memory.
 
-Run: ``python benchmarks/archive_read.py [--days 7] [--object-s 60] [--latency-ms 20]``.
+Run: ``python benchmarks/archive_read.py [--days 7] [--object-s 60] [--latency-ms 20] [--budget 4000000]``.
 
 It writes a synthetic archive of one line (4 assets x 3 sensors at 1 Hz, the simulator's values) as the stream
 processor lays it out (``batches/date=*/plant=*/line=*/part-*.parquet``, one object per ``--object-s``), then, each
@@ -15,6 +15,9 @@ in a fresh process:
   ``retrain`` (train the line's forest with the default ``TrainConfig``, tune and evaluate it, register it in a
   local registry; a first version, so no champion is evaluated, and nothing is published), and reports the
   process's peak resident memory, which sizes the Lambda (``cloud/terraform/retrain.tf``);
+- runs the same with the read kept to ``--budget`` readings (``read_archive(max_readings=...)``, as the job does
+  with ``PLANTWATCH_MAX_READINGS_PER_LINE``): its peak memory follows the budget, not the week's readings, which
+  is what lets a line busier than this one fit the same function;
 - builds that evaluation set alone, for comparison.
 """
 
@@ -69,7 +72,7 @@ def write_archive(root: Path, days: float, object_s: int) -> int:
     return objects
 
 
-def measure(root: Path, days: float, what: str, workers: int, latency_ms: float) -> dict[str, float]:
+def measure(root: Path, days: float, what: str, workers: int, latency_ms: float, budget: int = 0) -> dict[str, float]:
     """Run in a fresh process (peak memory is per process): read (and, for ``job``, features and training)."""
     from plantwatch.adapters.archive_reader import read_archive
     from plantwatch.adapters.object_store import LocalObjectStore
@@ -102,9 +105,12 @@ def measure(root: Path, days: float, what: str, workers: int, latency_ms: float)
         store = SlowStore(root) if latency_ms else LocalObjectStore(root)
         end = T0_MS + int(days * 86_400_000)
         started = time.perf_counter()
-        columns = read_archive(store, start_ms=T0_MS, end_ms=end, plant=PLANT, lines=[LINE], workers=workers)
+        columns = read_archive(
+            store, start_ms=T0_MS, end_ms=end, plant=PLANT, lines=[LINE], workers=workers, max_readings=budget or None
+        )
         out["read_s"] = time.perf_counter() - started
         out["readings"] = len(columns)
+        out["one_in"] = columns.sample.one_in if columns.sample is not None else 1
         if what == "job":
             train = TrainConfig()
             assets = reading_assets(columns, train.spec)
@@ -124,8 +130,9 @@ def measure(root: Path, days: float, what: str, workers: int, latency_ms: float)
     return out
 
 
-def _child(root: Path, days: float, what: str, workers: int, latency_ms: float) -> dict[str, float]:
+def _child(root: Path, days: float, what: str, workers: int, latency_ms: float, budget: int = 0) -> dict[str, float]:
     command = [sys.executable, __file__, "--child", what, str(root), str(days), str(workers), str(latency_ms)]
+    command.append(str(budget))
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -134,8 +141,8 @@ def _child(root: Path, days: float, what: str, workers: int, latency_ms: float) 
 def main() -> None:
     """Write the archive once, then measure each case in its own process and print a table."""
     if sys.argv[1:2] == ["--child"]:
-        what, root, days, workers, latency = sys.argv[2:7]
-        print(json.dumps(measure(Path(root), float(days), what, int(workers), float(latency))))
+        what, root, days, workers, latency, budget = sys.argv[2:8]
+        print(json.dumps(measure(Path(root), float(days), what, int(workers), float(latency), int(budget))))
         return
     from plantwatch.adapters.object_store import READ_WORKERS
 
@@ -144,6 +151,7 @@ def main() -> None:
     parser.add_argument("--object-s", type=int, default=60, help="seconds of readings per archive object")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added before each GET (an S3 assumption)")
     parser.add_argument("--workers", type=int, default=READ_WORKERS, help="the pool measured against 1 worker")
+    parser.add_argument("--budget", type=int, default=4_000_000, help="readings a budgeted read keeps at most")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="archive-read-") as tmp:
         root = Path(tmp)
@@ -154,6 +162,7 @@ def main() -> None:
         one = _child(root, args.days, "read", 1, args.latency_ms)
         pool = _child(root, args.days, "read", args.workers, args.latency_ms)
         job = _child(root, args.days, "job", args.workers, 0.0)
+        budgeted = _child(root, args.days, "job", args.workers, 0.0, args.budget)
         evaluator = _child(root, args.days, "evaluator", 1, 0.0)
     print(f"\n| read of {pool['readings']:,.0f} readings, {args.latency_ms:g} ms per GET | seconds | ratio |")
     print("|---|---|---|")
@@ -164,6 +173,9 @@ def main() -> None:
     print(f"| evaluation set, then read + features + retrain | {job['read_s']:.1f} + {job['features_s']:.1f} + "
           f"{job['train_s']:.1f} | "
           f"{job['peak_rss_mib']:.0f} |")  # fmt: skip
+    print(f"| the same, read kept to {args.budget:,} readings (one block in {budgeted['one_in']:.0f}: "
+          f"{budgeted['readings']:,.0f} kept) | {budgeted['read_s']:.1f} + {budgeted['features_s']:.1f} + "
+          f"{budgeted['train_s']:.1f} | {budgeted['peak_rss_mib']:.0f} |")  # fmt: skip
     print(f"| the default labelled evaluation set (built once per job) | {evaluator['seconds']:.1f} | "
           f"{evaluator['peak_rss_mib']:.0f} |")  # fmt: skip
 

@@ -112,7 +112,7 @@ module "retrain" {
   architecture           = var.lambda_architecture
   memory_mb              = 2048
   timeout_seconds        = 900
-  reserved_concurrency   = 1
+  reserved_concurrency   = var.retrain_concurrency
   kms_key_arn            = aws_kms_key.this.arn
   log_retention_days     = var.log_retention_days
   dead_letter_target_arn = aws_sqs_queue.retrain_failures.arn
@@ -130,6 +130,8 @@ module "retrain" {
     PLANTWATCH_LINES = join(",", var.production_lines)
     # The plants the schedule retrains, one after the other; a drift event names its own plant and line.
     PLANTWATCH_PLANTS = join(",", var.plants)
+    # What one line's read keeps at most: a line busier than that is sampled in whole blocks of time.
+    PLANTWATCH_MAX_READINGS_PER_LINE = var.retrain_max_readings_per_line
     # What a run could not retrain (no archived data, a line without a thing group) is queued here, replayable.
     PLANTWATCH_FAILURE_QUEUE_URL = aws_sqs_queue.retrain_failures.url
     POWERTOOLS_SERVICE_NAME      = "retrain"

@@ -29,6 +29,12 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--from-s3", metavar="S3_URL", help="train on the S3 archive, e.g. s3://bucket/prefix")
     p.add_argument("--start", help="archive window start (ISO date/time, UTC); default: everything")
     p.add_argument("--end", help="archive window end (ISO date/time, UTC); default: now")
+    p.add_argument(
+        "--max-readings",
+        type=int,
+        help="archive readings kept at most; past it whole 15-minute blocks are sampled (default: all; the "
+        "retraining job keeps 8,000,000 per line)",
+    )
     p.add_argument("--out", default="models", help="where artifacts, report.json and report.png go")
     p.add_argument(
         "--registry", help="registry folder or s3://bucket/prefix (default for --from-archive: DIR/../registry)"
@@ -251,7 +257,14 @@ def _retrain(
 
         start, end = _ms(args.start, 0), _ms(args.end, int(time.time() * 1000))
         unreadable: list[tuple[str, str]] = []
-        columns = read_archive(_store(source), start_ms=start, end_ms=end, plant=args.plant, unreadable=unreadable)
+        columns = read_archive(
+            _store(source),
+            start_ms=start,
+            end_ms=end,
+            plant=args.plant,
+            unreadable=unreadable,
+            max_readings=args.max_readings,
+        )
         for key, reason in unreadable:
             print(f"plantwatch train: archive object {key} is unreadable and was left out: {reason}", file=sys.stderr)
         assets = reading_assets(columns, train.spec)
@@ -261,6 +274,14 @@ def _retrain(
         meta = {"kind": "archive", "url": source, "start_ms": start, "end_ms": end, "readings": len(columns)}
         if unreadable:
             meta["unreadable_objects"] = len(unreadable)
+        if columns.sample is not None:
+            meta["sample"] = msgspec.to_builtins(columns.sample)
+            sample = columns.sample
+            print(
+                f"plantwatch train: {sample.read} readings in the window, more than --max-readings: kept one in "
+                f"{sample.one_in} blocks of {sample.block_ms // 60_000} minutes ({len(columns)} readings)",
+                file=sys.stderr,
+            )
         if not assets:
             print(f"no complete feature windows in {source} between {args.start} and {args.end}", file=sys.stderr)
             return 2

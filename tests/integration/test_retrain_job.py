@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from plantwatch.adapters.archive_reader import SAMPLE_BLOCK_MS
 from plantwatch.adapters.aws_retrain import (
     DEPLOYMENT_FAILED,
     FAN_OUT_SOURCE,
@@ -253,6 +254,31 @@ def test_a_drift_event_retrains_the_drifted_plants_line_only(tmp_path: Path, aws
     assert _registered(aws) == {"plant-2.line-2"}
     assert result["end_ms"] == HOUR_MS
     assert _queued(aws) == []
+
+
+def test_a_line_busier_than_its_read_budget_is_trained_on_whole_sampled_blocks_and_says_so(
+    tmp_path: Path, aws: dict[str, Any]
+) -> None:
+    require_sklearn()
+    # GIVEN an hour of line-2 archived (21,600 readings) and a job that keeps at most 15,000 readings a line
+    _archive(aws, tmp_path, SIM)
+    settings = msgspec.structs.replace(_settings(aws, plants="plant-1"), max_readings_per_line=15_000)
+    stubber = stub_rollout(aws["greengrass"], "plant-1", ["line-2"])
+    # WHEN line-2's drift event is handled
+    result = _job(aws, settings).run(drift_event("plant-1", "line-2", window_end_ms=HOUR_MS))
+    # THEN every reading was read, whole 15-minute blocks of them were kept, and the model's source says which
+    stubber.assert_no_pending_responses()
+    assert result["status"] == "ok", result["problems"]
+    [run] = result["runs"]
+    line_hour = 3600 * SIM.assets_per_line * 3
+    assert run["readings"] == line_hour
+    assert run["sampled_lines"] == ["line-2"]
+    [model] = run["models"]
+    source = ModelRegistry(S3ObjectStore(aws["s3"], "models", "registry")).load(model["name"], "1").info.training
+    sample = source["source"]["sample"]
+    assert sample == {"block_ms": SAMPLE_BLOCK_MS, "one_in": 2, "read": line_hour}
+    assert source["source"]["readings"] == line_hour // 4  # the one block of four whose hash is even
+    assert source["window"]["end_ms"] - source["window"]["start_ms"] < SAMPLE_BLOCK_MS
 
 
 def test_plants_that_name_their_lines_alike_each_deploy_to_their_own_lines_groups(

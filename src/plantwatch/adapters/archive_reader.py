@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 
 from plantwatch.adapters.arrow_tables import READINGS_SCHEMA
 from plantwatch.adapters.object_store import READ_WORKERS
-from plantwatch.models.datasets import ReadingColumns
+from plantwatch.models.datasets import BlockSample, ReadingColumns
 from plantwatch.models.registry import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,11 @@ _PARTITION = re.compile(r"batches/date=(\d{4}-\d{2}-\d{2})/plant=([^/]+)/line=([
 _SEP = "\x1f"
 #: A window of more days than this is listed in one go (filtered by day) instead of one listing per day.
 MAX_LISTED_DAYS = 62
+#: A sampled read keeps or drops whole blocks of this long (a block holds 900 feature windows at 1 Hz).
+SAMPLE_BLOCK_MS = 15 * 60_000
+#: What a line's read keeps at most in the retraining job: a week of a 12-sensor line at 1 Hz is 7.3 M readings,
+#: and its whole invocation peaks at about 1 GiB of the function's 2 GB (docs/benchmarks.md).
+LINE_READ_BUDGET = 8_000_000
 
 
 def _day(ts_ms: int) -> datetime:
@@ -155,6 +161,7 @@ def read_archive(
     unreadable: list[tuple[str, str]] | None = None,
     workers: int = READ_WORKERS,
     keys: Sequence[str] | None = None,
+    max_readings: int | None = None,
 ) -> ReadingColumns:
     """Archived readings with ``start_ms <= ts < end_ms`` as coded columns (files of other layouts are skipped).
 
@@ -162,11 +169,16 @@ def read_archive(
     it is logged as an error and appended to ``unreadable`` as (key, reason), for the caller to report. ``workers``:
     objects fetched and decoded at once (each holds one object's bytes and table). ``keys``:
     the objects to read, when the caller has listed them (:func:`archive_keys`); otherwise they are listed.
+
+    ``max_readings`` bounds what the read keeps, so memory depends on it and not on how busy the line was: past
+    it, whole blocks of :data:`SAMPLE_BLOCK_MS` are kept, one in 2, 4, 8 ... (:class:`BlockSample`).
     """
     if keys is None:
         keys = archive_keys(store, start_ms=start_ms, end_ms=end_ms, plant=plant, lines=lines)
+    if max_readings is not None and max_readings < 1:
+        raise ValueError(f"max_readings must be at least 1, not {max_readings}")
     assets, types = _Codes(), _Codes()
-    parts: dict[str, list[npt.NDArray[np.generic]]] = {k: [] for k in ("asset", "type", "ts", "value", "anomaly")}
+    parts = _Parts()
     files = 0
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="archive-read") as pool:
         for chunk in _chunks(keys, 4 * max(1, workers)):  # bounded: only this many objects are held at once
@@ -178,13 +190,24 @@ def read_archive(
                 if table is None or table.num_rows == 0:
                     continue
                 files += 1
+                parts.read += table.num_rows
+                if parts.one_in > 1:
+                    table = table.filter(pa.array(parts.kept(table["ts"].to_numpy())))
                 triple = pc.binary_join_element_wise(table["plant"], table["line"], table["asset"], _SEP)
-                parts["asset"].append(assets.of(triple))
-                parts["type"].append(types.of(table["sensor_type"]))
-                parts["ts"].append(table["ts"].to_numpy())
-                parts["value"].append(table["value"].to_numpy())
-                parts["anomaly"].append(table["anomaly"].to_numpy(zero_copy_only=False))
-    log.info("archive read", extra={"files": files, "keys": len(keys)})
+                parts.add(
+                    asset=assets.of(triple),
+                    type=types.of(table["sensor_type"]),
+                    ts=table["ts"].to_numpy(),
+                    value=table["value"].to_numpy(),
+                    anomaly=table["anomaly"].to_numpy(zero_copy_only=False),
+                )
+                while max_readings is not None and parts.held > max_readings:
+                    parts.thin()
+    log.info(
+        "archive read",
+        extra={"files": files, "keys": len(keys), "readings": parts.read, "kept": parts.held, "one_in": parts.one_in},
+    )
+    sample = BlockSample(block_ms=SAMPLE_BLOCK_MS, one_in=parts.one_in, read=parts.read) if parts.one_in > 1 else None
     if not files:
         return ReadingColumns.empty()
     asset_names, asset_remap = assets.sorted()
@@ -192,9 +215,57 @@ def read_archive(
     return ReadingColumns(
         assets=tuple((p, line, a) for p, line, a in (name.split(_SEP) for name in asset_names)),
         sensor_types=tuple(type_names),
-        asset=asset_remap[np.concatenate(parts["asset"])],
-        sensor_type=type_remap[np.concatenate(parts["type"])],
-        ts=np.concatenate(parts["ts"]),
-        value=np.concatenate(parts["value"]),
-        anomaly=np.concatenate(parts["anomaly"]),
+        asset=asset_remap[parts.joined("asset")],
+        sensor_type=type_remap[parts.joined("type")],
+        ts=parts.joined("ts"),
+        value=parts.joined("value"),
+        anomaly=parts.joined("anomaly"),
+        sample=sample,
     )
+
+
+def block_hash(ts_ms: npt.NDArray[np.int64], block_ms: int = SAMPLE_BLOCK_MS) -> npt.NDArray[np.uint64]:
+    """A well-mixed hash (SplitMix64's finaliser) of each time's block: blocks kept by ``hash % k == 0`` are spread
+    over the window without a period (every 8th block would be the same hours of every day, the same shift)."""
+    x = (ts_ms // block_ms).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.asarray(x ^ (x >> np.uint64(31)), dtype=np.uint64)
+
+
+class _Parts:
+    """The columns read so far, object by object, and the sampling that keeps them under a budget.
+
+    Keeping blocks whose hash is divisible by ``one_in`` (a power of two) nests: what one in 2k keeps, one in k
+    kept too. Thinning drops what the doubled ``one_in`` no longer keeps, so the result is the blocks of the
+    smallest ``one_in`` whose readings fit the budget, whatever order the objects came in.
+    """
+
+    names = ("asset", "type", "ts", "value", "anomaly")
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[npt.NDArray[np.generic]]] = {k: [] for k in self.names}
+        self.one_in = 1
+        self.read = 0
+        self.held = 0
+
+    def kept(self, ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        return np.asarray(block_hash(ts) % np.uint64(self.one_in) == 0, dtype=bool)
+
+    def add(self, **columns: npt.NDArray[np.generic]) -> None:
+        for name in self.names:
+            self.columns[name].append(columns[name])
+        self.held += len(columns["ts"])
+
+    def thin(self) -> None:
+        self.one_in *= 2
+        for i, ts in enumerate(self.columns["ts"]):
+            keep = self.kept(ts)  # type: ignore[arg-type]
+            for name in self.names:
+                self.columns[name][i] = self.columns[name][i][keep]
+        self.held = sum(len(ts) for ts in self.columns["ts"])
+
+    def joined(self, name: str) -> npt.NDArray[Any]:
+        return np.concatenate(self.columns[name])

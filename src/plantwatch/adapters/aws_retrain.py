@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import boto3
 import msgspec
 
-from plantwatch.adapters.archive_reader import keys_by_line, read_archive
+from plantwatch.adapters.archive_reader import LINE_READ_BUDGET, keys_by_line, read_archive
 from plantwatch.adapters.greengrass_publisher import GreengrassModelPublisher
 from plantwatch.adapters.object_store import S3ObjectStore, s3_client_config
 from plantwatch.contract.reading import IDENT_PATTERN
@@ -92,6 +92,8 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: SQS queue told of what a run could not retrain (Terraform: the retrain failure queue); empty: the run raises
     failure_queue_url: str = ""
     window_days: float = 7.0
+    #: readings one line's read keeps at most; a busier line-week is sampled in whole blocks (read_archive)
+    max_readings_per_line: Annotated[int, msgspec.Meta(ge=1)] = LINE_READ_BUDGET
     train: TrainConfig = msgspec.field(default_factory=TrainConfig)
     simulation: SimulationConfig = msgspec.field(default_factory=SimulationConfig)
     periods: Periods = msgspec.field(default_factory=Periods)
@@ -134,6 +136,7 @@ class RetrainSettings(msgspec.Struct, frozen=True, kw_only=True):
             "plants": env.get("PLANTWATCH_PLANTS"),
             "failure_queue_url": env.get("PLANTWATCH_FAILURE_QUEUE_URL"),
             "window_days": env.get("PLANTWATCH_WINDOW_DAYS"),
+            "max_readings_per_line": env.get("PLANTWATCH_MAX_READINGS_PER_LINE"),
             "train": env.get("PLANTWATCH_TRAIN"),
             "simulation": env.get("PLANTWATCH_SIMULATION"),
             "periods": env.get("PLANTWATCH_PERIODS"),
@@ -283,8 +286,25 @@ class RetrainJob:
         unreadable: list[tuple[str, str]] = []
         deployable = [a for a in archived if a in grouped]
         for each in deployable:  # one line at a time: a week of a line is millions of readings
-            columns = read_archive(self.archive, start_ms=start, end_ms=end, keys=archived[each], unreadable=unreadable)
-            done["readings"] += len(columns)
+            columns = read_archive(
+                self.archive,
+                start_ms=start,
+                end_ms=end,
+                keys=archived[each],
+                unreadable=unreadable,
+                max_readings=s.max_readings_per_line,
+            )
+            source: dict[str, Any] = {
+                "kind": "s3-archive",
+                "bucket": s.archive_bucket,
+                "start_ms": start,
+                "end_ms": end,
+            }
+            source["readings"] = len(columns)
+            if columns.sample is not None:
+                source["sample"] = msgspec.to_builtins(columns.sample)
+                done.setdefault("sampled_lines", []).append(each)
+            done["readings"] += len(columns) if columns.sample is None else columns.sample.read
             assets = of_line(reading_assets(columns, s.train.spec), each)
             del columns
             if assets:
@@ -293,7 +313,7 @@ class RetrainJob:
                     train=s.train,
                     registry=self.registry,
                     evaluator=self._evaluator().for_plant(plant),
-                    source={"kind": "s3-archive", "bucket": s.archive_bucket, "start_ms": start, "end_ms": end},
+                    source=source,
                     publisher=self.publisher(plant),
                 )
         if unreadable:

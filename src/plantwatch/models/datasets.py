@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 import msgspec
 import numpy as np
@@ -15,6 +16,9 @@ from plantwatch.domain.thresholds import ORIGINAL_THRESHOLDS, Band
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+
+#: A step between an asset's readings longer than this many median steps is a gap no feature window spans.
+GAP_PERIODS: Final = 5
 
 
 class AssetFeatures(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +35,15 @@ class AssetFeatures(msgspec.Struct, frozen=True, kw_only=True):
     rules: BoolArray
 
 
+class BlockSample(msgspec.Struct, frozen=True, kw_only=True):
+    """How a read was sampled to fit its budget: one in ``one_in`` blocks of ``block_ms`` kept, of ``read``
+    readings in the window."""
+
+    block_ms: int
+    one_in: int
+    read: int
+
+
 class ReadingColumns(msgspec.Struct, frozen=True, kw_only=True):
     """Readings as parallel columns (what the archive holds), their names coded: reading k is of the asset
     ``assets[asset[k]]`` (plant, line, asset) and of the sensor type ``sensor_types[sensor_type[k]]``; ``ts`` in
@@ -44,6 +57,8 @@ class ReadingColumns(msgspec.Struct, frozen=True, kw_only=True):
     ts: IntArray
     value: FloatArray
     anomaly: BoolArray
+    #: None: every reading of the window; else which blocks of it a budgeted read kept.
+    sample: BlockSample | None = None
 
     def __len__(self) -> int:
         """Number of readings."""
@@ -130,8 +145,8 @@ def reading_assets(columns: ReadingColumns, spec: FeatureSpec) -> list[AssetFeat
 
     An asset's readings are aligned on the timestamps at which every sensor type of ``spec`` has a reading
     (one gateway poll); duplicates of a (type, time) keep the first. ``flagged`` marks rows whose window
-    holds a reading the gateway scored anomalous. Archived readings carry no ground truth: ``faulty`` is
-    all False.
+    holds a reading the gateway scored anomalous. Windows across a gap in an asset's readings are left out
+    (:func:`windows_across_gaps`). Archived readings carry no ground truth: ``faulty`` is all False.
     """
     out: list[AssetFeatures] = []
     if len(columns) == 0:
@@ -168,14 +183,27 @@ def _one_asset(columns: ReadingColumns, idx: IntArray, spec: FeatureSpec) -> Ass
     window_flagged: BoolArray = np.asarray(
         np.lib.stride_tricks.sliding_window_view(flagged_any, spec.window).any(axis=1), dtype=bool
     )
+    whole = ~windows_across_gaps(common, spec.window)
     plant, line, asset = columns.assets[int(columns.asset[idx[0]])]
     return AssetFeatures(
         plant=plant,
         line=line,
         asset=asset,
-        ts=common[spec.window - 1 :],
-        rows=rows,
-        faulty=np.zeros(len(rows), dtype=bool),
-        flagged=window_flagged,
-        rules=flagged_any[spec.window - 1 :],
+        ts=common[spec.window - 1 :][whole],
+        rows=rows[whole],
+        faulty=np.zeros(int(whole.sum()), dtype=bool),
+        flagged=window_flagged[whole],
+        rules=flagged_any[spec.window - 1 :][whole],
     )
+
+
+def windows_across_gaps(ts: IntArray, window: int) -> BoolArray:
+    """Which windows of ``window`` readings at times ``ts`` span a gap: a step over :data:`GAP_PERIODS` times the
+    median step (an outage, or the time between two blocks of a sampled read). Such a window mixes readings from
+    before and after the gap, a state the line was never in, so training leaves it out."""
+    n_rows = max(0, len(ts) - window + 1)
+    if n_rows == 0 or window < 2:
+        return np.zeros(n_rows, dtype=bool)
+    steps = np.diff(ts)
+    gap = steps > GAP_PERIODS * max(float(np.median(steps)), 1.0)
+    return np.asarray(np.lib.stride_tricks.sliding_window_view(gap, window - 1).any(axis=1), dtype=bool)

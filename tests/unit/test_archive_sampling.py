@@ -1,0 +1,107 @@
+"""A budgeted archive read: whole blocks of time, the fewest dropped, the same whatever the order; and feature
+windows never span a gap between the blocks (or an outage)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from plantwatch.adapters.archive_reader import SAMPLE_BLOCK_MS, block_hash, read_archive
+from plantwatch.adapters.object_store import LocalObjectStore
+from plantwatch.domain.simulator import PlantSimulator, SimulationConfig
+from plantwatch.models.datasets import ReadingColumns, reading_assets, windows_across_gaps
+from plantwatch.models.trainer import TrainConfig
+
+HOURS = 6
+SIM = SimulationConfig(lines=1, assets_per_line=1)
+SPEC = TrainConfig().spec
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> LocalObjectStore:
+    """Six hours of one asset's three sensors at 1 Hz, in objects of ten minutes (64,800 readings)."""
+    root = tmp_path_factory.mktemp("archive")
+    sim = PlantSimulator(SIM)
+    refs = sim.sensors_of("line-1")
+    for start in range(0, HOURS * 3_600_000, 600_000):
+        ts = np.arange(start, start + 600_000, 1000, dtype=np.int64)
+        n = len(ts) * len(refs)
+        table = pa.table(
+            {
+                "plant": np.full(n, SIM.plant),
+                "line": np.full(n, "line-1"),
+                "asset": np.concatenate([np.full(len(ts), r.asset) for r in refs]),
+                "sensor_type": np.concatenate([np.full(len(ts), r.sensor_type) for r in refs]),
+                "ts": np.tile(ts, len(refs)),
+                "value": np.concatenate([np.round(sim.values(r.sensor_id, ts), 3) for r in refs]),
+                "anomaly": np.zeros(n, dtype=bool),
+            }
+        )
+        path = root / f"batches/date=1970-01-01/plant={SIM.plant}/line=line-1/part-{start}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path)
+    return LocalObjectStore(root)
+
+
+def _read(store: LocalObjectStore, **kwargs: object) -> ReadingColumns:
+    return read_archive(store, start_ms=0, end_ms=HOURS * 3_600_000, plant=SIM.plant, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_read_over_its_budget_keeps_whole_blocks_the_fewest_dropped_in_any_order(archive: LocalObjectStore) -> None:
+    whole = _read(archive)
+    assert whole.sample is None and len(whole) == HOURS * 3600 * 3
+    budget = 20_000
+    # WHEN the same window is read with a budget under its 64,800 readings, in two orders of its objects
+    keys = sorted(archive.list("batches/"))
+    sampled = _read(archive, max_readings=budget, keys=keys)
+    again = _read(archive, max_readings=budget, keys=keys[::-1], workers=1)
+    # THEN it keeps at most the budget, says how, and keeps the same readings whatever the order
+    assert sampled.sample is not None
+    assert (sampled.sample.read, sampled.sample.block_ms) == (len(whole), SAMPLE_BLOCK_MS)
+    one_in = sampled.sample.one_in
+    assert one_in > 1 and one_in & (one_in - 1) == 0 and 0 < len(sampled) <= budget
+    order, order_again = np.lexsort((sampled.ts, sampled.sensor_type)), np.lexsort((again.ts, again.sensor_type))
+    np.testing.assert_array_equal(sampled.ts[order], again.ts[order_again])
+    np.testing.assert_array_equal(sampled.value[order], again.value[order_again])
+    # AND what it keeps are whole blocks, every reading of each, chosen by the blocks' hash
+    kept_blocks = np.unique(sampled.ts // SAMPLE_BLOCK_MS)
+    all_blocks = np.unique(whole.ts // SAMPLE_BLOCK_MS)
+    chosen = all_blocks[block_hash(all_blocks * SAMPLE_BLOCK_MS) % np.uint64(one_in) == 0]
+    np.testing.assert_array_equal(kept_blocks, chosen)
+    assert np.isin(whole.ts // SAMPLE_BLOCK_MS, kept_blocks).sum() == len(sampled)
+    # AND half the thinning would not have fitted: no block was dropped that the budget had room for
+    looser = all_blocks[block_hash(all_blocks * SAMPLE_BLOCK_MS) % np.uint64(one_in // 2) == 0]
+    assert np.isin(whole.ts // SAMPLE_BLOCK_MS, looser).sum() > budget
+    # AND a budget the window fits in keeps everything
+    assert _read(archive, max_readings=len(whole)).sample is None
+    with pytest.raises(ValueError, match="at least 1"):
+        _read(archive, max_readings=0)
+
+
+def test_sampled_blocks_give_the_full_reads_feature_rows_and_no_window_across_two_blocks(
+    archive: LocalObjectStore,
+) -> None:
+    [full] = reading_assets(_read(archive), SPEC)
+    sampled_columns = _read(archive, max_readings=20_000)
+    [sampled] = reading_assets(sampled_columns, SPEC)
+    # every row of the sampled read is the full read's row at the same time (its window lies inside one kept run)
+    at = np.searchsorted(full.ts, sampled.ts)
+    np.testing.assert_array_equal(full.ts[at], sampled.ts)
+    np.testing.assert_array_equal(full.rows[at], sampled.rows)
+    # and each run of consecutive kept blocks gives exactly its own windows: readings - window + 1
+    blocks = np.unique(sampled_columns.ts // SAMPLE_BLOCK_MS)
+    runs = np.split(blocks, np.flatnonzero(np.diff(blocks) > 1) + 1)
+    per_block = SAMPLE_BLOCK_MS // 1000
+    assert len(runs) > 1
+    assert len(sampled.ts) == sum(len(run) * per_block - SPEC.window + 1 for run in runs)
+
+
+def test_windows_across_a_gap_are_the_ones_holding_readings_from_both_sides() -> None:
+    ts = np.array([0, 1, 2, 3, 10, 11, 12, 13, 14]) * 1000  # a 7 s step: over 5 median steps of 1 s
+    # windows of 3: [0,1,2] [1,2,3] [2,3,10] [3,10,11] [10,11,12] [11,12,13] [12,13,14]
+    np.testing.assert_array_equal(windows_across_gaps(ts, 3), [False, False, True, True, False, False, False])
+    steady = np.array([0, 1, 2, 4, 5, 6, 8]) * 1000  # a missed poll or two is no gap
+    assert not windows_across_gaps(steady, 3).any()
+    assert windows_across_gaps(ts[:2], 3).shape == (0,)
