@@ -105,14 +105,16 @@ data "aws_iam_policy_document" "retrain" {
 module "retrain" {
   source = "./modules/lambda_function"
 
-  function_name          = local.retrain_name
-  description            = "Retrains the line models from the archive and deploys them to the gateways"
-  package_type           = "Image" # too large for a zip (docs/cloud.md): cloud/lambdas/retrain/Dockerfile
-  image_uri              = local.retrain_image_uri
-  architecture           = var.lambda_architecture
-  memory_mb              = 2048
-  timeout_seconds        = 900
-  reserved_concurrency   = var.retrain_concurrency
+  function_name   = local.retrain_name
+  description     = "Retrains the line models from the archive and deploys them to the gateways"
+  package_type    = "Image" # too large for a zip (docs/cloud.md): cloud/lambdas/retrain/Dockerfile
+  image_uri       = local.retrain_image_uri
+  architecture    = var.lambda_architecture
+  memory_mb       = 2048
+  timeout_seconds = 900
+  # One invocation at a time: two runs of one line at once could deploy a stale champion over a newer one, and
+  # every line's model is a version of the one shared com.plantwatch.Model component (docs/models.md).
+  reserved_concurrency   = 1
   kms_key_arn            = aws_kms_key.this.arn
   log_retention_days     = var.log_retention_days
   dead_letter_target_arn = aws_sqs_queue.retrain_failures.arn

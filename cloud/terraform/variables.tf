@@ -300,25 +300,14 @@ variable "retrain_schedule_expression" {
   }
 }
 
-variable "retrain_concurrency" {
-  type        = number
-  description = "Lines retrained at once (the retraining function's reserved concurrency). A scheduled run's per-line invocations wait in Lambda's queue for up to 6 hours: about retrain_concurrency x 70 lines a run at ~5 minutes a line-week."
-  default     = 4
-
-  validation {
-    condition     = var.retrain_concurrency >= 1 && var.retrain_concurrency <= 50 && floor(var.retrain_concurrency) == var.retrain_concurrency
-    error_message = "retrain_concurrency must be a whole number from 1 to 50."
-  }
-}
-
 variable "retrain_max_readings_per_line" {
   type        = number
-  description = "Archived readings one line's retraining keeps at most; a busier line-week is sampled in whole 15-minute blocks. 8,000,000 (a week of 12 sensors at 1 Hz is 7.3 M) peaks at about 1 GiB of the function's 2 GB (docs/benchmarks.md)."
+  description = "Archived readings one line's retraining keeps at most; a busier line-week is sampled in whole 15-minute blocks. 8,000,000 (a week of 12 sensors at 1 Hz is 7.3 M) comes to about 1 GiB of the function's 2 GB (docs/benchmarks.md)."
   default     = 8000000
 
   validation {
-    condition     = var.retrain_max_readings_per_line >= 100000 && var.retrain_max_readings_per_line <= 12000000 && floor(var.retrain_max_readings_per_line) == var.retrain_max_readings_per_line
-    error_message = "retrain_max_readings_per_line must be a whole number from 100000 to 12000000 (more does not fit the function's memory)."
+    condition     = var.retrain_max_readings_per_line >= 1000000 && var.retrain_max_readings_per_line <= 12000000 && floor(var.retrain_max_readings_per_line) == var.retrain_max_readings_per_line
+    error_message = "retrain_max_readings_per_line must be a whole number from 1000000 (a 15-minute block of a 100-sensor line at 10 Hz is 900,000) to 12000000 (about 1.2 GiB by the measured rate: leave room under the function's 2 GB)."
   }
 }
 

@@ -99,9 +99,21 @@ def test_sampled_blocks_give_the_full_reads_feature_rows_and_no_window_across_tw
 
 
 def test_windows_across_a_gap_are_the_ones_holding_readings_from_both_sides() -> None:
-    ts = np.array([0, 1, 2, 3, 10, 11, 12, 13, 14]) * 1000  # a 7 s step: over 5 median steps of 1 s
-    # windows of 3: [0,1,2] [1,2,3] [2,3,10] [3,10,11] [10,11,12] [11,12,13] [12,13,14]
+    ts = np.array([0, 1, 2, 3, 20, 21, 22, 23, 24]) * 1000  # a 17 s step: over 10 median steps of 1 s
+    # windows of 3: [0,1,2] [1,2,3] [2,3,20] [3,20,21] [20,21,22] [21,22,23] [22,23,24]
     np.testing.assert_array_equal(windows_across_gaps(ts, 3), [False, False, True, True, False, False, False])
-    steady = np.array([0, 1, 2, 4, 5, 6, 8]) * 1000  # a missed poll or two is no gap
-    assert not windows_across_gaps(steady, 3).any()
+    jittery = np.array([0, 1, 2, 4, 5, 8, 9, 11]) * 1000  # a missed poll or two is no gap
+    assert not windows_across_gaps(jittery, 3).any()
     assert windows_across_gaps(ts[:2], 3).shape == (0,)
+    # an asset polled every 5 minutes, sampled: blocks 0 and 1 kept, 2 and 3 dropped, 4 kept. The step over the
+    # dropped blocks is only 3 median steps, but the window holding it spans two blocks that are not neighbours
+    slow = np.array([0, 5, 10, 15, 20, 25, 60, 65]) * 60_000
+    assert not windows_across_gaps(slow, 2).any()
+    np.testing.assert_array_equal(
+        windows_across_gaps(slow, 2, block_ms=SAMPLE_BLOCK_MS), [False, False, False, False, False, True, False]
+    )
+
+
+def test_a_budget_under_one_block_is_refused_with_what_to_do(archive: LocalObjectStore) -> None:
+    with pytest.raises(ValueError, match=r"max_readings 1,000 is less than one 15-minute block .* Raise it"):
+        _read(archive, max_readings=1_000)  # a block here is 2,700 readings

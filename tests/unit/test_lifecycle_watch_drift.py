@@ -77,7 +77,7 @@ def test_a_promoted_model_is_swapped_in_between_batches(tmp_path: Path, outcome)
         now = start + k * 1000 + 500  # mid-tick: every poll yields one tick
         if k == 97:  # GIVEN a challenger promoted in the registry while the gateway runs (mid-interval)
             assert v1.debounce is not None
-            assert gateway.alerts.raise_after == v1.debounce.raise_after  # the counts v1 was tuned with
+            assert gateway.alerts.raise_after == max(3, v1.debounce.raise_after)  # at least what v1 was tuned with
             tuned = {**v1.info.training["alert_policy"], "raise_after": v1.debounce.raise_after + 5}
             v2 = with_training(v1, {"alert_policy": tuned}, version="2", threshold=0.99)
             registry.register(v2, metrics={})
@@ -109,7 +109,7 @@ def test_a_promoted_model_is_swapped_in_between_batches(tmp_path: Path, outcome)
     assert versions == sorted(versions)
     assert set(versions) == {"1", "2"}
     assert detector.model_ref.version == "2"
-    assert gateway.alerts.raise_after == v1.debounce.raise_after + 5  # the alert counts came with the model
+    assert gateway.alerts.raise_after == v1.debounce.raise_after + 5  # v2 debounces more: its count came with it
     assert not watch.poll()  # nothing new: no second swap
 
 
@@ -133,8 +133,9 @@ def test_a_broken_promotion_keeps_the_current_model(tmp_path: Path, outcome) -> 
     assert watch.pending.version == "3"
 
 
-def test_a_swap_whose_sealing_flush_fails_stays_staged_for_the_next_boundary(  # type: ignore[no-untyped-def]
-    tmp_path: Path, outcome, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("step", ["flush", "_summarise"])
+def test_a_swap_whose_sealing_write_fails_stays_staged_for_the_next_boundary(  # type: ignore[no-untyped-def]
+    tmp_path: Path, outcome, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     registry, detector, watch = _watching_v1(tmp_path, outcome.models[NAME])
     gateway = Gateway(
@@ -147,16 +148,17 @@ def test_a_swap_whose_sealing_flush_fails_stays_staged_for_the_next_boundary(  #
     registry.register(with_training(outcome.models[NAME], {}, version="2"), metrics={})
     registry.decide(NAME, "2", None)
     assert watch.poll()
-    # GIVEN the flush that seals version 1's readings fails once (a locked spool, a disk error)
-    flush = gateway.flush
+    # GIVEN the write that seals version 1's readings, or the one that spools its score summaries, fails once (a
+    # locked spool, a disk error)
+    write = getattr(gateway, step)
     failures = iter([sqlite3.OperationalError("database is locked")])
 
-    def flaky_flush() -> None:
+    def flaky_write() -> None:
         for error in failures:
             raise error
-        flush()
+        write()
 
-    monkeypatch.setattr(gateway, "flush", flaky_flush)
+    monkeypatch.setattr(gateway, step, flaky_write)
     # WHEN the swap is tried, THEN it raises, and version 1 still scores and still names the batches
     with pytest.raises(sqlite3.OperationalError):
         watch.apply(gateway)

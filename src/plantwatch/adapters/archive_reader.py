@@ -207,6 +207,11 @@ def read_archive(
         "archive read",
         extra={"files": files, "keys": len(keys), "readings": parts.read, "kept": parts.held, "one_in": parts.one_in},
     )
+    if parts.read and not parts.held:
+        raise ValueError(
+            f"max_readings {max_readings:,} is less than one {SAMPLE_BLOCK_MS // 60_000}-minute block of the "
+            f"{parts.read:,} readings in the window: no block fits, nothing is kept. Raise it."
+        )
     sample = BlockSample(block_ms=SAMPLE_BLOCK_MS, one_in=parts.one_in, read=parts.read) if parts.one_in > 1 else None
     if not files:
         return ReadingColumns.empty()

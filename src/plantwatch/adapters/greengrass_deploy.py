@@ -43,6 +43,9 @@ def deployment_arguments(request: DeploymentRequest, current: dict[str, Any] | N
         if not isinstance(document, dict):
             raise ValueError("the gateway configuration must be a JSON object")
         before["merge"] = json.dumps(_merged(json.loads(before.get("merge") or "{}"), document))
+    reset = _alert_count_resets(json.loads(before.get("merge") or "{}"), before.get("reset") or [])
+    if reset:
+        before["reset"] = reset
     if before:
         gateway["configurationUpdate"] = before
     components: dict[str, Any] = {**(current or {}), GATEWAY_COMPONENT: gateway}
@@ -58,6 +61,21 @@ def deployment_arguments(request: DeploymentRequest, current: dict[str, Any] | N
             "configurationValidationPolicy": {"timeoutInSeconds": 30},
         },
     }
+
+
+#: The gateway's alert counts: unset, they debounce at least as much as the model was tuned with.
+ALERT_COUNT_PATHS: Final = ("/gateway/alerts/raise_after", "/gateway/alerts/clear_after")
+
+
+def _alert_count_resets(merge: dict[str, Any], reset: list[str]) -> list[str]:
+    """``reset`` with the alert counts the merge does not set. Recipes before 2026-11-29 had raise_after 3 and
+    clear_after 5 as defaults, and a device keeps a key an old default put there through component upgrades
+    (the nucleus only resets what a deployment names), where it would read as the operator's and stop the
+    gateway following its model's counts. Reset runs before merge, so a count the merge sets stays."""
+    alerts = merge.get("gateway", {}).get("alerts", {}) if isinstance(merge.get("gateway"), dict) else {}
+    named = alerts if isinstance(alerts, dict) else {}
+    ours = [path for path in ALERT_COUNT_PATHS if path.rsplit("/", 1)[1] not in named]
+    return [*[r for r in reset if r not in ALERT_COUNT_PATHS], *ours]
 
 
 def _check_target(arn: str) -> None:

@@ -137,9 +137,9 @@ class AlertEngine:
     def __init__(
         self, *, gateway_id: str, plant: str, raise_after: int | None = None, clear_after: int | None = None
     ) -> None:
-        """``raise_after`` / ``clear_after`` given here are the operator's and stay; one left None follows the
-        scoring model's tuned count (:meth:`follow`), :data:`DEFAULT_RAISE_AFTER` / :data:`DEFAULT_CLEAR_AFTER`
-        until a model names one."""
+        """``raise_after`` / ``clear_after`` given here are the operator's and stay; one left None is
+        :data:`DEFAULT_RAISE_AFTER` / :data:`DEFAULT_CLEAR_AFTER`, or the scoring model's tuned count where that
+        is larger (:meth:`follow`)."""
         if any(count is not None and count < 1 for count in (raise_after, clear_after)):
             raise ValueError("raise_after and clear_after must be at least 1")
         self.gateway_id = gateway_id
@@ -151,12 +151,16 @@ class AlertEngine:
         self._by_id: dict[str, str] = {}
 
     def follow(self, tuned: Debounce | None) -> bool:
-        """Take the scoring model's tuned counts (None: a model that names none, or no model) for each count the
-        operator left unset; returns whether a count changed. Runs of anomalous readings already counted carry
-        over: with a lower ``raise_after`` the next anomalous reading raises."""
+        """Debounce at least as much as the scoring model was tuned and evaluated with (``tuned``; None: a model
+        that names none, or no model), never less than the defaults, for each count the operator left unset.
+
+        More debouncing than evaluated can only merge or drop alerts (each one raised lies within one the
+        evaluation counted), so the evaluated false alerts stay an upper bound on the floor's and the delays a
+        lower bound; less would raise alerts the evaluation never saw. Returns whether a count changed. Runs of
+        anomalous readings already counted carry over a change."""
         pinned_raise, pinned_clear = self._pinned
-        raise_after = pinned_raise or (tuned.raise_after if tuned is not None else DEFAULT_RAISE_AFTER)
-        clear_after = pinned_clear or (tuned.clear_after if tuned is not None else DEFAULT_CLEAR_AFTER)
+        raise_after = pinned_raise or max(DEFAULT_RAISE_AFTER, tuned.raise_after if tuned is not None else 0)
+        clear_after = pinned_clear or max(DEFAULT_CLEAR_AFTER, tuned.clear_after if tuned is not None else 0)
         changed = (raise_after, clear_after) != (self.raise_after, self.clear_after)
         self.raise_after, self.clear_after = raise_after, clear_after
         return changed

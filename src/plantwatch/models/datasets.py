@@ -18,7 +18,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: A step between an asset's readings longer than this many median steps is a gap no feature window spans.
-GAP_PERIODS: Final = 5
+GAP_PERIODS: Final = 10
 
 
 class AssetFeatures(msgspec.Struct, frozen=True, kw_only=True):
@@ -183,7 +183,7 @@ def _one_asset(columns: ReadingColumns, idx: IntArray, spec: FeatureSpec) -> Ass
     window_flagged: BoolArray = np.asarray(
         np.lib.stride_tricks.sliding_window_view(flagged_any, spec.window).any(axis=1), dtype=bool
     )
-    whole = ~windows_across_gaps(common, spec.window)
+    whole = ~windows_across_gaps(common, spec.window, block_ms=columns.sample.block_ms if columns.sample else None)
     plant, line, asset = columns.assets[int(columns.asset[idx[0]])]
     return AssetFeatures(
         plant=plant,
@@ -197,13 +197,17 @@ def _one_asset(columns: ReadingColumns, idx: IntArray, spec: FeatureSpec) -> Ass
     )
 
 
-def windows_across_gaps(ts: IntArray, window: int) -> BoolArray:
+def windows_across_gaps(ts: IntArray, window: int, *, block_ms: int | None = None) -> BoolArray:
     """Which windows of ``window`` readings at times ``ts`` span a gap: a step over :data:`GAP_PERIODS` times the
-    median step (an outage, or the time between two blocks of a sampled read). Such a window mixes readings from
-    before and after the gap, a state the line was never in, so training leaves it out."""
+    median step (an outage), or, in a sampled read (``block_ms``), from one kept block to one not next to it
+    (however slowly the asset is polled). Such a window mixes readings from before and after the gap, a state
+    the line was never in, so training leaves it out. (The gateway still scores the windows just after an
+    outage: a restart transient that training does not learn.)"""
     n_rows = max(0, len(ts) - window + 1)
     if n_rows == 0 or window < 2:
         return np.zeros(n_rows, dtype=bool)
     steps = np.diff(ts)
     gap = steps > GAP_PERIODS * max(float(np.median(steps)), 1.0)
+    if block_ms is not None:
+        gap |= np.diff(ts // block_ms) > 1
     return np.asarray(np.lib.stride_tricks.sliding_window_view(gap, window - 1).any(axis=1), dtype=bool)

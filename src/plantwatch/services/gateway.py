@@ -112,15 +112,25 @@ class Gateway:
 
     def set_model(self, scorer: Scorer, model: ModelRef) -> None:
         """Score with a new model from now on (pending readings keep the model that scored them)."""
+        self.seal()
+        self.adopt(scorer, model)
+
+    def seal(self) -> None:
+        """Before a model swap: seal the pending readings and summarise the scores kept so far (the old scorer's
+        forest scores still count). It writes to the spool, so it may raise; :meth:`adopt` does not."""
         self.flush()
-        self._summarise()  # the old scorer's forest scores still count
+        self._summarise()
+
+    def adopt(self, scorer: Scorer, model: ModelRef) -> None:
+        """Score with ``scorer`` and stamp batches with ``model`` from now on, with its alert counts (no I/O: call
+        :meth:`seal` first)."""
         self.scorer = scorer
         self.header = msgspec.structs.replace(self.header, model=model)
         self._follow_model()
 
     def _follow_model(self) -> None:
-        """Alert with the lifecycle counts the scoring model was tuned and evaluated with, where the operator set
-        none: its threshold and its counts were chosen together, so one without the other is not what was tested."""
+        """Debounce alerts at least as much as the scoring model was tuned and evaluated with, where the operator
+        set no count (:meth:`AlertEngine.follow`): its threshold and its counts were chosen together."""
         model = getattr(self.scorer, "model", None)
         tuned = model.debounce if isinstance(model, ForestModel) else None
         if self.alerts.follow(tuned):

@@ -114,10 +114,10 @@ class ModelWatch:
         if model is None:
             return None
         # Seal first: if that fails (a locked spool, a disk error) the model stays staged for the next boundary.
-        gateway.flush()
+        gateway.seal()
         with self._lock:
             if self._pending is model:
                 self._pending = None
         self.detector.swap_model(model)
-        gateway.set_model(self.detector, model.ref)  # the header and the alert counts follow the model
+        gateway.adopt(self.detector, model.ref)  # the header and the alert counts follow the model, no I/O
         return model.ref

@@ -198,7 +198,11 @@ def test_edge_deploy_creates_a_thing_group_deployment(tmp_path: Path) -> None:
                 "components": {
                     "com.plantwatch.Gateway": {
                         "componentVersion": "0.1.0",
-                        "configurationUpdate": {"merge": json.dumps({"gateway": {"plant": "plant-7"}})},
+                        "configurationUpdate": {
+                            "merge": json.dumps({"gateway": {"plant": "plant-7"}}),
+                            # the alert counts an old recipe's defaults left on devices: unset, the model's count
+                            "reset": ["/gateway/alerts/raise_after", "/gateway/alerts/clear_after"],
+                        },
                     },
                     "com.plantwatch.Model": {"componentVersion": "0.1.3"},
                 },
@@ -259,17 +263,27 @@ def test_edge_deploy_keeps_the_groups_model_version_other_components_and_configu
             assert create_deployment(request, client=client) == "d-2"
             stub.assert_no_pending_responses()
 
+    counts = ["/gateway/alerts/raise_after", "/gateway/alerts/clear_after"]
     # WHEN a new gateway version is deployed without --model-version or --gateway-config THEN only the gateway's
-    # version changes: the line keeps its model, the spooler, and the configuration new devices get
-    deploy(None, {"componentVersion": "0.2.0", "configurationUpdate": {"merge": json.dumps(merge)}})
+    # version changes: the line keeps its model, the spooler, and the configuration new devices get (and the
+    # alert counts an old recipe's defaults left on devices are reset, so the gateways follow their model's)
+    deploy(None, {"componentVersion": "0.2.0", "configurationUpdate": {"merge": json.dumps(merge), "reset": counts}})
     # WHEN a configuration is given THEN it is merged over the one before, not in its place
     faster_merge = {"gateway": {"plant": "plant-1", "batch_interval_ms": 2000}}
-    deploy(faster, {"componentVersion": "0.2.0", "configurationUpdate": {"merge": json.dumps(faster_merge)}})
+    update = {"merge": json.dumps(faster_merge), "reset": counts}
+    deploy(faster, {"componentVersion": "0.2.0", "configurationUpdate": update})
+    # WHEN the operator sets a count THEN it is merged and not reset; the other count still is
+    pinned = tmp_path / "pinned.json"
+    pinned.write_text(json.dumps({"gateway": {"alerts": {"raise_after": 4}}}))
+    pinned_merge = {"gateway": {**merge["gateway"], "alerts": {"raise_after": 4}}}
+    update = {"merge": json.dumps(pinned_merge), "reset": ["/gateway/alerts/clear_after"]}
+    deploy(pinned, {"componentVersion": "0.2.0", "configurationUpdate": update})
     ours = "plantwatch.adapters.greengrass_deploy"
     assert not [r for r in caplog.records if r.name == ours]
     # WHEN the group's latest deployment was canceled THEN it is built on all the same, and the operator is told
     with caplog.at_level(logging.WARNING, logger=ours):
-        deploy(None, {"componentVersion": "0.2.0", "configurationUpdate": {"merge": json.dumps(merge)}}, "CANCELED")
+        update = {"merge": json.dumps(merge), "reset": counts}
+        deploy(None, {"componentVersion": "0.2.0", "configurationUpdate": update}, "CANCELED")
     [record] = [r for r in caplog.records if r.name == ours]
     assert "d-1" in record.getMessage() and "CANCELED" in record.getMessage()
     assert "com.plantwatch.Model 1.0.4" in record.getMessage()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from plantwatch.contract.reading import Reading, ScoredReading, SensorRef
@@ -101,27 +102,50 @@ def test_snapshot_restores_state_and_events_round_trip() -> None:
     assert parse_ack(b"not json") is None
 
 
-def test_counts_the_operator_left_unset_follow_the_model_and_set_ones_stay() -> None:
+def test_counts_the_operator_left_unset_take_the_models_where_larger_and_set_ones_stay() -> None:
     following = AlertEngine(gateway_id="gw", plant="p")
     assert (following.raise_after, following.clear_after) == (DEFAULT_RAISE_AFTER, DEFAULT_CLEAR_AFTER)
-    assert following.follow(Debounce(raise_after=1, clear_after=7)) is True
-    assert feed(following, "X") == ["raised"]  # the model's N = 1: the first anomalous reading raises
-    assert feed(following, "......", start=1) == []  # and its M = 7: six normal readings do not clear
-    assert feed(following, ".", start=7) == ["cleared"]
+    # a model tuned with less debouncing than the defaults changes nothing: the floor never alerts faster
+    assert following.follow(Debounce(raise_after=1, clear_after=2)) is False
+    assert feed(following, "XX") == []
+    assert following.follow(Debounce(raise_after=4, clear_after=7)) is True  # one tuned with more: its counts
+    assert feed(following, "XX", start=2) == ["raised"]  # the run already counted carries over: 4 in a row
+    assert feed(following, "......", start=4) == []  # and its M = 7: six normal readings do not clear
+    assert feed(following, ".", start=10) == ["cleared"]
     assert following.follow(None) is True  # a model that names no counts: back to the defaults
     assert (following.raise_after, following.clear_after) == (DEFAULT_RAISE_AFTER, DEFAULT_CLEAR_AFTER)
     assert following.follow(None) is False
     pinned = AlertEngine(gateway_id="gw", plant="p", raise_after=2)  # the operator set N, not M
-    assert pinned.follow(Debounce(raise_after=1, clear_after=7)) is True
+    assert pinned.follow(Debounce(raise_after=6, clear_after=7)) is True
     assert (pinned.raise_after, pinned.clear_after) == (2, 7)
-    assert feed(pinned, "X") == []
+    assert feed(pinned, "XX") == ["raised"]
 
 
-def test_a_run_already_counted_carries_over_when_the_model_lowers_n() -> None:
-    engine = AlertEngine(gateway_id="gw", plant="p")
-    assert feed(engine, "XX") == []  # two of the default three
-    engine.follow(Debounce(raise_after=2, clear_after=5))
-    assert feed(engine, "X", start=2) == ["raised"]  # the run continues: its third reading is past the new N
+def _alert_spans(flags: str, raise_after: int, clear_after: int) -> list[tuple[int, int]]:
+    """(raised at, cleared at) of every alert over a pattern like 'XX..X'; one still active ends after the last."""
+    engine = AlertEngine(gateway_id="gw", plant="p", raise_after=raise_after, clear_after=clear_after)
+    out: list[tuple[int, int]] = []
+    for i, flag in enumerate(flags):
+        event = engine.observe(scored(99.0 if flag == "X" else 50.0, i, flag == "X"))
+        if event is not None and event.event == "raised":
+            out.append((i, len(flags)))
+        elif event is not None and event.event == "cleared":
+            out[-1] = (out[-1][0], i)
+    return out
+
+
+def test_more_debouncing_never_raises_an_alert_that_less_did_not() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        flags = "".join("X" if x else "." for x in rng.random(int(rng.integers(5, 60))) < rng.uniform(0.2, 0.8))
+        n, m = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        more_n, more_m = n + int(rng.integers(0, 4)), m + int(rng.integers(0, 4))
+
+        fewer, more = _alert_spans(flags, n, m), _alert_spans(flags, more_n, more_m)
+        case = (flags, n, m, more_n, more_m)
+        assert len(more) <= len(fewer), case
+        # each alert raised with more debouncing is raised while one raised with less is active, never outside
+        assert all(any(start <= raised < end for start, end in fewer) for raised, _ in more), case
 
 
 def test_counts_below_one_are_refused() -> None:
