@@ -111,7 +111,8 @@ def measure(root: Path, days: float, what: str, workers: int, latency_ms: float,
         )
         out["read_s"] = time.perf_counter() - started
         out["readings"] = len(columns)
-        out["one_in"] = columns.sample.one_in if columns.sample is not None else 1
+        sample = columns.sample
+        out["kept_blocks"], out["blocks"] = (sample.kept, sample.blocks) if sample is not None else (0, 0)
         if what == "job":
             train = TrainConfig()
             assets = reading_assets(columns, train.spec)
@@ -186,7 +187,8 @@ def main() -> None:
         print(f"| evaluation set, then read + features + retrain | {job['read_s']:.1f} + {job['features_s']:.1f} + "
               f"{job['train_s']:.1f} | {job['peak_rss_mib']:.0f} |")  # fmt: skip
     if budgeted is not None:
-        print(f"| the same, read kept to {args.budget:,} readings (one block in {budgeted['one_in']:.0f}: "
+        print(f"| the same, read kept to {args.budget:,} readings ({budgeted['kept_blocks']:.0f} of "
+              f"{budgeted['blocks']:.0f} blocks: "
               f"{budgeted['readings']:,.0f} kept) | {budgeted['read_s']:.1f} + {budgeted['features_s']:.1f} + "
               f"{budgeted['train_s']:.1f} | {budgeted['peak_rss_mib']:.0f} |")  # fmt: skip
     if evaluator is not None:

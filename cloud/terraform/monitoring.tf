@@ -49,7 +49,7 @@ locals {
   lambda_metric_advice = {
     Errors             = "reported errors."
     Throttles          = "was throttled: raise its reserved concurrency."
-    AsyncEventsDropped = "dropped events that waited past their age in its queue (they are on the retrain failure queue): fewer lines a run, or a longer schedule, then replay them."
+    AsyncEventsDropped = "dropped events that waited past their age in its queue (they are on the retrain failure queue): a run has more lines than it can retrain in 6 hours; split the plants across schedules, then replay them."
   }
   # The retraining job is throttled by design: a scheduled run's per-line events wait in its queue for its one
   # instance (reserved concurrency 1), so a throttle is no fault there; an event dropped from that queue is.

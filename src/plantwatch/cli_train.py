@@ -278,8 +278,8 @@ def _retrain(
             meta["sample"] = msgspec.to_builtins(columns.sample)
             sample = columns.sample
             print(
-                f"plantwatch train: {sample.read} readings in the window, more than --max-readings: kept one in "
-                f"{sample.one_in} blocks of {sample.block_ms // 60_000} minutes ({len(columns)} readings)",
+                f"plantwatch train: {sample.read} readings in the window, more than --max-readings: kept {sample.kept}"
+                f" of {sample.blocks} blocks of {sample.block_ms // 60_000} minutes ({len(columns)} readings)",
                 file=sys.stderr,
             )
         if not assets:

@@ -276,9 +276,8 @@ def test_a_line_busier_than_its_read_budget_is_trained_on_whole_sampled_blocks_a
     [model] = run["models"]
     source = ModelRegistry(S3ObjectStore(aws["s3"], "models", "registry")).load(model["name"], "1").info.training
     sample = source["source"]["sample"]
-    assert sample == {"block_ms": SAMPLE_BLOCK_MS, "one_in": 2, "read": line_hour}
-    assert source["source"]["readings"] == line_hour // 4  # the one block of four whose hash is even
-    assert source["window"]["end_ms"] - source["window"]["start_ms"] < SAMPLE_BLOCK_MS
+    assert sample == {"block_ms": SAMPLE_BLOCK_MS, "blocks": 4, "kept": 2, "read": line_hour}
+    assert source["source"]["readings"] == line_hour // 2  # two blocks of 5,400 fit 15,000; three would not
 
 
 def test_plants_that_name_their_lines_alike_each_deploy_to_their_own_lines_groups(
@@ -638,7 +637,7 @@ def test_a_greengrass_request_with_a_wrong_shape_is_refused_by_the_stubber() -> 
         client.create_deployment(targetArn="arn", components={"x": {"version": "1"}})
 
 
-def test_a_plant_whose_retraining_raises_is_reported_and_the_other_plants_go_on(
+def test_a_line_whose_retraining_raises_is_reported_and_the_other_lines_and_plants_go_on(
     tmp_path: Path, aws: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     require_sklearn()
@@ -658,20 +657,26 @@ def test_a_plant_whose_retraining_raises_is_reported_and_the_other_plants_go_on(
     # WHEN the schedule retrains both
     with caplog.at_level(logging.ERROR, logger=JOB_LOGGER):
         result = job.run(_scheduled())
-    # THEN plant-2 is retrained and deployed all the same; plant-1's failure is logged, returned (not raised, so
-    # Lambda does not re-run every plant) and queued as an event that retries plant-1 alone
+    # THEN plant-2 is retrained and deployed all the same; each of plant-1's lines' failure is logged, returned
+    # (not raised, so Lambda does not re-run every plant) and queued as an event that retries that line alone
     stubber.assert_no_pending_responses()
     plant1, plant2 = result["runs"]
-    assert (plant1["plant"], plant1["status"]) == ("plant-1", "error")
+    assert (plant1["plant"], plant1["status"], plant1["error_lines"]) == ("plant-1", "error", ["line-1", "line-2"])
     assert (plant2["plant"], plant2["status"]) == ("plant-2", "ok")
     assert _registered(aws) == {"plant-2.line-1", "plant-2.line-2"}
     assert result["status"] == "failed"
-    [problem] = result["problems"]
-    assert (problem["code"], problem["plant"]) == (RETRAIN_ERROR, "plant-1")
-    assert "AccessDenied" in problem["message"]
-    [(code, _, replay)] = _queued(aws)
-    assert code == RETRAIN_ERROR
-    assert replay["plant"] == "plant-1" and "line" not in replay
+    problems = result["problems"]
+    assert [(p["code"], p["plant"], p["line"]) for p in problems] == [
+        (RETRAIN_ERROR, "plant-1", "line-1"),
+        (RETRAIN_ERROR, "plant-1", "line-2"),
+    ]
+    assert all("AccessDenied" in p["message"] for p in problems)
+    queued = _queued(aws)
+    assert [code for code, _, _ in queued] == [RETRAIN_ERROR, RETRAIN_ERROR]
+    assert sorted((replay["plant"], replay["line"]) for _, _, replay in queued) == [
+        ("plant-1", "line-1"),
+        ("plant-1", "line-2"),
+    ]
     assert any(r.name == JOB_LOGGER and r.exc_info for r in caplog.records), "the traceback is logged"
 
 

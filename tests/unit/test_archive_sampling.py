@@ -59,21 +59,20 @@ def test_a_read_over_its_budget_keeps_whole_blocks_the_fewest_dropped_in_any_ord
     again = _read(archive, max_readings=budget, keys=keys[::-1], workers=1)
     # THEN it keeps at most the budget, says how, and keeps the same readings whatever the order
     assert sampled.sample is not None
+    all_blocks, per_block = np.unique(whole.ts // SAMPLE_BLOCK_MS, return_counts=True)
+    kept_blocks = np.unique(sampled.ts // SAMPLE_BLOCK_MS)
     assert (sampled.sample.read, sampled.sample.block_ms) == (len(whole), SAMPLE_BLOCK_MS)
-    one_in = sampled.sample.one_in
-    assert one_in > 1 and one_in & (one_in - 1) == 0 and 0 < len(sampled) <= budget
+    assert (sampled.sample.blocks, sampled.sample.kept) == (len(all_blocks), len(kept_blocks))
+    assert 0 < len(sampled) <= budget
     order, order_again = np.lexsort((sampled.ts, sampled.sensor_type)), np.lexsort((again.ts, again.sensor_type))
     np.testing.assert_array_equal(sampled.ts[order], again.ts[order_again])
     np.testing.assert_array_equal(sampled.value[order], again.value[order_again])
-    # AND what it keeps are whole blocks, every reading of each, chosen by the blocks' hash
-    kept_blocks = np.unique(sampled.ts // SAMPLE_BLOCK_MS)
-    all_blocks = np.unique(whole.ts // SAMPLE_BLOCK_MS)
-    chosen = all_blocks[block_hash(all_blocks * SAMPLE_BLOCK_MS) % np.uint64(one_in) == 0]
-    np.testing.assert_array_equal(kept_blocks, chosen)
+    # AND what it keeps are whole blocks, every reading of each: those of the lowest hash, as many as fit
     assert np.isin(whole.ts // SAMPLE_BLOCK_MS, kept_blocks).sum() == len(sampled)
-    # AND half the thinning would not have fitted: no block was dropped that the budget had room for
-    looser = all_blocks[block_hash(all_blocks * SAMPLE_BLOCK_MS) % np.uint64(one_in // 2) == 0]
-    assert np.isin(whole.ts // SAMPLE_BLOCK_MS, looser).sum() > budget
+    by_hash = np.argsort(block_hash(all_blocks * SAMPLE_BLOCK_MS))
+    fitting = int(np.searchsorted(np.cumsum(per_block[by_hash]), budget, side="right"))
+    np.testing.assert_array_equal(kept_blocks, np.sort(all_blocks[by_hash][:fitting]))
+    assert fitting < len(all_blocks) and per_block[by_hash][: fitting + 1].sum() > budget  # the next does not fit
     # AND a budget the window fits in keeps everything
     assert _read(archive, max_readings=len(whole)).sample is None
     with pytest.raises(ValueError, match="at least 1"):
@@ -114,6 +113,11 @@ def test_windows_across_a_gap_are_the_ones_holding_readings_from_both_sides() ->
     )
 
 
-def test_a_budget_under_one_block_is_refused_with_what_to_do(archive: LocalObjectStore) -> None:
-    with pytest.raises(ValueError, match=r"max_readings 1,000 is less than one 15-minute block .* Raise it"):
-        _read(archive, max_readings=1_000)  # a block here is 2,700 readings
+def test_a_budget_of_a_few_blocks_keeps_some_and_one_under_a_block_is_refused_with_what_to_do(
+    archive: LocalObjectStore,
+) -> None:
+    for blocks in (1, 2, 3):  # a block here is 2,700 readings: with halving, such budgets could keep nothing
+        kept = _read(archive, max_readings=blocks * 2_700 + 1)
+        assert kept.sample is not None and kept.sample.kept == blocks and len(kept) == blocks * 2_700
+    with pytest.raises(ValueError, match=r"budget of 1,000 readings is less than .* retrain_max_readings_per_line"):
+        _read(archive, max_readings=1_000)

@@ -171,14 +171,15 @@ def read_archive(
     the objects to read, when the caller has listed them (:func:`archive_keys`); otherwise they are listed.
 
     ``max_readings`` bounds what the read keeps, so memory depends on it and not on how busy the line was: past
-    it, whole blocks of :data:`SAMPLE_BLOCK_MS` are kept, one in 2, 4, 8 ... (:class:`BlockSample`).
+    it, whole blocks of :data:`SAMPLE_BLOCK_MS` are kept, those of the lowest hash that fit (:class:`BlockSample`).
+    ValueError if not even one block fits.
     """
     if keys is None:
         keys = archive_keys(store, start_ms=start_ms, end_ms=end_ms, plant=plant, lines=lines)
     if max_readings is not None and max_readings < 1:
         raise ValueError(f"max_readings must be at least 1, not {max_readings}")
     assets, types = _Codes(), _Codes()
-    parts = _Parts()
+    parts = _Parts(max_readings)
     files = 0
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="archive-read") as pool:
         for chunk in _chunks(keys, 4 * max(1, workers)):  # bounded: only this many objects are held at once
@@ -190,9 +191,9 @@ def read_archive(
                 if table is None or table.num_rows == 0:
                     continue
                 files += 1
-                parts.read += table.num_rows
-                if parts.one_in > 1:
-                    table = table.filter(pa.array(parts.kept(table["ts"].to_numpy())))
+                keep = parts.arriving(table["ts"].to_numpy())
+                if keep is not None:
+                    table = table.filter(pa.array(keep))
                 triple = pc.binary_join_element_wise(table["plant"], table["line"], table["asset"], _SEP)
                 parts.add(
                     asset=assets.of(triple),
@@ -201,18 +202,15 @@ def read_archive(
                     value=table["value"].to_numpy(),
                     anomaly=table["anomaly"].to_numpy(zero_copy_only=False),
                 )
-                while max_readings is not None and parts.held > max_readings:
-                    parts.thin()
-    log.info(
-        "archive read",
-        extra={"files": files, "keys": len(keys), "readings": parts.read, "kept": parts.held, "one_in": parts.one_in},
-    )
+    log.info("archive read", extra={"files": files, "keys": len(keys), "readings": parts.read, "kept": parts.held})
     if parts.read and not parts.held:
         raise ValueError(
-            f"max_readings {max_readings:,} is less than one {SAMPLE_BLOCK_MS // 60_000}-minute block of the "
-            f"{parts.read:,} readings in the window: no block fits, nothing is kept. Raise it."
+            f"a read budget of {max_readings:,} readings is less than the first 15-minute block to keep of the "
+            f"{parts.read:,} readings in the window ({parts.smallest_cut:,} readings): nothing would be kept. Raise "
+            "the budget (retraining: retrain_max_readings_per_line, PLANTWATCH_MAX_READINGS_PER_LINE; plantwatch "
+            "train: --max-readings)."
         )
-    sample = BlockSample(block_ms=SAMPLE_BLOCK_MS, one_in=parts.one_in, read=parts.read) if parts.one_in > 1 else None
+    sample = parts.sample()
     if not files:
         return ReadingColumns.empty()
     asset_names, asset_remap = assets.sorted()
@@ -230,8 +228,8 @@ def read_archive(
 
 
 def block_hash(ts_ms: npt.NDArray[np.int64], block_ms: int = SAMPLE_BLOCK_MS) -> npt.NDArray[np.uint64]:
-    """A well-mixed hash (SplitMix64's finaliser) of each time's block: blocks kept by ``hash % k == 0`` are spread
-    over the window without a period (every 8th block would be the same hours of every day, the same shift)."""
+    """A well-mixed hash (SplitMix64's finaliser) of each time's block: blocks kept by lowest hash are spread over
+    the window without a period (every 8th block would be the same hours of every day, the same shift)."""
     x = (ts_ms // block_ms).astype(np.uint64)
     with np.errstate(over="ignore"):
         x = x + np.uint64(0x9E3779B97F4A7C15)
@@ -243,34 +241,74 @@ def block_hash(ts_ms: npt.NDArray[np.int64], block_ms: int = SAMPLE_BLOCK_MS) ->
 class _Parts:
     """The columns read so far, object by object, and the sampling that keeps them under a budget.
 
-    Keeping blocks whose hash is divisible by ``one_in`` (a power of two) nests: what one in 2k keeps, one in k
-    kept too. Thinning drops what the doubled ``one_in`` no longer keeps, so the result is the blocks of the
-    smallest ``one_in`` whose readings fit the budget, whatever order the objects came in.
+    Blocks are kept in the order of their hash, lowest first, as many as fit. When what is held goes over the
+    budget, the held blocks are ranked by hash, the first that does not fit and every later one are dropped, and
+    that block's hash becomes the cut: readings of blocks at or above it are dropped as they arrive. A block's
+    count only grows, so the cut only falls, and it ends at the first block, in hash order, whose readings take
+    the total past the budget: the same blocks whatever order the objects came in, and at least one unless the
+    first block alone is over the budget.
     """
 
     names = ("asset", "type", "ts", "value", "anomaly")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int | None) -> None:
+        self.budget = budget
         self.columns: dict[str, list[npt.NDArray[np.generic]]] = {k: [] for k in self.names}
-        self.one_in = 1
+        self.cut: np.uint64 | None = None
+        self.counts: dict[int, int] = {}  # readings held per block
+        self.parts_of: dict[int, list[int]] = {}  # the parts holding each block's readings
+        self.seen: set[int] = set()
         self.read = 0
         self.held = 0
+        self.smallest_cut = 0  # readings of the first block in hash order, when it alone is over the budget
 
-    def kept(self, ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        return np.asarray(block_hash(ts) % np.uint64(self.one_in) == 0, dtype=bool)
+    def arriving(self, ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_] | None:
+        """Count an object's readings; which of them to keep (None: all)."""
+        self.read += len(ts)
+        if self.budget is None:
+            return None
+        self.seen.update(np.unique(ts // SAMPLE_BLOCK_MS).tolist())
+        return None if self.cut is None else np.asarray(block_hash(ts) < self.cut, dtype=bool)
 
     def add(self, **columns: npt.NDArray[np.generic]) -> None:
         for name in self.names:
             self.columns[name].append(columns[name])
-        self.held += len(columns["ts"])
+        ts = columns["ts"]
+        self.held += len(ts)
+        if self.budget is None:
+            return
+        part = len(self.columns["ts"]) - 1
+        blocks, counts = np.unique(np.asarray(ts) // SAMPLE_BLOCK_MS, return_counts=True)
+        for block, count in zip(blocks.tolist(), counts.tolist(), strict=True):
+            self.counts[block] = self.counts.get(block, 0) + count
+            self.parts_of.setdefault(block, []).append(part)
+        if self.held > self.budget:
+            self._lower_cut(self.budget)
 
-    def thin(self) -> None:
-        self.one_in *= 2
-        for i, ts in enumerate(self.columns["ts"]):
-            keep = self.kept(ts)  # type: ignore[arg-type]
+    def _lower_cut(self, budget: int) -> None:
+        blocks = np.array(sorted(self.counts), dtype=np.int64)
+        hashes = block_hash(blocks * SAMPLE_BLOCK_MS)
+        order = np.argsort(hashes, kind="stable")
+        total = np.cumsum([self.counts[int(b)] for b in blocks[order]])
+        first_out = int(np.searchsorted(total, budget, side="right"))  # the first block past the budget
+        self.cut = hashes[order][first_out]
+        if first_out == 0:
+            self.smallest_cut = int(total[0])
+        dropped = [int(b) for b in blocks[order][first_out:]]
+        # only the parts holding a dropped block are touched (an object holds one block, or two at a boundary)
+        for i in sorted({i for b in dropped for i in self.parts_of.pop(b)}):
+            keep = block_hash(self.columns["ts"][i]) < self.cut  # type: ignore[arg-type]
             for name in self.names:
                 self.columns[name][i] = self.columns[name][i][keep]
-        self.held = sum(len(ts) for ts in self.columns["ts"])
+        for b in dropped:
+            del self.counts[b]
+        self.held = sum(self.counts.values())
+
+    def sample(self) -> BlockSample | None:
+        """What the budget kept, if it dropped anything."""
+        if self.cut is None:
+            return None
+        return BlockSample(block_ms=SAMPLE_BLOCK_MS, blocks=len(self.seen), kept=len(self.counts), read=self.read)
 
     def joined(self, name: str) -> npt.NDArray[Any]:
         return np.concatenate(self.columns[name])

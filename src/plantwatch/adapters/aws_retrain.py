@@ -286,36 +286,15 @@ class RetrainJob:
         unreadable: list[tuple[str, str]] = []
         deployable = [a for a in archived if a in grouped]
         for each in deployable:  # one line at a time: a week of a line is millions of readings
-            columns = read_archive(
-                self.archive,
-                start_ms=start,
-                end_ms=end,
-                keys=archived[each],
-                unreadable=unreadable,
-                max_readings=s.max_readings_per_line,
-            )
-            source: dict[str, Any] = {
-                "kind": "s3-archive",
-                "bucket": s.archive_bucket,
-                "start_ms": start,
-                "end_ms": end,
-            }
-            source["readings"] = len(columns)
-            if columns.sample is not None:
-                source["sample"] = msgspec.to_builtins(columns.sample)
-                done.setdefault("sampled_lines", []).append(each)
-            done["readings"] += len(columns) if columns.sample is None else columns.sample.read
-            assets = of_line(reading_assets(columns, s.train.spec), each)
-            del columns
-            if assets:
-                results += retrain(
-                    assets,
-                    train=s.train,
-                    registry=self.registry,
-                    evaluator=self._evaluator().for_plant(plant),
-                    source=source,
-                    publisher=self.publisher(plant),
+            try:
+                results += self._run_line(plant, each, archived[each], start, end, done, unreadable)
+            except Exception as exc:  # one line's failure must not skip the plant's other lines
+                log.exception("retraining plant %s line %s failed", plant, each)
+                message = (
+                    f"{RETRAIN_ERROR}: retraining plant {plant!r} line {each!r} failed: {type(exc).__name__}: {exc}"
                 )
+                problems.append(self._report(RETRAIN_ERROR, message, plant, each, start, end))
+                done.setdefault("error_lines", []).append(each)
         if unreadable:
             keys = ", ".join(key for key, _ in unreadable[:5]) + (" ..." if len(unreadable) > 5 else "")
             message = (
@@ -325,7 +304,7 @@ class RetrainJob:
             )
             problems.append(self._report(UNREADABLE, message, plant, line, start, end))
             done["unreadable_objects"] = len(unreadable)
-        if not results and not refused:
+        if not results and not refused and not done.get("error_lines"):
             message = (
                 f"{NO_DATA}: no archived readings of {where} from {_iso(start)} to {_iso(end)} "
                 f"({done['readings']} readings) under s3://{s.archive_bucket}/{s.archive_prefix}: nothing retrained. "
@@ -370,8 +349,50 @@ class RetrainJob:
         if unchecked:  # a read that failed (denied, throttled): the next run reads again; nothing was held back
             done["unchecked_lines"] = unchecked
         done["refused_lines"] = refused
-        partial = refused or unreadable or unjudged or waiting or failed
+        errors = done.get("error_lines")
+        if errors and not results:
+            return {**done, "status": "error"}
+        partial = refused or unreadable or unjudged or waiting or failed or errors
         return {**done, "status": "ok" if not partial else "partial" if results else "refused"}
+
+    def _run_line(
+        self,
+        plant: str,
+        line: str,
+        keys: list[str],
+        start: int,
+        end: int,
+        done: dict[str, Any],
+        unreadable: list[tuple[str, str]],
+    ) -> list[GroupResult]:
+        """Read one line's window (kept to the budget), and retrain and publish its model."""
+        s = self.settings
+        columns = read_archive(
+            self.archive,
+            start_ms=start,
+            end_ms=end,
+            keys=keys,
+            unreadable=unreadable,
+            max_readings=s.max_readings_per_line,
+        )
+        source: dict[str, Any] = {"kind": "s3-archive", "bucket": s.archive_bucket, "start_ms": start, "end_ms": end}
+        source["readings"] = len(columns)
+        if columns.sample is not None:
+            source["sample"] = msgspec.to_builtins(columns.sample)
+            done.setdefault("sampled_lines", []).append(line)
+        done["readings"] += len(columns) if columns.sample is None else columns.sample.read
+        assets = of_line(reading_assets(columns, s.train.spec), line)
+        del columns
+        if not assets:
+            return []
+        return retrain(
+            assets,
+            train=s.train,
+            registry=self.registry,
+            evaluator=self._evaluator().for_plant(plant),
+            source=source,
+            publisher=self.publisher(plant),
+        )
 
     def _evaluator(self) -> Evaluator:
         """The labelled evaluation set, built once per job and only when some plant has data to train on."""

@@ -151,13 +151,14 @@ class AlertEngine:
         self._by_id: dict[str, str] = {}
 
     def follow(self, tuned: Debounce | None) -> bool:
-        """Debounce at least as much as the scoring model was tuned and evaluated with (``tuned``; None: a model
-        that names none, or no model), never less than the defaults, for each count the operator left unset.
+        """For each count the operator left unset: the scoring model's tuned count (``tuned``; None: a model that
+        names none, or no model), never less than the default.
 
-        More debouncing than evaluated can only merge or drop alerts (each one raised lies within one the
-        evaluation counted), so the evaluated false alerts stay an upper bound on the floor's and the delays a
-        lower bound; less would raise alerts the evaluation never saw. Returns whether a count changed. Runs of
-        anomalous readings already counted carry over a change."""
+        Models are tuned with counts no lower than the defaults (``evaluation.RAISE_AFTER_CANDIDATES``), so a
+        model's own counts are what this gives: the floor alerts as the model was evaluated. A model tuned lower
+        (before that rule) is debounced more than evaluated, never less: the floor stays as quiet as 3 / 5 on a
+        single stray reading. Returns whether a count changed. Runs of anomalous readings already counted carry
+        over a change."""
         pinned_raise, pinned_clear = self._pinned
         raise_after = pinned_raise or max(DEFAULT_RAISE_AFTER, tuned.raise_after if tuned is not None else 0)
         clear_after = pinned_clear or max(DEFAULT_CLEAR_AFTER, tuned.clear_after if tuned is not None else 0)

@@ -147,8 +147,8 @@ class AlertConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Floor alerting: lifecycle counts and where alerts go on the floor."""
 
     #: Anomaly alerts raise at the N-th consecutive anomalous reading and clear after M normal ones. Unset (the
-    #: default), each is 3 / 5 or the scoring model's tuned count where larger (its threshold was tuned and
-    #: evaluated with it). Set, it is the operator's and no model changes it.
+    #: default), each is the scoring model's tuned count (its threshold was tuned and evaluated with it; never
+    #: below 3 / 5, the counts without a model). Set, it is the operator's and no model changes it.
     raise_after: int | None = None
     clear_after: int | None = None
     floor: Literal["mqtt", "greengrass", "none"] = "mqtt"

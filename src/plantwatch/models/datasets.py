@@ -36,11 +36,12 @@ class AssetFeatures(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class BlockSample(msgspec.Struct, frozen=True, kw_only=True):
-    """How a read was sampled to fit its budget: one in ``one_in`` blocks of ``block_ms`` kept, of ``read``
-    readings in the window."""
+    """How a read was sampled to fit its budget: ``kept`` of the ``blocks`` blocks of ``block_ms`` that held
+    readings, of ``read`` readings in the window."""
 
     block_ms: int
-    one_in: int
+    blocks: int
+    kept: int
     read: int
 
 

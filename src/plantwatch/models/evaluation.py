@@ -18,10 +18,16 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from plantwatch.domain.alerts import DEFAULT_RAISE_AFTER
 from plantwatch.domain.simulator import DAY_MS, Fault
 from plantwatch.models.datasets import AssetFeatures, BoolArray, FloatArray, fault_mask
 from plantwatch.models.forest import ForestModel
 from plantwatch.models.trainer import TrainConfig, model_name
+
+#: The counts ``tune_policy`` tries: none below the gateway's default (DEFAULT_RAISE_AFTER), which its floor never
+#: goes under, so a gateway with the default configuration alerts with exactly the counts a model was evaluated
+#: with (a larger N than evaluated can raise an alert after its fault's window, or miss an episode).
+RAISE_AFTER_CANDIDATES: Final = tuple(n for n in (1, 2, 3, 5, 8, 10, 12, 15) if n >= DEFAULT_RAISE_AFTER)
 
 #: The targets on the simulator (issue 5).
 TARGET_MEDIAN_DELAY_S: Final = 60.0
@@ -276,7 +282,7 @@ def tune_policy(
     faults: Sequence[Fault],
     *,
     tail_ms: int,
-    raise_after: Sequence[int] = (1, 2, 3, 5, 8, 10, 12, 15),
+    raise_after: Sequence[int] = RAISE_AFTER_CANDIDATES,
     clear_after: int = 5,
     rules: bool = True,
     false_alert_budget: float = TARGET_FALSE_ALERTS_PER_LINE_DAY / 2,

@@ -129,8 +129,8 @@ class Gateway:
         self._follow_model()
 
     def _follow_model(self) -> None:
-        """Debounce alerts at least as much as the scoring model was tuned and evaluated with, where the operator
-        set no count (:meth:`AlertEngine.follow`): its threshold and its counts were chosen together."""
+        """Alert with the counts the scoring model was tuned and evaluated with (never below the defaults), where
+        the operator set none (:meth:`AlertEngine.follow`): its threshold and its counts were chosen together."""
         model = getattr(self.scorer, "model", None)
         tuned = model.debounce if isinstance(model, ForestModel) else None
         if self.alerts.follow(tuned):
