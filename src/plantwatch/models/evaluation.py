@@ -287,10 +287,13 @@ def tune_policy(
     rules: bool = True,
     false_alert_budget: float = TARGET_FALSE_ALERTS_PER_LINE_DAY / 2,
 ) -> tuple[AlertPolicy, list[Evaluation]]:
-    """The policy with every episode caught within the false-alert budget and the shortest median delay.
+    """The policy with every episode caught within the false-alert budget, the least debouncing and then the
+    shortest median delay.
 
-    Candidate thresholds are high quantiles of the healthy windows' scores. Among feasible policies the
-    shortest median delay wins, then fewer false alerts, then the higher threshold (more margin). With no
+    Candidate thresholds are high quantiles of the healthy windows' scores. Among feasible policies the smallest
+    N wins (debouncing keeps a window flagged in error from raising an alert, but every reading's flag is
+    published and counted by the analytics: the least debouncing that meets the targets leaves the cleanest
+    flags), then the shortest median delay, then fewer false alerts, then the higher threshold (more margin). With no
     feasible policy, the most episodes caught within the false-alert budget (else at all), then fewest false
     alerts.
     """
@@ -313,8 +316,8 @@ def tune_policy(
         a = e.alerts
         feasible = a.detected == a.episodes and a.max_false_alerts_per_line_day <= false_alert_budget
         delay = a.median_delay_s if a.median_delay_s is not None else math.inf
-        if feasible:
-            return (0.0, delay, a.false_alerts, -e.policy.threshold)
+        if feasible:  # the least debouncing first: it hides windows flagged in error from the floor, not the analytics
+            return (0.0, e.policy.raise_after, delay, a.false_alerts, -e.policy.threshold)
         within_budget = a.max_false_alerts_per_line_day <= false_alert_budget
         return (1.0 if within_budget else 2.0, -a.detected, a.false_alerts, delay)
 
