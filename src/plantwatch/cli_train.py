@@ -274,9 +274,8 @@ def _retrain(
         meta = {"kind": "archive", "url": source, "start_ms": start, "end_ms": end, "readings": len(columns)}
         if unreadable:
             meta["unreadable_objects"] = len(unreadable)
-        if columns.sample is not None:
-            meta["sample"] = msgspec.to_builtins(columns.sample)
-            sample = columns.sample
+        if (sample := columns.sample) is not None:
+            meta["sample"] = msgspec.to_builtins(sample)
             print(
                 f"plantwatch train: {sample.read} readings in the window, more than --max-readings: kept {sample.kept}"
                 f" of {sample.blocks} blocks of {sample.block_ms // 60_000} minutes ({len(columns)} readings)",

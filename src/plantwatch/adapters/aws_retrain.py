@@ -375,8 +375,13 @@ class RetrainJob:
             unreadable=unreadable,
             max_readings=s.max_readings_per_line,
         )
-        source: dict[str, Any] = {"kind": "s3-archive", "bucket": s.archive_bucket, "start_ms": start, "end_ms": end}
-        source["readings"] = len(columns)
+        source: dict[str, Any] = {
+            "kind": "s3-archive",
+            "bucket": s.archive_bucket,
+            "start_ms": start,
+            "end_ms": end,
+            "readings": len(columns),
+        }
         if columns.sample is not None:
             source["sample"] = msgspec.to_builtins(columns.sample)
             done.setdefault("sampled_lines", []).append(line)

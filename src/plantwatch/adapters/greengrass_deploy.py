@@ -63,7 +63,7 @@ def deployment_arguments(request: DeploymentRequest, current: dict[str, Any] | N
     }
 
 
-#: The gateway's alert counts: unset, they debounce at least as much as the model was tuned with.
+#: The gateway's alert counts: unset, they are the scoring model's tuned counts (never below 3 and 5).
 ALERT_COUNT_PATHS: Final = ("/gateway/alerts/raise_after", "/gateway/alerts/clear_after")
 
 

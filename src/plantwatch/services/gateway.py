@@ -135,10 +135,10 @@ class Gateway:
         tuned = model.debounce if isinstance(model, ForestModel) else None
         if self.alerts.follow(tuned):
             log.info(
-                "anomaly alerts now raise after %d and clear after %d readings (%s)",
+                "anomaly alerts now raise after %d and clear after %d readings (the model's tuned counts: %s)",
                 self.alerts.raise_after,
                 self.alerts.clear_after,
-                "tuned with the model" if tuned is not None else "defaults: the model names none",
+                "none" if tuned is None else f"{tuned.raise_after} and {tuned.clear_after}",
             )
 
     def stop(self) -> None:
