@@ -66,6 +66,8 @@ def test_windows_close_on_event_time_and_split_by_line_and_model() -> None:
         ("line-2", "1", 0, MINUTE, 1),
     ]
     assert all(s.reference == REFERENCE for s in closed)
+    assert windows.closed() == closed  # until they are stored, the same summaries
+    windows.release(closed)
     assert windows.closed() == []  # each window once
 
 

@@ -104,6 +104,8 @@ class Gateway:
         self.counters = GatewayCounters()
         self._pending: list[ScoredReading] = []
         self._events: list[AlertEvent] = []
+        #: alert-topic payloads the floor has had and the spool has not yet taken (a failed write)
+        self._unspooled: list[bytes] = []
         self._offline: set[SensorRef] = set()
         self._last_flush_ms: int | None = None
         self._spool_ref = SensorRef(
@@ -198,9 +200,10 @@ class Gateway:
             self.spool.put_alerts(
                 self.summary_topic,
                 [encode_summary(s) for s in closed],
-                self.windows.snapshot(),
+                self.windows.snapshot(without=closed),
                 state_name=WINDOWS_STATE,
             )
+            self.windows.release(closed)  # only once stored: a failed write summarises them again next step
             self.counters.summaries += len(closed)
             self._windows_changed = False
 
@@ -246,20 +249,27 @@ class Gateway:
         return True
 
     def publish_alerts(self) -> None:
-        """Send alert events to the floor at once, then spool them (with the alert state) for the cloud."""
-        if not self._events:
-            return
-        events, self._events = self._events, []
-        payloads = [encode_event(e) for e in events]
-        for notifier in self.notifiers:
-            try:
-                notifier.notify(payloads)
-            except Exception:  # one floor channel failing must not stop the others or the pipeline
-                log.exception("floor alert notifier %s failed", type(notifier).__name__)
-        self.spool.put_alerts(self.alert_topic, payloads, self.alerts.snapshot())
-        self.counters.alert_events += len(events)
-        for event in events:
-            log.info("alert %s: %s %s on %s", event.event, event.alert.kind, event.alert.alert_id, event.alert.asset)
+        """Send alert events to the floor at once, then spool them (with the alert state) for the cloud.
+
+        The floor hears each event once. What the spool refused (a failing disk) stays in memory and is spooled
+        on the next call, before anything newer, so the cloud still gets every event in order."""
+        if self._events:
+            events, self._events = self._events, []
+            payloads = [encode_event(e) for e in events]
+            for notifier in self.notifiers:
+                try:
+                    notifier.notify(payloads)
+                except Exception:  # one floor channel failing must not stop the others or the pipeline
+                    log.exception("floor alert notifier %s failed", type(notifier).__name__)
+            self._unspooled.extend(payloads)
+            self.counters.alert_events += len(events)
+            for event in events:
+                log.info(
+                    "alert %s: %s %s on %s", event.event, event.alert.kind, event.alert.alert_id, event.alert.asset
+                )
+        if self._unspooled:
+            self.spool.put_alerts(self.alert_topic, self._unspooled, self.alerts.snapshot())
+            self._unspooled = []
 
     def flush(self, now_ms: int | None = None) -> int:
         """Seal pending readings into batches in the spool; returns how many batches were stored."""
@@ -291,11 +301,11 @@ class Gateway:
                 dropped=[(r.first_seq, r.last_seq, r.batches, r.readings) for r in outcome.dropped],
                 rejected_readings=outcome.rejected_readings,
             )
-            self.spool.put_alerts(self.alert_topic, [encode_loss(loss)])
+            self._unspooled.append(encode_loss(loss))
         event = self.alerts.condition(self._spool_ref, SPOOL_FULL, full, at_ms)
         if event is not None:
             self._events.append(event)
-            self.publish_alerts()
+        self.publish_alerts()
         if self.on_spooled:
             self.on_spooled()
         return outcome.stored

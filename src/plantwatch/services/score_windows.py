@@ -81,7 +81,10 @@ class ScoreWindows:
             self._watermark_ms = max(self._watermark_ms, ts_ms)
 
     def closed(self) -> list[ScoreSummaryMessage]:
-        """Summaries of every window that ended at or before the latest event time seen, oldest first."""
+        """Summaries of every window that ended at or before the latest event time seen, oldest first.
+
+        The windows stay until :meth:`release` (once their summaries are stored): a failed write hands the same
+        summaries out again, with any score added meanwhile."""
         done = sorted(
             (k for k in self._scores if k[0] + self.window_ms <= self._watermark_ms),
             key=lambda k: (k[0], k[1], k[2].version),
@@ -89,7 +92,7 @@ class ScoreWindows:
         out = []
         for key in done:
             start, line, ref = key
-            values = np.asarray(self._scores.pop(key), dtype=np.float64)
+            values = np.asarray(self._scores[key], dtype=np.float64)
             summary = summarise_scores(line, start, start + self.window_ms, values)
             out.append(
                 ScoreSummaryMessage(
@@ -107,8 +110,15 @@ class ScoreWindows:
             )
         return out
 
-    def snapshot(self) -> bytes:
-        """The open windows' scores and references, to continue them after a restart."""
+    def release(self, summaries: Iterable[ScoreSummaryMessage]) -> None:
+        """Forget the windows of stored summaries (from :meth:`closed`): each window is summarised once."""
+        for key in _keys(summaries):
+            del self._scores[key]
+
+    def snapshot(self, *, without: Iterable[ScoreSummaryMessage] = ()) -> bytes:
+        """The open windows' scores and references, to continue them after a restart; ``without`` leaves out
+        the windows of summaries about to be stored in the same transaction."""
+        left_out = set(_keys(without))
         return _encoder.encode(
             _WindowsState(
                 window_ms=self.window_ms,
@@ -117,6 +127,7 @@ class ScoreWindows:
                 windows=[
                     _OpenWindow(start, line, ref, np.asarray(values, dtype="<f8").tobytes())
                     for (start, line, ref), values in self._scores.items()
+                    if (start, line, ref) not in left_out
                 ],
             )
         )
@@ -139,3 +150,7 @@ class ScoreWindows:
         for w in snap.windows:
             self._scores[(w.start_ms, w.line, w.model)] = np.frombuffer(w.scores, dtype="<f8").tolist()
         return sum(len(w.scores) // 8 for w in snap.windows)
+
+
+def _keys(summaries: Iterable[ScoreSummaryMessage]) -> list[tuple[int, str, ModelRef]]:
+    return [(s.start_ms, s.line, s.model) for s in summaries]

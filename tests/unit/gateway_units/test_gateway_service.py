@@ -1,4 +1,5 @@
-"""The gateway pipeline's own rules: a failing spool write loses no reading; offline sensors raise alerts."""
+"""The gateway pipeline's own rules: a failing spool write loses no reading, alert event or score summary;
+offline sensors raise alerts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.contract.decode import decode_payload
 from plantwatch.contract.reading import Reading, ScoredReading, SensorRef
 from plantwatch.contract.summaries import ScoreSummaryMessage, decode_summary
-from plantwatch.contract.topics import summary_topic
+from plantwatch.contract.topics import alert_topic, summary_topic
 from plantwatch.domain.alerts import OFFLINE, decode_event
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
 from plantwatch.models import ForestModel
@@ -84,17 +85,18 @@ def test_a_failed_spool_write_keeps_the_readings_for_the_next_flush(tmp_path: Pa
     spool.close()
 
 
+def _watched(spool: SqliteSpool, source: Ticker, floor: Floor) -> Gateway:
+    """A threshold-scoring gateway on one ticking sensor with a floor channel."""
+    config = GatewayConfig(gateway_id="gw", plant="p")
+    return Gateway(
+        config=config, sources=[source], scorer=ThresholdScorer(), model=THRESHOLD_MODEL, spool=spool, notifiers=[floor]
+    )
+
+
 def test_a_sensor_that_stops_answering_raises_an_offline_alert_and_clears_when_back(tmp_path: Path) -> None:
     spool = SqliteSpool(tmp_path / "spool.sqlite")
     source, floor = Ticker(), Floor()
-    gateway = Gateway(
-        config=GatewayConfig(gateway_id="gw", plant="p"),
-        sources=[source],
-        scorer=ThresholdScorer(),
-        model=THRESHOLD_MODEL,
-        spool=spool,
-        notifiers=[floor],
-    )
+    gateway = _watched(spool, source, floor)
     gateway.step(NOW)
     source.down = True
     gateway.step(NOW + 1000)
@@ -182,3 +184,57 @@ def test_a_crash_loses_at_most_a_checkpoint_interval_of_an_open_window(
         gateway.step(NOW + s * 1000)
     [summary] = [decode_summary(i.payload) for i in spool.peek(10_000) if i.topic == summary_topic("gw")]
     assert (summary.start_ms, summary.total) == (NOW, 121 + 3600 - 150)  # 121..149 were lost with the crash
+
+
+class FlakyOutbox(SqliteSpool):
+    """A spool whose next ``failures`` writes of small messages (alert events, summaries) fail like a bad disk."""
+
+    failures = 0
+    topics: list[str]
+
+    def put_alerts(
+        self, topic: str, payloads: Sequence[bytes], state: bytes | None = None, *, state_name: str = "alerts"
+    ) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk I/O error")
+        super().put_alerts(topic, payloads, state, state_name=state_name)
+
+
+def test_a_failed_summary_write_summarises_the_window_on_the_next_step_once(tmp_path: Path) -> None:
+    """GIVEN a minute's window whose summary write fails, THEN the next step stores its summary, with every
+    score of that minute, once; the window after it is summarised as usual."""
+    spool = FlakyOutbox(tmp_path / "spool.sqlite")
+    gateway = _started(spool)
+    for s in range(60):
+        gateway.step(NOW + s * 1000)
+    spool.failures = 1
+    with pytest.raises(OSError, match="disk"):
+        gateway.step(NOW + 60_000)  # the first score past the minute closes it; its summary write fails
+    assert summaries(spool) == []
+    for s in range(61, 121):
+        gateway.step(NOW + s * 1000)
+    first, second = summaries(spool)
+    assert (first.start_ms, first.total) == (NOW, 60)
+    assert (second.start_ms, second.total) == (NOW + 60_000, 60)
+    assert gateway.counters.summaries == 2
+    spool.close()
+
+
+def test_a_failed_alert_write_reaches_the_cloud_on_the_next_step_and_the_floor_once(tmp_path: Path) -> None:
+    spool = FlakyOutbox(tmp_path / "spool.sqlite")
+    source, floor = Ticker(), Floor()
+    gateway = _watched(spool, source, floor)
+    gateway.step(NOW)
+    source.down = True
+    spool.failures = 1
+    with pytest.raises(OSError, match="disk"):
+        gateway.step(NOW + 1000)  # raised on the floor; the spool refuses it
+    assert [decode_event(p).event for p in floor.payloads] == ["raised"]
+    source.down = False
+    gateway.step(NOW + 2000)  # cleared: spooled after the raise it follows
+    cloud = [decode_event(i.payload) for i in spool.peek(100) if i.topic == alert_topic("gw")]
+    assert [(e.event, e.alert.kind) for e in cloud] == [("raised", OFFLINE), ("cleared", OFFLINE)]
+    assert [decode_event(p).event for p in floor.payloads] == ["raised", "cleared"]
+    assert spool.alert_state() is not None and not gateway.alerts.active()
+    spool.close()
