@@ -10,6 +10,8 @@ import pytest
 
 from plantwatch.adapters.archive_reader import SAMPLE_BLOCK_MS, block_hash, read_archive
 from plantwatch.adapters.object_store import LocalObjectStore
+from plantwatch.contract.reading import Reading
+from plantwatch.domain.features import FeatureWindows
 from plantwatch.domain.simulator import PlantSimulator, SimulationConfig
 from plantwatch.models.datasets import ReadingColumns, reading_assets, windows_across_gaps
 from plantwatch.models.trainer import TrainConfig
@@ -121,3 +123,43 @@ def test_a_budget_of_a_few_blocks_keeps_some_and_one_under_a_block_is_refused_wi
         assert kept.sample is not None and kept.sample.kept == blocks and len(kept) == blocks * 2_700
     with pytest.raises(ValueError, match=r"budget of 1,000 readings is less than .* retrain_max_readings_per_line"):
         _read(archive, max_readings=1_000)
+
+
+def test_the_gateway_scores_exactly_the_windows_training_keeps_around_an_outage() -> None:
+    """GIVEN one asset polled at 1 Hz with a jitter of up to 300 ms, two missed polls and a 4-minute outage,
+    THEN the windows the gateway gives a feature row (a forest verdict) are those training keeps, row for row."""
+    sim = PlantSimulator(SIM)
+    refs = sim.sensors_of("line-1")
+    rng = np.random.default_rng(5)
+    steps = 1000 + rng.integers(-300, 300, 400)
+    steps[[50, 51]] += 1000
+    steps[200] += 240_000
+    ts = np.cumsum(steps).astype(np.int64)
+    values = {r.sensor_type: np.round(sim.values(r.sensor_id, ts), 3) for r in refs}
+    columns = ReadingColumns(
+        assets=((SIM.plant, "line-1", refs[0].asset),),
+        sensor_types=tuple(values),
+        asset=np.zeros(len(ts) * len(refs), dtype=np.int32),
+        sensor_type=np.repeat(np.arange(len(refs), dtype=np.int32), len(ts)),
+        ts=np.tile(ts, len(refs)),
+        value=np.concatenate(list(values.values())),
+        anomaly=np.zeros(len(ts) * len(refs), dtype=bool),
+    )
+    [trained] = reading_assets(columns, SPEC)
+    windows = FeatureWindows(SPEC)
+    scored_ts, scored_rows = [], []
+    for k, stamp in enumerate(ts.tolist()):
+        for r in refs:
+            windows.push(
+                Reading(
+                    plant=SIM.plant, line="line-1", asset=r.asset, sensor_id=r.sensor_id,
+                    sensor_type=r.sensor_type, unit=r.unit, ts_ms=stamp, value=float(values[r.sensor_type][k]),
+                )
+            )  # fmt: skip
+        row = windows.features(("line-1", refs[0].asset))
+        if row is not None:
+            scored_ts.append(stamp)
+            scored_rows.append(row)
+    assert len(trained.ts) == len(ts) - SPEC.window + 1 - (SPEC.window - 1)  # only the outage's windows are out
+    np.testing.assert_array_equal(scored_ts, trained.ts)
+    np.testing.assert_array_equal(np.array(scored_rows), trained.rows)

@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plantwatch.contract.reading import Reading
-from plantwatch.domain.features import FeatureSpec, FeatureWindows, bulk_features, window_statistics
+from plantwatch.domain.features import (
+    GAP_PERIODS,
+    FeatureSpec,
+    FeatureWindows,
+    bulk_features,
+    window_statistics,
+    windows_with_gaps,
+)
 from plantwatch.domain.simulator import PlantSimulator, SimulationConfig
 
 START_MS = 1_790_000_000_000
@@ -67,7 +74,9 @@ def test_streaming_equals_bulk_for_any_series(window: int, extra: int, scale: fl
     spec = FeatureSpec(sensor_types=("vibration", "pressure"), window=window)
     rng = np.random.default_rng(seed)
     n = window + extra
-    ts = START_MS + np.cumsum(rng.integers(0, 5000, n)).astype(np.int64)
+    steps = rng.integers(0, 5000, n)
+    steps[rng.random(n) < 0.05] += 120_000  # now and then an outage
+    ts = START_MS + np.cumsum(steps).astype(np.int64)
     values = {t: rng.normal(size=n) * scale for t in spec.sensor_types}
     windows = FeatureWindows(spec)
     rows = []
@@ -77,7 +86,9 @@ def test_streaming_equals_bulk_for_any_series(window: int, extra: int, scale: fl
         row = windows.features(("line-1", "a"))
         if row is not None:
             rows.append(row)
-    assert np.array_equal(np.array(rows), bulk_features(spec, ts, values))
+    # the streamed rows are the bulk rows of the windows that span no gap, bit for bit
+    whole = ~windows_with_gaps(np.lib.stride_tricks.sliding_window_view(ts, window))
+    assert np.array_equal(np.array(rows).reshape(-1, len(spec.names)), bulk_features(spec, ts, values)[whole])
 
 
 def test_matrix_of_many_assets_equals_each_asset_alone() -> None:
@@ -185,3 +196,45 @@ def test_bulk_refuses_series_of_the_wrong_length_and_short_inputs_give_no_rows()
     assert bulk_features(spec, ts, {"temperature": np.zeros(3)}).shape == (0, 4)
     with pytest.raises(ValueError, match="timestamps"):
         bulk_features(spec, np.arange(10, dtype=np.int64), {"temperature": np.zeros(9)})
+
+
+def test_a_window_across_an_outage_is_a_gap_and_a_missed_poll_or_jitter_is_not() -> None:
+    second = 1000
+    rows = (
+        np.array(
+            [
+                [0, 1, 2, 3, 4, 5],  # regular
+                [0, 1, 3, 4, 6, 7],  # a missed poll or two
+                [0, 1, 2, 3, 4, 4 + GAP_PERIODS],  # a step of exactly GAP_PERIODS median steps: still no gap
+                [0, 1, 2, 3, 4, 5 + GAP_PERIODS],  # one more second: an outage
+                [0, 0, 0, 0, 0, 30],  # a burst of simultaneous readings then a late one: steps of 0 count as 1 ms
+                [0, 200, 400, 600, 800, 1000],  # an asset polled every 200 s is as regular as one polled every second
+            ]
+        )
+        * second
+    )
+    rows[4] //= second
+    np.testing.assert_array_equal(windows_with_gaps(rows), [False, False, False, True, True, False])
+    assert windows_with_gaps(np.zeros((3, 1), dtype=np.int64)).tolist() == [False] * 3
+
+
+def test_after_an_outage_an_asset_has_no_row_until_its_windows_have_moved_past_it() -> None:
+    """GIVEN an asset at 1 Hz whose sensors go quiet for five minutes, THEN it has no feature row while any
+    window holds the outage (window - 1 readings after it), and then the rows of the readings after it alone."""
+    spec = FeatureSpec(window=6)
+    windows = FeatureWindows(spec)
+    before = [START_MS + k * 1000 for k in range(8)]
+    after = [before[-1] + 300_000 + k * 1000 for k in range(8)]
+    present = []
+    for k, stamp in enumerate(before + after):
+        for sensor_type in spec.sensor_types:
+            windows.push(_reading("a", sensor_type, stamp, float(k % 3)))
+        present.append(windows.features(("line-1", "a")) is not None)
+    assert present == [False] * 5 + [True] * 3 + [False] * 5 + [True] * 3
+    # one sensor type's outage is enough: the asset's row needs every type's window
+    quiet = FeatureWindows(spec)
+    for k, stamp in enumerate(before + after):
+        for sensor_type in spec.sensor_types:
+            if stamp in before or sensor_type != "pressure" or k == len(before):
+                quiet.push(_reading("a", sensor_type, stamp, 1.0))
+    assert quiet.features(("line-1", "a")) is None

@@ -3,7 +3,9 @@
 An asset's feature vector holds, for each sensor type of the :class:`FeatureSpec`, statistics over the last
 ``window`` readings of that type: latest value, mean, standard deviation (population) and least-squares
 slope (units per second); waveform types (vibration) add RMS, peak (largest absolute value) and crest factor
-(peak / RMS). A vector exists once every sensor type of the asset has a full window.
+(peak / RMS). A vector exists once every sensor type of the asset has a full window. The streaming form gives
+none while a window spans a gap (an outage: a step over :data:`GAP_PERIODS` times the median step), and
+training leaves the same windows out of the bulk form's rows.
 
 Both forms compute the statistics with :func:`window_statistics` on a C-contiguous ``(rows, window)``
 matrix, one row per window, so a row is reduced the same way whichever form built it: the streaming
@@ -28,10 +30,15 @@ BASE_STATISTICS: Final = ("latest", "mean", "std", "slope")
 WAVEFORM_STATISTICS: Final = ("rms", "peak", "crest")
 #: Rows per chunk in the bulk form (bounds its temporary memory).
 _BULK_CHUNK: Final = 8192
+#: A step between an asset's readings longer than this many median steps is a gap (an outage, a restart): a
+#: window across it mixes two states the line was never in at once, so training leaves such windows out and the
+#: gateway gives them no forest verdict.
+GAP_PERIODS: Final = 10
 
 AssetKey = tuple[str, str]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class FeatureSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +103,25 @@ def window_statistics(ts_ms: IntArray, values: FloatArray, *, waveform: bool) ->
         crest = np.divide(peak, rms, out=np.zeros_like(rms), where=rms > 0)
         columns += [rms, peak, crest]
     return np.stack(columns, axis=1)
+
+
+def windows_with_gaps(ts_ms: IntArray) -> BoolArray:
+    """Which rows of window timestamps (``(rows, window)``, oldest first) hold a step over :data:`GAP_PERIODS`
+    times the row's own median step (at least 1 ms). A row needs 4 readings or more to show a gap this way: with
+    fewer, the median is too close to the largest step."""
+    steps = np.diff(ts_ms, axis=1)
+    if steps.shape[1] == 0:
+        return np.zeros(len(ts_ms), dtype=bool)
+    longest = steps.max(axis=1)
+    # the median is at least the shortest step: a row whose longest step is within GAP_PERIODS of its shortest
+    # has no gap, and regular polling settles every row here without a median
+    maybe: BoolArray = longest > GAP_PERIODS * np.maximum(steps.min(axis=1), 1)
+    if not maybe.any():
+        return maybe
+    out = np.zeros(len(ts_ms), dtype=bool)
+    median = np.median(steps[maybe], axis=1)
+    out[maybe] = longest[maybe] > GAP_PERIODS * np.maximum(median, 1.0)
+    return out
 
 
 def bulk_features(spec: FeatureSpec, ts_ms: IntArray, values: Mapping[str, FloatArray]) -> FloatArray:
@@ -195,26 +221,31 @@ class FeatureWindows:
         return matrix[0] if keys else None
 
     def matrix(self, keys: Sequence[AssetKey]) -> tuple[list[AssetKey], FloatArray]:
-        """Feature rows of the ready assets among ``keys`` (computed together), and which assets they are."""
+        """Feature rows of the ready assets among ``keys`` (computed together), and which assets they are.
+
+        An asset whose window of any type spans a gap (:func:`windows_with_gaps`) has no row until its windows
+        have moved past it, as training leaves such windows out."""
         ready = [key for key in keys if self.ready(key)]
-        out = np.empty((len(ready), len(self.spec.names)), dtype=np.float64)
         if not ready:
-            return ready, out
+            return ready, np.empty((0, len(self.spec.names)), dtype=np.float64)
         # One statistics call for every window of every type (rows are independent, so the values are the
         # same as type by type); types without waveform statistics just drop those columns.
         windows = [self._rings[key][t].window() for t in self.spec.sensor_types for key in ready]
-        stats = window_statistics(
-            np.stack([w[0] for w in windows]),
-            np.stack([w[1] for w in windows]),
-            waveform=bool(self.spec.waveform_types),
-        )
-        col = 0
+        ts = np.stack([w[0] for w in windows])
+        stats = window_statistics(ts, np.stack([w[1] for w in windows]), waveform=bool(self.spec.waveform_types))
         m = len(ready)
+        out = np.empty((m, len(self.spec.names)), dtype=np.float64)
+        col = 0
         for i, sensor_type in enumerate(self.spec.sensor_types):
             width = len(self.spec.statistics(sensor_type))
             out[:, col : col + width] = stats[i * m : (i + 1) * m, :width]
             col += width
-        return ready, out
+        gaps = windows_with_gaps(ts)
+        if not gaps.any():
+            return ready, out
+        whole = ~np.asarray(gaps.reshape(len(self.spec.sensor_types), m).any(axis=0), dtype=bool)
+        keep: list[bool] = whole.tolist()
+        return [key for key, k in zip(ready, keep, strict=True) if k], out[whole]
 
     def forget(self, key: AssetKey) -> None:
         """Drop an asset's windows (for example after its sensors were reconfigured)."""

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from plantwatch.domain.features import FeatureSpec, bulk_features
+from plantwatch.domain.features import GAP_PERIODS, FeatureSpec, bulk_features
 from plantwatch.domain.simulator import SIMULATED_PLANT_LIMITS, Fault, PlantSimulator
 from plantwatch.domain.thresholds import ORIGINAL_THRESHOLDS, Band
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-#: A step between an asset's readings longer than this many median steps is a gap no feature window spans.
-GAP_PERIODS: Final = 10
 
 
 class AssetFeatures(msgspec.Struct, frozen=True, kw_only=True):
@@ -202,8 +198,8 @@ def windows_across_gaps(ts: IntArray, window: int, *, block_ms: int | None = Non
     """Which windows of ``window`` readings at times ``ts`` span a gap: a step over :data:`GAP_PERIODS` times the
     median step (an outage), or, in a sampled read (``block_ms``), from one kept block to one not next to it
     (however slowly the asset is polled). Such a window mixes readings from before and after the gap, a state
-    the line was never in, so training leaves it out. (The gateway still scores the windows just after an
-    outage: a restart transient that training does not learn.)"""
+    the line was never in, so training leaves it out, and the gateway gives it no forest verdict
+    (:func:`~plantwatch.domain.features.windows_with_gaps`, against the window's own median step)."""
     n_rows = max(0, len(ts) - window + 1)
     if n_rows == 0 or window < 2:
         return np.zeros(n_rows, dtype=bool)
