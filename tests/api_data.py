@@ -7,7 +7,7 @@ from pathlib import Path
 
 from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.contract import Reading, ScoredBatch, ScoredReading
-from plantwatch.contract.alerts import Alert
+from plantwatch.contract.alerts import Alert, alert_id
 from plantwatch.contract.batch import ModelRef
 from tests.helpers import NOW_MS
 
@@ -90,11 +90,18 @@ def _fields(r: Reading) -> dict[str, object]:
     return {f: getattr(r, f) for f in r.__struct_fields__}
 
 
+def alert_ref(plant: str, i: int) -> str:
+    """The id of :func:`alerts`' ``i``-th alert of ``plant``, made as a gateway makes it (colons and all)."""
+    return alert_id(
+        f"gw-{plant}-line-1", f"{plant}.line-1.press-1.temperature", "threshold", NOW_MS - (i + 1) * 600_000
+    )
+
+
 def alerts() -> list[Alert]:
     """One open and one cleared alert per plant."""
     return [
         Alert(
-            alert_id=f"{plant}-{i}",
+            alert_id=alert_ref(plant, i),
             plant=plant,
             line="line-1",
             asset="press-1",

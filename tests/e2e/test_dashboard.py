@@ -3,6 +3,7 @@ charts draw data with anomaly markers, an alert is acknowledged, the console sta
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +22,11 @@ from plantwatch.api.auth import LocalTokens, create_token
 from plantwatch.contract.batch import ModelRef
 from plantwatch.contract.summaries import ScoreSummaryMessage
 from plantwatch.services.drift_reports import DriftConfig
-from tests.api_data import KEY, alerts, batches
+from tests.api_data import KEY, alert_ref, alerts, batches
 from tests.conftest import REPO, free_port, require_binary, require_module, wait_for
+
+#: ids of the API test data's alerts, as gateways make them
+A0 = alert_ref("plant-a", 0)
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = REPO / "test-artifacts"
@@ -128,18 +132,18 @@ def test_dashboard_shows_lines_charts_alerts_and_acknowledges(served: tuple[str,
             assert float(cells.nth(1).get_attribute("data-psi") or 0) > 0.25
 
             # WHEN the open alert is acknowledged THEN the list shows who did it, and the API recorded it
-            row = page.locator('#alerts tr[data-alert-id="plant-a-0"]')
+            selector = f'#alerts tr[data-alert-id="{A0}"]'
+            row = page.locator(selector)
             row.locator("button.ack").click()
             page.wait_for_function(
-                "document.querySelector('#alerts tr[data-alert-id=\"plant-a-0\"] .acked').textContent"
-                ".includes('shift-lead')",
+                f"document.querySelector({json.dumps(selector + ' .acked')}).textContent.includes('shift-lead')",
                 timeout=10_000,
             )
             assert row.locator("button.ack").count() == 0
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
             browser.close()
-    [acked] = [a for a in DuckDBAlerts(store).alerts(scope(), state=None, limit=10) if a["alert_id"] == "plant-a-0"]
+    [acked] = [a for a in DuckDBAlerts(store).alerts(scope(), state=None, limit=10) if a["alert_id"] == A0]
     assert acked["acknowledged_by"] == "shift-lead"
     assert problems == []
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

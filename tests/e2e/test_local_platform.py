@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -152,6 +153,14 @@ def test_platform_runs_detects_faults_accepts_raw_readings_and_restarts_losing_n
             faulty_sensor = f"{fault['asset']}-{fault_sensor(fault['kind'])[:4]}"
             assert [a["state"] for a in alerts if a["sensor_id"] == faulty_sensor] == ["open"]
             assert len(alerts) < 10  # alerts per sensor lifecycle, not one per anomalous reading
+
+        # AND an operator acknowledges a gateway's alert through the API by the id the gateway gave it, encoded
+        # as the dashboard encodes it (encodeURIComponent: its colons become %3A)
+        raised = platform.get("/v1/alerts", state="open")[0]
+        acked = platform.api.post(f"/v1/alerts/{quote(raised['alert_id'], safe='')}/acknowledge", json={"note": "e2e"})
+        assert acked.status_code == 200, acked.text
+        assert acked.json()["alert_id"] == raised["alert_id"] and acked.json()["acknowledged_by"]
+        assert [e["alert_id"] for e in platform.get("/v1/audit")["entries"]] == [raised["alert_id"]]
 
         # AND every line's gateway reported score summaries: drift figures of the model that scored, partial so far
         def with_drift() -> list[dict[str, Any]] | None:

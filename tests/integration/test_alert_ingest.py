@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from plantwatch.adapters.duckdb_store import DuckDBStore
@@ -69,3 +70,22 @@ def test_spool_loss_and_junk_are_kept_with_the_quarantine(parts: tuple[AlertInge
     assert any("not an alert event" in r for r in reasons)
     assert any("does not decode" in r for r in reasons)
     assert store.cursor().execute("SELECT count(*) FROM alerts").fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize("bad_id", ["", "gw-line-1/../x", "gw line 1:s:anomaly:1", "g" * 201])
+def test_an_alert_the_api_could_not_address_is_quarantined_not_stored(
+    parts: tuple[AlertIngest, DuckDBStore], bad_id: str
+) -> None:
+    """An alert id is how operators acknowledge an alert (``POST /v1/alerts/{alert_id}/acknowledge``): one the API's
+    path rule refuses would be an alert no one could acknowledge, so it is kept with its reason instead."""
+    ingest, store = parts
+    engine = AlertEngine(gateway_id="gw-line-1", plant="plant-1", raise_after=1, clear_after=1)
+    event = engine.observe(scored(0, True))
+    assert event is not None
+    ingest.handle(alert_topic("gw-line-1"), encode_event(event))  # the engine's own id is addressable
+    forged = msgspec.structs.replace(event, alert=msgspec.structs.replace(event.alert, alert_id=bad_id))
+    ingest.handle(alert_topic("gw-line-1"), encode_event(forged))
+    assert store.cursor().execute("SELECT alert_id FROM alerts").fetchall() == [(event.alert.alert_id,)]
+    [(reason,)] = store.cursor().execute("SELECT reason FROM quarantine").fetchall()
+    assert "alert_id" in reason and "is not 1-200 characters" in reason
+    assert (ingest.stored, ingest.quarantined) == (1, 1)

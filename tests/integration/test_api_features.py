@@ -21,8 +21,12 @@ from plantwatch.api.app import create_app
 from plantwatch.api.auth import LocalTokens, create_token
 from plantwatch.contract import Reading, ScoredBatch, ScoredReading
 from plantwatch.contract.batch import ModelRef
-from tests.api_data import KEY, NOW, SPAN_MS, batches, filled_store
+from tests.api_data import KEY, NOW, SPAN_MS, alert_ref, batches, filled_store
 from tests.helpers import NOW_MS
+
+#: ids of the API test data's alerts, as gateways make them
+A0 = alert_ref("plant-a", 0)
+A1 = alert_ref("plant-a", 1)
 
 SENSOR = "plant-a.line-1.press-2.vibration"
 
@@ -134,17 +138,17 @@ def test_alerts_acknowledge_once_into_a_verifiable_audit_chain(tmp_path: Path) -
     store = filled_store(tmp_path / "alerts.duckdb")
     client = client_for(store, ["plant-a"])
     [open_alert] = client.get("/v1/alerts", params={"state": "open"}).json()
-    assert (open_alert["alert_id"], open_alert["acknowledged_by"]) == ("plant-a-0", None)
-    acked = client.post("/v1/alerts/plant-a-0/acknowledge", json={"note": "checked the bearing"}).json()
+    assert (open_alert["alert_id"], open_alert["acknowledged_by"]) == (A0, None)
+    acked = client.post(f"/v1/alerts/{A0}/acknowledge", json={"note": "checked the bearing"}).json()
     assert (acked["acknowledged_by"], acked["acknowledged_at"]) == ("tester", "2025-11-24T16:00:00Z")
     other = client_for(store, ["plant-a"], now=datetime(2025, 11, 24, 17, tzinfo=UTC))
-    assert other.post("/v1/alerts/plant-a-0/acknowledge").json()["acknowledged_at"] == "2025-11-24T16:00:00Z"
-    other.post("/v1/alerts/plant-a-1/acknowledge", json={"note": "late"})
+    assert other.post(f"/v1/alerts/{A0}/acknowledge").json()["acknowledged_at"] == "2025-11-24T16:00:00Z"
+    other.post(f"/v1/alerts/{A1}/acknowledge", json={"note": "late"})
     audit = client.get("/v1/audit").json()
     assert audit["chain_intact"] is True
     assert [(e["seq"], e["alert_id"], e["note"]) for e in audit["entries"]] == [
-        (1, "plant-a-0", "checked the bearing"),
-        (2, "plant-a-1", "late"),
+        (1, A0, "checked the bearing"),
+        (2, A1, "late"),
     ]
     assert audit["entries"][1]["prev_hash"] == audit["entries"][0]["hash"]
     # WHEN someone edits the stored log behind the API's back THEN the chain no longer verifies

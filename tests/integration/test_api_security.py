@@ -18,8 +18,12 @@ from plantwatch.adapters.duckdb_store import DuckDBStore
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import AUDIENCE, ISSUER, LocalTokens, create_token
 from plantwatch.api.ratelimit import RateLimiter
-from tests.api_data import KEY, NOW, alerts, filled_store
+from tests.api_data import KEY, NOW, alert_ref, alerts, filled_store
 from tests.moto import alert_tables
+
+#: ids of the API test data's alerts, as gateways make them
+A0 = alert_ref("plant-a", 0)
+B0 = alert_ref("plant-b", 0)
 
 START, END = "2025-11-24T13:30:00Z", "2025-11-24T16:00:00Z"
 FOREIGN_SENSOR = "plant-a.line-1.press-1.temperature"
@@ -35,7 +39,7 @@ FOREIGN: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/v1/export"): {"sensor_id": FOREIGN_SENSOR, "start": START, "end": END},
     ("get", "/v1/anomalies"): {"plant": "plant-a"},
     ("get", "/v1/alerts"): {"plant": "plant-a"},
-    ("post", "/v1/alerts/{alert_id}/acknowledge"): {"alert_id": "plant-a-0"},
+    ("post", "/v1/alerts/{alert_id}/acknowledge"): {"alert_id": A0},
     ("get", "/v1/audit"): {"plant": "plant-a"},
     ("get", "/v1/overview"): {"plant": "plant-a"},
     ("get", "/v1/models"): {"plant": "plant-a"},
@@ -95,7 +99,7 @@ def test_a_plant_b_token_never_reads_plant_a(store: DuckDBStore, method: str, pa
         # the answer only repeats what was asked: the same as for a plant, sensor or alert that doesn't exist
         assert response.json() == {
             "detail": {"plant": "no plant 'plant-a'", "sensor_id": f"no sensor {FOREIGN_SENSOR!r}"}.get(
-                next(iter(FOREIGN[(method, path)])), "no alert 'plant-a-0'"
+                next(iter(FOREIGN[(method, path)])), f"no alert {A0!r}"
             )
         }
 
@@ -131,7 +135,7 @@ def test_a_line_scoped_token_sees_only_its_lines(store: DuckDBStore) -> None:
     assert client.get("/v1/series", params={"line": "line-1"}).status_code == 404
     assert client.get("/v1/series", params={"line": "line-2"}).status_code == 200
     assert client.get("/v1/alerts").json() == []  # plant-a's alerts are on line-1
-    assert client.post("/v1/alerts/plant-a-0/acknowledge").status_code == 404
+    assert client.post(f"/v1/alerts/{A0}/acknowledge").status_code == 404
     assert client.get("/v1/readings", params={"sensor_id": FOREIGN_SENSOR}).status_code == 404
 
 
@@ -199,7 +203,7 @@ def test_injection_strings_in_every_parameter_change_and_leak_nothing(store: Duc
                     "line": "line-1",
                     "start": START,
                     "end": END,
-                    "alert_id": "plant-b-0",
+                    "alert_id": B0,
                 }
                 params = {k: v for k, v in params.items() if k in names} | {name: bad}
                 response = call(client, method, path, params)
@@ -241,17 +245,17 @@ def test_the_cloud_alert_store_keeps_plants_and_lines_apart_too(store: DuckDBSto
         if path in ALERT_PATHS:
             response = call(client, method, path, params)
             assert response.status_code == 404, (path, response.text)
-            assert response.json()["detail"] in ("no plant 'plant-a'", "no alert 'plant-a-0'")
+            assert response.json()["detail"] in ("no plant 'plant-a'", f"no alert {A0!r}")
     assert {a["plant"] for a in client.get("/v1/alerts").json()} == {"plant-b"}
     line_2 = make_client(store, plants=["plant-a"], lines=["line-2"], alerts=dynamo)
     assert line_2.get("/v1/alerts").json() == []
-    assert line_2.post("/v1/alerts/plant-a-0/acknowledge").status_code == 404
+    assert line_2.post(f"/v1/alerts/{A0}/acknowledge").status_code == 404
     # injection strings in every alert parameter are refused or find nothing, and change nothing
     spec = client.get("/openapi.json").json()
     for method, path in [(m, p) for (m, p) in FOREIGN if p in ALERT_PATHS]:
         for name in {p["name"] for p in spec["paths"][path][method].get("parameters", [])}:
             for bad in INJECTIONS:
-                response = call(client, method, path, {"alert_id": "plant-b-0"} | {name: bad})
+                response = call(client, method, path, {"alert_id": B0} | {name: bad})
                 assert response.status_code in (404, 422), (path, name, bad, response.text)
     owner = make_client(store, plants=["plant-a"], alerts=dynamo)
     assert all(a["acknowledged_by"] is None for a in owner.get("/v1/alerts").json())

@@ -21,9 +21,14 @@ from plantwatch.adapters.fs_archive import FilesystemArchive
 from plantwatch.contract.alerts import Alert
 from plantwatch.services.alert_ingest import AlertIngest
 from plantwatch.services.analytics import Scope
-from tests.api_data import NOW_MS, alerts
+from tests.api_data import NOW_MS, alert_ref, alerts
 from tests.helpers import alert_event
 from tests.moto import alert_tables
+
+#: ids of the API test data's alerts, as gateways make them
+A0 = alert_ref("plant-a", 0)
+A1 = alert_ref("plant-a", 1)
+B0 = alert_ref("plant-b", 0)
 
 A = Scope(subject="tester", plants=("plant-a",))
 B = Scope(subject="tester", plants=("plant-b",))
@@ -121,13 +126,13 @@ def test_a_caller_of_one_plant_never_reaches_another(dynamo: DynamoAlerts) -> No
     # the same alert id in both plants: two alerts, each only in its own plant's partition
     twin = msgspec.structs.replace(alerts()[0], plant="plant-b")
     dynamo.record_alerts([twin])
-    assert dynamo.get(B, "plant-a-0") is not None and dynamo.get(B, "plant-a-0")["plant"] == "plant-b"  # type: ignore[index]
-    assert dynamo.get(B, "plant-a-1") is None
-    assert dynamo.acknowledge(B, alert_id="plant-a-1", actor="intruder", note="", at_ms=NOW_MS) is None
-    assert dynamo.get(A, "plant-a-1")["acknowledged_by"] is None  # type: ignore[index]
+    assert dynamo.get(B, A0) is not None and dynamo.get(B, A0)["plant"] == "plant-b"  # type: ignore[index]
+    assert dynamo.get(B, A1) is None
+    assert dynamo.acknowledge(B, alert_id=A1, actor="intruder", note="", at_ms=NOW_MS) is None
+    assert dynamo.get(A, A1)["acknowledged_by"] is None  # type: ignore[index]
     line_2 = Scope(subject="t", plants=("plant-a",), lines=("line-2",))
-    assert dynamo.get(line_2, "plant-a-0") is None
-    assert dynamo.acknowledge(line_2, alert_id="plant-a-0", actor="intruder", note="", at_ms=NOW_MS) is None
+    assert dynamo.get(line_2, A0) is None
+    assert dynamo.acknowledge(line_2, alert_id=A0, actor="intruder", note="", at_ms=NOW_MS) is None
     assert dynamo.audit_entries("plant-a") == []
     assert {r["plant"] for r in dynamo.alerts(B, state=None, limit=100)} == {"plant-b"}
 
@@ -156,9 +161,7 @@ def race(workers: int, work: Callable[[int], Any]) -> list[Any]:
 
 def test_concurrent_acknowledgements_of_one_alert_have_one_winner(dynamo: DynamoAlerts) -> None:
     dynamo.record_alerts(alerts())
-    results = race(
-        8, lambda i: dynamo.acknowledge(A, alert_id="plant-a-0", actor=f"op-{i}", note=f"n{i}", at_ms=NOW_MS + i)
-    )
+    results = race(8, lambda i: dynamo.acknowledge(A, alert_id=A0, actor=f"op-{i}", note=f"n{i}", at_ms=NOW_MS + i))
     # every caller is told the same, first acknowledgement; the chain holds exactly one entry for it
     winners = {(r["acknowledged_by"], r["acknowledged_at_ms"]) for r in results}
     assert len(winners) == 1
@@ -184,7 +187,7 @@ def test_tampering_with_the_chain_is_detected(dynamo: DynamoAlerts) -> None:
     ids = [a["alert_id"] for a in dynamo.alerts(A, state=None, limit=1000)][:4]
     for i, alert_id in enumerate(ids):
         dynamo.acknowledge(A, alert_id=alert_id, actor=f"op-{i}", note="", at_ms=NOW_MS + i)
-    dynamo.acknowledge(B, alert_id="plant-b-0", actor="op-b", note="", at_ms=NOW_MS)
+    dynamo.acknowledge(B, alert_id=B0, actor="op-b", note="", at_ms=NOW_MS)
     assert dynamo.audit(BOTH, limit=100)[1] is None
     table, client = dynamo.audit_table, dynamo.client
 

@@ -19,10 +19,13 @@ from plantwatch.adapters.duckdb_alerts import DuckDBAlerts
 from plantwatch.adapters.duckdb_queries import DuckDBQueries
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import LocalTokens, create_token
-from tests.api_data import KEY, NOW, alerts, filled_store
+from tests.api_data import KEY, NOW, alert_ref, alerts, filled_store
 from tests.conftest import free_port, wait_for
 from tests.integration.lambda_api_support import EVENT, LambdaContext, load_handler
 from tests.moto import alert_tables
+
+#: ids of the API test data's alerts, as gateways make them
+A0 = alert_ref("plant-a", 0)
 
 
 @pytest.fixture(scope="module")
@@ -113,16 +116,16 @@ def test_alerts_are_listed_from_dynamodb_with_the_same_body_as_uvicorn(alert_han
 
 def test_an_acknowledgement_through_the_lambda_is_recorded_once_in_the_chain(alert_handler: Any) -> None:
     # a caller of plant-b can't acknowledge plant-a's alert, and learns nothing from trying
-    foreign = alert_handler(request("POST", "/v1/alerts/plant-a-0/acknowledge", plants="plant-b"), LambdaContext())
-    assert (foreign["statusCode"], json.loads(foreign["body"])) == (404, {"detail": "no alert 'plant-a-0'"})
-    first = alert_handler(request("POST", "/v1/alerts/plant-a-0/acknowledge", sub="operator-1"), LambdaContext())
+    foreign = alert_handler(request("POST", f"/v1/alerts/{A0}/acknowledge", plants="plant-b"), LambdaContext())
+    assert (foreign["statusCode"], json.loads(foreign["body"])) == (404, {"detail": f"no alert {A0!r}"})
+    first = alert_handler(request("POST", f"/v1/alerts/{A0}/acknowledge", sub="operator-1"), LambdaContext())
     assert first["statusCode"] == 200, first["body"]
     assert json.loads(first["body"])["acknowledged_by"] == "operator-1"
-    second = alert_handler(request("POST", "/v1/alerts/plant-a-0/acknowledge", sub="operator-2"), LambdaContext())
+    second = alert_handler(request("POST", f"/v1/alerts/{A0}/acknowledge", sub="operator-2"), LambdaContext())
     assert json.loads(second["body"])["acknowledged_by"] == "operator-1"
     audit = json.loads(alert_handler(request("GET", "/v1/audit"), LambdaContext())["body"])
     assert audit["chain_intact"] is True
-    assert [(e["seq"], e["actor"], e["alert_id"]) for e in audit["entries"]] == [(1, "operator-1", "plant-a-0")]
+    assert [(e["seq"], e["actor"], e["alert_id"]) for e in audit["entries"]] == [(1, "operator-1", A0)]
     assert (
         json.loads(alert_handler(request("GET", "/v1/audit", plants="plant-b"), LambdaContext())["body"])["entries"]
         == []

@@ -21,7 +21,7 @@ from plantwatch.api.models import (
     ModelInUse,
 )
 from plantwatch.api.params import Limit, OptionalIdent, dt, ms, narrow
-from plantwatch.contract.reading import IDENT_PATTERN
+from plantwatch.contract.alerts import ALERT_ID_MAX, ALERT_ID_PATTERN
 from plantwatch.services.analytics import Row
 from plantwatch.services.dashboards import overview, split_model
 from plantwatch.services.drift_reports import LineDrift, drift_report
@@ -77,7 +77,7 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
     @app.post("/v1/alerts/{alert_id}/acknowledge", tags=["alerts"])
     def acknowledge(
         scope: Caller,
-        alert_id: Annotated[str, Path(pattern=IDENT_PATTERN, max_length=64)],
+        alert_id: Annotated[str, Path(pattern=ALERT_ID_PATTERN, max_length=ALERT_ID_MAX)],
         body: Annotated[Acknowledgement | None, Body()] = None,
     ) -> AlertOut:
         """Acknowledge an alert as the token's subject; recorded in the hash-chained audit log (idempotent)."""

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal
 
 import msgspec
 
 AlertState = Literal["open", "cleared"]
 ALERT_STATES: Final = ("open", "cleared")
+#: What an alert id may be: a gateway's ids join its gateway id, sensor id, kind and raise time with ``:``
+#: (:func:`alert_id`), up to 64 + 64 + 16 + 20 characters and three colons. The API addresses alerts by it.
+ALERT_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+ALERT_ID_MAX: Final = 200
+_ALERT_ID = re.compile(ALERT_ID_PATTERN)
+
+
+def alert_id(gateway_id: str, sensor_id: str, kind: str, raised_ms: int) -> str:
+    """The id a gateway gives the alert it raises: unique per gateway, sensor, kind and raise time."""
+    return f"{gateway_id}:{sensor_id}:{kind}:{raised_ms}"
+
+
+def alert_id_problem(value: str) -> str | None:
+    """Why ``value`` can't be an alert id (the API could not address it), or None."""
+    if _ALERT_ID.match(value):
+        return None
+    return f"alert_id {value[:80]!r} is not 1-{ALERT_ID_MAX} characters of letters, digits, '.', '_', '-', ':'"
 
 
 class Alert(msgspec.Struct, frozen=True, kw_only=True):

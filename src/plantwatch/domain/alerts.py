@@ -12,6 +12,7 @@ from typing import Final
 
 import msgspec
 
+from plantwatch.contract.alerts import alert_id
 from plantwatch.contract.reading import ScoredReading, SensorRef
 
 ALERT_SCHEMA: Final = "plantwatch.alert.v1"
@@ -229,7 +230,7 @@ class AlertEngine:
             tracker.good = 0
             if tracker.alert is None and tracker.bad >= raise_after:
                 tracker.alert = Alert(
-                    alert_id=f"{self.gateway_id}:{sensor.sensor_id}:{kind}:{ts_ms}",
+                    alert_id=alert_id(self.gateway_id, sensor.sensor_id, kind, ts_ms),
                     gateway_id=self.gateway_id,
                     plant=self.plant,
                     line=sensor.line,

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import msgspec
 
 from plantwatch.contract.alerts import Alert as StoredAlert
+from plantwatch.contract.alerts import alert_id_problem
 from plantwatch.domain.alerts import ALERT_SCHEMA, LOSS_SCHEMA, AlertEvent, AlertStatus, SpoolLoss
 from plantwatch.ports import Archive, Clock, GatewayRegistry, Sink
 from plantwatch.services.gateway_binding import origin_problem
@@ -92,7 +93,9 @@ class AlertIngest:
             schema = document.get("schema") if isinstance(document, dict) else None
             if schema == ALERT_SCHEMA:
                 event = msgspec.convert(document, AlertEvent)
-                problem = origin_problem(topic, event.alert.gateway_id, event.alert.plant, self.registry)
+                problem = alert_id_problem(event.alert.alert_id) or origin_problem(
+                    topic, event.alert.gateway_id, event.alert.plant, self.registry
+                )
                 if problem is None:
                     try:
                         self.store.record_alerts([stored_alert(event)])
