@@ -136,6 +136,7 @@ def test_platform_runs_detects_faults_accepts_raw_readings_and_restarts_losing_n
         assert all(s["readings"] >= 5 for s in sensors if s["line"] != "line-9")
 
         # AND every injected fault is flagged on its own asset and sensor type, soon after it starts, and nothing else
+        kinds: set[str] = set()
         for line, fault in first.items():
             anomalies = platform.get("/v1/anomalies", line=line, limit=10_000)
             assert anomalies, f"fault {fault} on {line} was not flagged"
@@ -145,14 +146,22 @@ def test_platform_runs_detects_faults_accepts_raw_readings_and_restarts_losing_n
             times = sorted(iso_ms(a["ts"]) for a in anomalies)
             assert fault["start_ms"] <= times[0] <= fault["start_ms"] + 8_000
             assert times[-1] < fault["end_ms"]
-            # AND the gateway raised one alert for it (not one per reading), which reached the API
+
+            # AND the gateway raised alerts for it that reached the API: a threshold breach on the faulty sensor
+            # alerts on that sensor, the model's verdict on its asset once for the asset (not one per reading, nor
+            # one per sensor the verdict touched)
             alerts = wait_for(
                 lambda line=line: platform.get("/v1/alerts", line=line), timeout=20, what=f"an alert on {line}"
             )
-            assert {(a["asset"], a["kind"]) for a in alerts} == {(fault["asset"], "anomaly")}
             faulty_sensor = f"{fault['asset']}-{fault_sensor(fault['kind'])[:4]}"
-            assert [a["state"] for a in alerts if a["sensor_id"] == faulty_sensor] == ["open"]
-            assert len(alerts) < 10  # alerts per sensor lifecycle, not one per anomalous reading
+            expected = {("anomaly", faulty_sensor), ("asset_anomaly", fault["asset"])}
+            assert {(a["kind"], a["sensor_id"]) for a in alerts} <= expected, alerts
+            assert len(alerts) == len({(a["kind"], a["sensor_id"]) for a in alerts}), alerts  # one lifecycle each
+            # raised while the fault was on (the model's may clear before the threshold's: its verdict is the
+            # window's, and the tuned forest stops flagging some readings of a fault, recall 0.887 per reading)
+            assert all(fault["start_ms"] <= iso_ms(a["raised_at"]) <= fault["end_ms"] for a in alerts), alerts
+            kinds |= {a["kind"] for a in alerts}
+        assert kinds == {"anomaly", "asset_anomaly"}  # across the lines, both paths reached the API
 
         # AND an operator acknowledges a gateway's alert through the API by the id the gateway gave it, encoded
         # as the dashboard encodes it (encodeURIComponent: its colons become %3A)

@@ -42,7 +42,7 @@ def test_raised_then_cleared_alert_is_one_row_with_its_lifecycle(parts: tuple[Al
     ingest, store = parts
     engine = AlertEngine(gateway_id="gw-line-1", plant="plant-1", raise_after=2, clear_after=2)
     pattern = [True, True, True, False, False]
-    events = [e for i, bad in enumerate(pattern) if (e := engine.observe(scored(i, bad))) is not None]
+    events = [e for i, bad in enumerate(pattern) for e in engine.observe(scored(i, bad))]
     assert [e.event for e in events] == ["raised", "cleared"]
 
     ingest.handle(alert_topic("gw-line-1"), encode_event(events[0]))
@@ -80,8 +80,7 @@ def test_an_alert_the_api_could_not_address_is_quarantined_not_stored(
     path rule refuses would be an alert no one could acknowledge, so it is kept with its reason instead."""
     ingest, store = parts
     engine = AlertEngine(gateway_id="gw-line-1", plant="plant-1", raise_after=1, clear_after=1)
-    event = engine.observe(scored(0, True))
-    assert event is not None
+    [event] = engine.observe(scored(0, True))
     ingest.handle(alert_topic("gw-line-1"), encode_event(event))  # the engine's own id is addressable
     forged = msgspec.structs.replace(event, alert=msgspec.structs.replace(event.alert, alert_id=bad_id))
     ingest.handle(alert_topic("gw-line-1"), encode_event(forged))

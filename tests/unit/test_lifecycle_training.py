@@ -234,11 +234,11 @@ def test_alert_runs_raises_and_clears_where_the_gateways_alert_engine_does() -> 
         runs: list[tuple[int, int | None]] = []
         for k, flag in enumerate(flags.tolist()):
             scored = ScoredReading(reading=reading(0, ts_ms=1_000 * k), score=0.0, anomaly=flag, reasons=())
-            event = engine.observe(scored)
-            if event is not None and event.event == "raised":
-                runs.append((k, None))
-            elif event is not None and event.event == "cleared":
-                runs[-1] = (runs[-1][0], k)
+            for event in engine.observe(scored):
+                if event.event == "raised":
+                    runs.append((k, None))
+                elif event.event == "cleared":
+                    runs[-1] = (runs[-1][0], k)
         assert alert_runs(flags, raise_after, clear_after) == runs, (
             flags.astype(int).tolist(),
             raise_after,

@@ -2,6 +2,12 @@
 
 An alert is one object with a lifecycle, not one message per anomalous reading. The engine is pure: it turns
 observations into :class:`AlertEvent` values, and its state can be snapshotted and restored across restarts.
+
+What a rule says (thresholds, configured limits) is about one sensor: it alerts as ``anomaly`` on that sensor.
+What the model says (``model.*`` reasons: the forest, the envelope) is about the asset's window of every sensor:
+it alerts once per asset as ``asset_anomaly``, counted once per tick on the readings of one sensor type (the
+``model_clock``), as the model was evaluated. Per sensor, one forest episode would raise an alert on each of
+the asset's sensors.
 """
 
 from __future__ import annotations
@@ -17,8 +23,14 @@ from plantwatch.contract.reading import ScoredReading, SensorRef
 
 ALERT_SCHEMA: Final = "plantwatch.alert.v1"
 LOSS_SCHEMA: Final = "plantwatch.spool-loss.v1"
-#: Kinds of alert: a scored anomaly, a sensor that stopped answering, a spool out of disk budget.
+#: Kinds of alert: a sensor's reading outside a rule, an asset's window the model judges anomalous, a sensor
+#: that stopped answering, a spool out of disk budget.
 ANOMALY: Final = "anomaly"
+ASSET_ANOMALY: Final = "asset_anomaly"
+#: Reasons that start with this are the model's verdict on the asset (``model.iforest``, ``model.envelope``).
+MODEL_REASON_PREFIX: Final = "model."
+#: The sensor type an asset alert carries (its ``sensor_id`` is the asset's).
+ASSET_SENSOR_TYPE: Final = "asset"
 OFFLINE: Final = "offline"
 SPOOL_FULL: Final = "spool_full"
 #: The anomaly lifecycle's counts until the scoring model names its own, and for a model that names none.
@@ -136,11 +148,19 @@ class AlertEngine:
     """Turns scored readings and conditions into alert events; one tracker per (asset, sensor, kind)."""
 
     def __init__(
-        self, *, gateway_id: str, plant: str, raise_after: int | None = None, clear_after: int | None = None
+        self,
+        *,
+        gateway_id: str,
+        plant: str,
+        raise_after: int | None = None,
+        clear_after: int | None = None,
+        model_clock: str | None = None,
     ) -> None:
         """``raise_after`` / ``clear_after`` given here are the operator's and stay; one left None is
         :data:`DEFAULT_RAISE_AFTER` / :data:`DEFAULT_CLEAR_AFTER`, or the scoring model's tuned count where that
-        is larger (:meth:`follow`)."""
+        is larger (:meth:`follow`). ``model_clock``: the sensor type whose readings step an asset's
+        ``asset_anomaly`` tracker (the model's first feature type; the gateway sets it from its scorer); None
+        alerts model verdicts per sensor, like rules."""
         if any(count is not None and count < 1 for count in (raise_after, clear_after)):
             raise ValueError("raise_after and clear_after must be at least 1")
         self.gateway_id = gateway_id
@@ -148,6 +168,7 @@ class AlertEngine:
         self._pinned = (raise_after, clear_after)
         self.raise_after = raise_after or DEFAULT_RAISE_AFTER
         self.clear_after = clear_after or DEFAULT_CLEAR_AFTER
+        self.model_clock = model_clock
         self._trackers: dict[str, _Tracker] = {}
         self._by_id: dict[str, str] = {}
 
@@ -176,19 +197,44 @@ class AlertEngine:
         """Alerts raised and not yet cleared."""
         return [t.alert for t in self._trackers.values() if t.alert is not None]
 
-    def observe(self, scored: ScoredReading) -> AlertEvent | None:
-        """Feed one scored reading into its sensor's anomaly tracker."""
+    def observe(self, scored: ScoredReading) -> tuple[AlertEvent, ...]:
+        """Feed one scored reading: its rule reasons into its sensor's ``anomaly`` tracker and, for a reading of
+        the model clock's type, the model's verdict into its asset's ``asset_anomaly`` tracker."""
         r = scored.reading
+        reasons = scored.reasons
+        model_reasons: tuple[str, ...] = ()
+        if reasons and self.model_clock is not None:
+            model_reasons = tuple(x for x in reasons if x.startswith(MODEL_REASON_PREFIX))
+            if model_reasons:
+                reasons = tuple(x for x in reasons if not x.startswith(MODEL_REASON_PREFIX))
+        # a reading flagged without any reason is the sensor's: nothing flagged goes unheard
+        bad = bool(reasons) or (scored.anomaly and not model_reasons)
+        events: tuple[AlertEvent, ...] = ()
         key = f"{r.asset}\x1f{r.sensor_id}\x1f{ANOMALY}"
         tracker = self._trackers.get(key)
+        if tracker is not None or bad:  # a normal reading of a quiet sensor costs one lookup
+            if tracker is None:
+                tracker = self._trackers[key] = _Tracker()
+            event = self._step(
+                key, tracker, bad, r.sensor, ANOMALY, r.ts_ms, r.value, scored.score, reasons,
+                self.raise_after, self.clear_after,
+            )  # fmt: skip
+            if event is not None:
+                events = (event,)
+        if r.sensor_type != self.model_clock:
+            return events
+        key = f"{r.asset}\x1f\x1e{ASSET_ANOMALY}"  # no sensor id holds \x1e: never a sensor's tracker
+        tracker = self._trackers.get(key)
+        if tracker is None and not model_reasons:
+            return events
         if tracker is None:
-            if not scored.anomaly:
-                return None  # the common case: a normal reading of a quiet sensor costs one lookup
             tracker = self._trackers[key] = _Tracker()
-        return self._step(
-            key, tracker, scored.anomaly, r.sensor, ANOMALY, r.ts_ms, r.value, scored.score, scored.reasons,
+        asset = SensorRef(line=r.line, asset=r.asset, sensor_id=r.asset, sensor_type=ASSET_SENSOR_TYPE, unit="")
+        event = self._step(
+            key, tracker, bool(model_reasons), asset, ASSET_ANOMALY, r.ts_ms, None, scored.score, model_reasons,
             self.raise_after, self.clear_after,
         )  # fmt: skip
+        return events if event is None else (*events, event)
 
     def condition(self, sensor: SensorRef, kind: str, present: bool, now_ms: int) -> AlertEvent | None:
         """Feed a condition (offline, spool full): raised at once when present, cleared at once when gone."""

@@ -22,6 +22,7 @@ from plantwatch.domain.alerts import (
     encode_loss,
     parse_ack,
 )
+from plantwatch.domain.features import FeatureSpec
 from plantwatch.models.forest import ForestModel
 from plantwatch.ports import AlertNotifier, Scorer, SensorSource, Spool
 from plantwatch.services.score_windows import DEFAULT_SUMMARY_WINDOW_MS, ScoreWindows
@@ -132,7 +133,10 @@ class Gateway:
 
     def _follow_model(self) -> None:
         """Alert with the counts the scoring model was tuned and evaluated with (never below the defaults), where
-        the operator set none (:meth:`AlertEngine.follow`): its threshold and its counts were chosen together."""
+        the operator set none (:meth:`AlertEngine.follow`): its threshold and its counts were chosen together.
+        The model's verdicts alert per asset, once per tick of its first feature type (``model_clock``)."""
+        spec = getattr(self.scorer, "spec", None)
+        self.alerts.model_clock = spec.sensor_types[0] if isinstance(spec, FeatureSpec) else None
         model = getattr(self.scorer, "model", None)
         tuned = model.debounce if isinstance(model, ForestModel) else None
         if self.alerts.follow(tuned):
@@ -168,13 +172,9 @@ class Gateway:
             for scored in scored_readings:
                 if scored.anomaly:
                     self.counters.anomalies += 1
-                    event = observe(scored)
-                elif alerts.tracking:
-                    event = observe(scored)
-                else:
+                elif not alerts.tracking:
                     continue
-                if event is not None:
-                    events.append(event)
+                events.extend(observe(scored))
         self._check_offline(now_ms)
         self.publish_alerts()
         self._summarise()

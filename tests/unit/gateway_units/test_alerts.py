@@ -7,6 +7,8 @@ import pytest
 
 from plantwatch.contract.reading import Reading, ScoredReading, SensorRef
 from plantwatch.domain.alerts import (
+    ANOMALY,
+    ASSET_ANOMALY,
     DEFAULT_CLEAR_AFTER,
     DEFAULT_RAISE_AFTER,
     OFFLINE,
@@ -39,9 +41,9 @@ def feed(engine: AlertEngine, flags: str, start: int = 0, sensor_id: str = "t1")
     """Feed a pattern like 'XX..X' (X anomalous) and return the events it produced."""
     out = []
     for i, flag in enumerate(flags):
-        event = engine.observe(scored(99.0 if flag == "X" else 50.0, start + i, flag == "X", sensor_id))
-        if event is not None:
-            out.append(event.event)
+        out += [
+            e.event for e in engine.observe(scored(99.0 if flag == "X" else 50.0, start + i, flag == "X", sensor_id))
+        ]
     return out
 
 
@@ -95,8 +97,7 @@ def test_snapshot_restores_state_and_events_round_trip() -> None:
     assert feed(copy, "..") == ["cleared"]
     event = copy.acknowledge("x", by="y", now_ms=0)
     assert event is None
-    raised = AlertEngine(gateway_id="gw", plant="p", raise_after=1).observe(scored(99.0, 1, True))
-    assert raised is not None
+    [raised] = AlertEngine(gateway_id="gw", plant="p", raise_after=1).observe(scored(99.0, 1, True))
     assert decode_event(encode_event(raised)) == raised
     assert parse_ack(b'{"alert_id": "a", "by": "op"}') is not None
     assert parse_ack(b"not json") is None
@@ -126,11 +127,11 @@ def _alert_spans(flags: str, raise_after: int, clear_after: int) -> list[tuple[i
     engine = AlertEngine(gateway_id="gw", plant="p", raise_after=raise_after, clear_after=clear_after)
     out: list[tuple[int, int]] = []
     for i, flag in enumerate(flags):
-        event = engine.observe(scored(99.0 if flag == "X" else 50.0, i, flag == "X"))
-        if event is not None and event.event == "raised":
-            out.append((i, len(flags)))
-        elif event is not None and event.event == "cleared":
-            out[-1] = (out[-1][0], i)
+        for event in engine.observe(scored(99.0 if flag == "X" else 50.0, i, flag == "X")):
+            if event.event == "raised":
+                out.append((i, len(flags)))
+            elif event.event == "cleared":
+                out[-1] = (out[-1][0], i)
     return out
 
 
@@ -154,3 +155,76 @@ def test_counts_below_one_are_refused() -> None:
             AlertEngine(gateway_id="gw", plant="p", **bad)
     with pytest.raises(ValueError, match="at least 1"):
         Debounce(raise_after=0, clear_after=5)
+
+
+TYPES = ("temperature", "vibration", "pressure")
+
+
+def verdict(ts: int, sensor_type: str, *, model: bool, rule: bool = False) -> ScoredReading:
+    """A reading of asset a1's ``sensor_type`` sensor, carrying the model's verdict on the asset and a rule's."""
+    reasons = ("threshold.high",) * rule + ("model.iforest",) * model
+    reading = Reading(
+        plant="p", line="l1", asset="a1", sensor_id=f"a1-{sensor_type[:4]}", sensor_type=sensor_type,
+        unit="u", ts_ms=ts, value=1.0,
+    )  # fmt: skip
+    return ScoredReading(reading=reading, score=0.8 if model or rule else 0.1, anomaly=model or rule, reasons=reasons)
+
+
+def test_a_model_episode_raises_one_alert_for_the_asset_not_one_per_sensor() -> None:
+    engine = AlertEngine(gateway_id="gw", plant="p", raise_after=3, clear_after=2, model_clock="temperature")
+    events = []
+    for tick, flagged in enumerate([True] * 5 + [False] * 2):
+        for sensor_type in ("vibration", "temperature", "pressure"):  # any arrival order: one count per tick
+            events += engine.observe(verdict(tick * 1000, sensor_type, model=flagged))
+    assert [(e.event, e.alert.kind, e.alert.raised_ms) for e in events] == [
+        ("raised", ASSET_ANOMALY, 2000),
+        ("cleared", ASSET_ANOMALY, 2000),
+    ]
+    raised = events[0].alert
+    assert (raised.asset, raised.sensor_id, raised.sensor_type, raised.reasons) == (
+        "a1",
+        "a1",
+        "asset",
+        ("model.iforest",),
+    )
+    assert raised.value is None and raised.alert_id == "gw:a1:asset_anomaly:2000"
+    assert events[1].alert.updated_ms == 6000 and not engine.tracking
+
+
+def test_rules_alert_on_their_sensor_and_the_model_on_the_asset_each_with_its_own_reasons() -> None:
+    engine = AlertEngine(gateway_id="gw", plant="p", raise_after=2, clear_after=1, model_clock="temperature")
+    events = []
+    for tick in range(2):  # vibration breaks its threshold while the model flags the asset
+        for sensor_type in TYPES:
+            events += engine.observe(verdict(tick, sensor_type, model=True, rule=sensor_type == "vibration"))
+    assert sorted((e.alert.kind, e.alert.sensor_id, e.alert.reasons) for e in events) == [
+        (ANOMALY, "a1-vibr", ("threshold.high",)),
+        (ASSET_ANOMALY, "a1", ("model.iforest",)),
+    ]
+    # without a model clock (a scorer without feature windows) a model verdict still alerts, per sensor
+    plain = AlertEngine(gateway_id="gw", plant="p", raise_after=1, clear_after=1)
+    [event] = plain.observe(verdict(0, "pressure", model=True))
+    assert (event.alert.kind, event.alert.sensor_id, event.alert.reasons) == (ANOMALY, "a1-pres", ("model.iforest",))
+
+
+def test_the_asset_alert_raises_and_clears_where_the_evaluation_counts_one() -> None:
+    """The evaluation (``alert_runs``) counts an asset's alerts over its verdicts, one per tick: the floor's
+    asset alert follows it exactly, whatever order the sensors arrive in and whatever the rules say meanwhile."""
+    from plantwatch.models.evaluation import alert_runs
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        flags = rng.random(int(rng.integers(1, 60))) < rng.uniform(0.1, 0.9)
+        n, m = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        engine = AlertEngine(gateway_id="gw", plant="p", raise_after=n, clear_after=m, model_clock="pressure")
+        runs: list[tuple[int, int | None]] = []
+        for tick, flag in enumerate(flags.tolist()):
+            for sensor_type in rng.permutation(TYPES).tolist():
+                for event in engine.observe(verdict(tick, sensor_type, model=flag, rule=bool(rng.random() < 0.3))):
+                    if event.alert.kind != ASSET_ANOMALY:
+                        continue
+                    if event.event == "raised":
+                        runs.append((tick, None))
+                    else:
+                        runs[-1] = (runs[-1][0], tick)
+        assert runs == alert_runs(flags, n, m)

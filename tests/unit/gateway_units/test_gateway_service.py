@@ -14,6 +14,8 @@ from plantwatch.contract.reading import Reading, ScoredReading, SensorRef
 from plantwatch.contract.summaries import ScoreSummaryMessage, decode_summary
 from plantwatch.contract.topics import alert_topic, summary_topic
 from plantwatch.domain.alerts import OFFLINE, decode_event
+from plantwatch.domain.decision import AnomalyDetector
+from plantwatch.domain.features import FeatureSpec
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
 from plantwatch.models import ForestModel
 from plantwatch.ports import PutOutcome
@@ -237,4 +239,16 @@ def test_a_failed_alert_write_reaches_the_cloud_on_the_next_step_and_the_floor_o
     assert [(e.event, e.alert.kind) for e in cloud] == [("raised", OFFLINE), ("cleared", OFFLINE)]
     assert [decode_event(p).event for p in floor.payloads] == ["raised", "cleared"]
     assert spool.alert_state() is not None and not gateway.alerts.active()
+    spool.close()
+
+
+def test_the_gateway_counts_asset_alerts_on_the_scoring_models_first_feature_type(tmp_path: Path) -> None:
+    spool = SqliteSpool(tmp_path / "spool.sqlite")
+    detector = AnomalyDetector(spec=BASELINE.feature_spec or FeatureSpec(), model=BASELINE)
+    gateway = _watched(spool, Ticker(), Floor())
+    assert gateway.alerts.model_clock is None  # thresholds alone: no model verdicts to count per asset
+    gateway.set_model(detector, BASELINE.ref)
+    assert gateway.alerts.model_clock == BASELINE.feature_spec.sensor_types[0] == "temperature"
+    gateway.set_model(ThresholdScorer(), THRESHOLD_MODEL)
+    assert gateway.alerts.model_clock is None
     spool.close()
