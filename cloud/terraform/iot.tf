@@ -48,6 +48,10 @@ resource "aws_iot_thing_group" "line" {
       condition     = length(each.value.group) <= 128
       error_message = "Thing group ${each.value.group} is longer than IoT's 128 characters: shorten project_name, the plant or the line name."
     }
+    precondition { # the line's model is named <plant>.<line>, and every batch it scores carries that name
+      condition     = length("${each.value.plant}.${each.value.line}") <= 64
+      error_message = "Model name ${each.value.plant}.${each.value.line} would be longer than the 64 characters a batch may carry (the cloud would refuse every batch it scored): shorten the plant or the line name."
+    }
     precondition { # fails for the colliding groups only, naming the pairs
       condition     = length([for key, v in local.plant_lines : key if v.group == each.value.group]) == 1
       error_message = "Plant/line pairs ${join(" and ", [for key, v in local.plant_lines : key if v.group == each.value.group])} make the same thing group name ${each.value.group} (<project>-line-<plant>-<line>): rename one."

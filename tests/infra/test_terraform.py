@@ -114,4 +114,4 @@ def test_root_module_plans_on_first_apply_and_names_fit_their_limits(tmp_path: P
             [terraform(), *command], cwd=work, capture_output=True, text=True, env=tool_env(), check=False
         )
         assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"Success! 6 passed, 0 failed", result.stdout), result.stdout
+    assert re.search(r"Success! 7 passed, 0 failed", result.stdout), result.stdout

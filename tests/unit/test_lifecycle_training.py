@@ -244,3 +244,24 @@ def test_alert_runs_raises_and_clears_where_the_gateways_alert_engine_does() -> 
             raise_after,
             clear_after,
         )
+
+
+def test_a_model_name_no_batch_could_carry_is_refused_before_training() -> None:
+    from plantwatch.contract.batch import BatchHeader, ModelRef, encode_batches
+    from plantwatch.contract.decode import decode_payload
+    from plantwatch.models.trainer import model_name
+
+    plant, line = "northfield-beverage-plant-02", "high-speed-bottling-line-07-filler-east"
+    with pytest.raises(ValueError, match="68 characters, over the 64 a batch may carry"):
+        model_name(plant, line)
+    scored = ScoredReading(reading=reading(0, ts_ms=1_000), score=0.0, anomaly=False, reasons=())
+
+    def decoded(name: str) -> tuple[bool, str]:
+        header = BatchHeader(gateway_id="gw", plant="plant-1", model=ModelRef(name=name, version="1"))
+        [batch] = encode_batches(header, [scored], first_seq=1)
+        result = decode_payload(batch.payload, now_ms=1_000)
+        return result.batch is not None, str(result)
+
+    assert decoded(model_name("p" * 31, "l" * 32))[0]  # the longest name training gives: the cloud takes it
+    kept, why = decoded("p" * 32 + "." + "l" * 32)  # one longer: every batch refused
+    assert not kept and "model name and version must be 1-64 characters" in why

@@ -128,6 +128,19 @@ run "a_group_name_over_128_characters_is_refused" {
   expect_failures = [aws_iot_thing_group.line]
 }
 
+# With project_name at most 46 characters, a model name of at most 64 keeps the group name within 128 too; the
+# run above trips both preconditions, this one only the model name's (66 characters, a 114-character group).
+run "a_line_whose_model_name_a_batch_cannot_carry_is_refused" {
+  command = plan
+
+  variables {
+    plants           = ["plant-abcdefghij-abcdefghij-abcd"]
+    production_lines = ["line-abcdefghij-abcdefghij-abcdef"]
+  }
+
+  expect_failures = [aws_iot_thing_group.line]
+}
+
 run "names_a_thing_group_cannot_hold_are_refused" {
   command = plan
 

@@ -29,8 +29,12 @@ DEFAULT_MAX_READINGS: Final = 2000
 GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
+#: The longest model name or version a batch or score summary may carry (the cloud refuses longer ones).
+MODEL_REF_MAX: Final = 64
+
+
 class ModelRef(msgspec.Struct, frozen=True, kw_only=True):
-    """The model (name and version) that scored a batch."""
+    """The model (name and version) that scored a batch; each 1-:data:`MODEL_REF_MAX` characters."""
 
     name: str
     version: str

@@ -14,7 +14,14 @@ from typing import Any, Final, Literal, cast
 
 import msgspec
 
-from plantwatch.contract.batch import GZIP_MAGIC, MAX_PAYLOAD_BYTES, SCHEMA_VERSION, ModelRef, ScoredBatch
+from plantwatch.contract.batch import (
+    GZIP_MAGIC,
+    MAX_PAYLOAD_BYTES,
+    MODEL_REF_MAX,
+    SCHEMA_VERSION,
+    ModelRef,
+    ScoredBatch,
+)
 from plantwatch.contract.legacy import LegacyDefaults, looks_legacy, parse_legacy
 from plantwatch.contract.reading import (
     Reading,
@@ -134,8 +141,8 @@ def header_problem(document: dict[str, Any]) -> str | None:
         or not isinstance(model.get("version"), str)
     ):
         return "model must be an object with string name and version"
-    if not (0 < len(model["name"]) <= 64 and 0 < len(model["version"]) <= 64):
-        return "model name and version must be 1-64 characters"
+    if not (0 < len(model["name"]) <= MODEL_REF_MAX and 0 < len(model["version"]) <= MODEL_REF_MAX):
+        return f"model name and version must be 1-{MODEL_REF_MAX} characters"
     return ident_problem("gateway_id", document.get("gateway_id")) or ident_problem("plant", document.get("plant"))
 
 

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
-from plantwatch.contract.batch import ModelRef
+from plantwatch.contract.batch import MODEL_REF_MAX, ModelRef
 from plantwatch.contract.reading import IDENT_PATTERN
 
 SUMMARY_SCHEMA: Final = "plantwatch.score-summary.v1"
@@ -65,8 +65,8 @@ def _problem(s: ScoreSummaryMessage) -> str | None:
     for field, value in (("gateway_id", s.gateway_id), ("plant", s.plant), ("line", s.line)):
         if not _IDENT.match(value):
             return f"{field} {value[:70]!r} is not an identifier"
-    if not (0 < len(s.model.name) <= 64 and 0 < len(s.model.version) <= 64):
-        return "model name and version must be 1-64 characters"
+    if not (0 < len(s.model.name) <= MODEL_REF_MAX and 0 < len(s.model.version) <= MODEL_REF_MAX):
+        return f"model name and version must be 1-{MODEL_REF_MAX} characters"
     if not 0 <= s.start_ms < s.end_ms:
         return f"window [{s.start_ms}, {s.end_ms}) is empty or negative"
     if len(s.counts) != SUMMARY_BINS or len(s.reference) != SUMMARY_BINS:

@@ -10,6 +10,7 @@ from typing import Any, Final, Literal
 import msgspec
 import numpy as np
 
+from plantwatch.contract.batch import MODEL_REF_MAX
 from plantwatch.contract.summaries import SUMMARY_BINS
 from plantwatch.domain.features import FeatureSpec
 from plantwatch.models.datasets import AssetFeatures, FloatArray
@@ -79,8 +80,17 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def model_name(plant: str, group: str) -> str:
-    """The registry name of a group's model, such as ``plant-1.line-2``."""
-    return f"{plant}.{group}"
+    """The registry name of a group's model, such as ``plant-1.line-2``.
+
+    Raises ValueError past :data:`~plantwatch.contract.batch.MODEL_REF_MAX` characters: every batch the model
+    scored would carry the name, and the cloud would refuse them all."""
+    name = f"{plant}.{group}"
+    if len(name) > MODEL_REF_MAX:
+        raise ValueError(
+            f"model name {name!r} is {len(name)} characters, over the {MODEL_REF_MAX} a batch may carry: the plant "
+            "and line (or asset class) names together must be at most 63 characters"
+        )
+    return name
 
 
 def group_assets(assets: Sequence[AssetFeatures], config: TrainConfig) -> dict[str, list[AssetFeatures]]:

@@ -46,6 +46,30 @@ def test_examples_cover_every_source_kind() -> None:
             },
             "float64",
         ),
+        # a source's line or asset every reading carries: a name the cloud refuses would lose them all there
+        ({"gateway_id": "gw", "plant": "p", "sources": [{"kind": "modbus", "host": "h", "line": "Press Line 2",
+                                                         "sensors": []}]}, "line 'Press Line 2'"),
+        ({"gateway_id": "gw", "plant": "p", "sources": [{"kind": "opcua", "endpoint": "opc.tcp://h:4840",
+                                                         "line": "line/2", "nodes": []}]}, "line 'line/2'"),
+        ({"gateway_id": "gw", "plant": "p", "sources": [{"kind": "simulator", "line": "line 1"}]}, "line 'line 1'"),
+        ({"gateway_id": "gw", "plant": "p", "sources": [{"kind": "mqtt", "asset": "Unassigned Sensors"}]},
+         "asset 'Unassigned Sensors'"),
+        (  # two assets' sensors under one id: one's readings would be filed as the other's
+            {
+                "gateway_id": "gw", "plant": "p",
+                "sources": [
+                    {"kind": "modbus", "host": "h", "line": "l", "sensors": [
+                        {"asset": "pump-1", "sensor_id": "temp", "sensor_type": "temperature", "unit": "degC",
+                         "address": 0},
+                    ]},
+                    {"kind": "opcua", "endpoint": "opc.tcp://h:4840", "line": "l", "nodes": [
+                        {"asset": "pump-2", "sensor_id": "temp", "sensor_type": "temperature", "unit": "degC",
+                         "node_id": "ns=2;i=1"},
+                    ]},
+                ],
+            },
+            "sensor_id 'temp' is configured twice",
+        ),
     ],
 )  # fmt: skip
 def test_mistakes_are_refused_with_the_reason(document: dict[str, object], reason: str) -> None:
