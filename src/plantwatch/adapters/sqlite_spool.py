@@ -30,10 +30,27 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     return db
 
 
+def fresh_seq() -> int:
+    """The first sequence number for a gateway's new spool: now in epoch milliseconds. An earlier spool of the same
+    gateway would have had to seal more than a batch a millisecond, from its start on, to have reached it."""
+    return time.time_ns() // 1_000_000
+
+
 class SqliteSpool:
     """Outbox of encoded batches and alert events with the gateway's sequence counter, in one SQLite file."""
 
-    def __init__(self, path: Path, *, budget_bytes: int | None = None, when_full: str = DROP_OLDEST) -> None:
+    def __init__(
+        self, path: Path, *, budget_bytes: int | None = None, when_full: str = DROP_OLDEST, first_seq: int = 1
+    ) -> None:
+        """``first_seq``: the sequence number of a new spool's first batch (an existing spool keeps its counter).
+
+        The cloud keys batches by gateway and sequence number, for good: a gateway whose spool starts over (a
+        replaced box with the same thing name, a wiped data directory) must not number from 1 again, or its
+        batches are taken for ones already archived. Gateways therefore start a new spool at the wall clock in
+        epoch milliseconds (:func:`fresh_seq`), past any number an earlier spool could have reached.
+        """
+        if first_seq < 1:
+            raise ValueError(f"first_seq must be positive, got {first_seq}")
         if when_full not in (REJECT, DROP_OLDEST):
             raise ValueError(f"when_full must be {REJECT!r} or {DROP_OLDEST!r}, got {when_full!r}")
         self.path = path
@@ -58,10 +75,20 @@ class SqliteSpool:
             CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value BLOB NOT NULL);
             """
         )
+        known = {name for (name,) in self._db.execute("SELECT name FROM counters")}
+        if "first_seq" not in known:  # a spool from before first_seq was kept numbered from 1
+            self._db.execute("INSERT INTO counters VALUES ('first_seq', ?)", (1 if "next_seq" in known else first_seq,))
         for name in _COUNTERS:
-            self._db.execute("INSERT OR IGNORE INTO counters VALUES (?, ?)", (name, 1 if name == "next_seq" else 0))
+            self._db.execute(
+                "INSERT OR IGNORE INTO counters VALUES (?, ?)", (name, first_seq if name == "next_seq" else 0)
+            )
 
     # --- sealing ------------------------------------------------------------------------------------------
+    def first_seq(self) -> int:
+        """The sequence number this spool's first batch got (or will get)."""
+        with self._lock:
+            return self._counter("first_seq")
+
     def next_seq(self) -> int:
         """The sequence number the next batch will get (survives restarts, only grows)."""
         with self._lock:

@@ -224,10 +224,15 @@ def build_gateway(
     SHA-256 the artifact must have, if known. Without a usable model the gateway scores with thresholds and
     limits, and says why in its log.
     """
-    from plantwatch.adapters.sqlite_spool import SqliteSpool
+    from plantwatch.adapters.sqlite_spool import SqliteSpool, fresh_seq
 
     path = config.spool_path()
-    spool = SqliteSpool(Path(path), budget_bytes=config.spool.budget_bytes, when_full=config.spool.when_full.value)
+    spool = SqliteSpool(
+        Path(path),
+        budget_bytes=config.spool.budget_bytes,
+        when_full=config.spool.when_full.value,
+        first_seq=fresh_seq(),
+    )
     sources = [
         build_source(s, plant=config.plant, gateway_id=config.gateway_id, index=i) for i, s in enumerate(config.sources)
     ]

@@ -31,7 +31,7 @@ from plantwatch.adapters.fs_archive import FilesystemArchive
 from plantwatch.adapters.mqtt import MqttAlertNotifier, MqttBridge, MqttEndpoint, MqttUplink
 from plantwatch.adapters.object_store import LocalObjectStore
 from plantwatch.adapters.simulator_source import SimulatorSource
-from plantwatch.adapters.sqlite_spool import SqliteSpool
+from plantwatch.adapters.sqlite_spool import SqliteSpool, fresh_seq
 from plantwatch.adapters.sqlite_stream import SqliteStream
 from plantwatch.api.app import create_app
 from plantwatch.api.auth import LocalTokens, create_token, load_or_create_key
@@ -193,7 +193,7 @@ class LocalPlatform:
             scorer = self._scorer(line, thresholds)
             name = f"{self.simulation.plant}.{line}"
             self.watches[gateway_id] = ModelWatch(scorer, RegistryModelSource(registry, name))
-            spool = SqliteSpool(data / "gateways" / f"{gateway_id}.spool.sqlite")
+            spool = SqliteSpool(data / "gateways" / f"{gateway_id}.spool.sqlite", first_seq=fresh_seq())
             uplink = MqttUplink(spool, self.endpoint, client_id=gateway_id)
             # floor alerts go straight to the local broker, whether or not the uplink is up
             floor = MqttAlertNotifier(

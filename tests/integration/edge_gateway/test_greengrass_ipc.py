@@ -32,6 +32,7 @@ from awsiot.greengrasscoreipc.model import (
 from paho.mqtt.client import topic_matches_sub
 
 from plantwatch.adapters.greengrass_ipc import ConfigurationValidator, GreengrassAlertNotifier, GreengrassTransport
+from plantwatch.adapters.sqlite_spool import SqliteSpool
 from plantwatch.contract.decode import decode_payload
 from plantwatch.domain.alerts import decode_event
 from plantwatch.edge import greengrass
@@ -254,7 +255,11 @@ def test_component_main_runs_the_gateway_through_ipc(tmp_path: Path, monkeypatch
         for t, p in nucleus.iot_core
         if t.endswith("/batches")
     ]
-    assert sorted(set(seqs)) == list(range(1, max(seqs) + 1))  # one sequence across the rebuild, no gaps
+    spool = SqliteSpool(tmp_path / "spool.sqlite")
+    first = spool.first_seq()
+    spool.close()
+    assert first > 1  # a new spool numbers from the wall clock (sqlite_spool.fresh_seq), not from 1
+    assert sorted(set(seqs)) == list(range(first, max(seqs) + 1))  # one sequence across the rebuild, no gaps
     batch_topics = {t for t, _ in nucleus.iot_core if t.endswith("/batches")}
     assert batch_topics == {f"plantwatch/gateways/{THING}/batches"}
     first = next(p for t, p in nucleus.iot_core if t.endswith("/batches"))
@@ -334,7 +339,10 @@ def test_the_component_scores_with_the_deployed_model_across_a_rebuild(
     assert {(b.model.name, b.model.version) for b in batches} == {("plant-1.line-1", "baseline")}
     assert nucleus.closed, "main closes the connection once, when it stops"
     seqs = [b.seq for b in batches]
-    assert sorted(seqs) == list(range(1, max(seqs) + 1))
+    spool = SqliteSpool(tmp_path / "work" / "spool.sqlite")
+    first = spool.first_seq()
+    spool.close()
+    assert sorted(seqs) == list(range(first, max(seqs) + 1))
 
 
 def test_a_model_that_is_not_the_deployed_one_is_refused_and_thresholds_keep_scoring(
