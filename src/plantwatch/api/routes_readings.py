@@ -39,8 +39,13 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
     """Add the reading routes to ``app``."""
 
     def known_sensor(scope: Scope, sensor_id: str) -> None:
-        if not any(s["sensor_id"] == sensor_id for s in ctx.queries.sensors(scope)):
+        """Refuse an unknown sensor, and one whose id names sensors of several plants in scope (ids are unique
+        within a plant only: their readings would be one interleaved series)."""
+        plants = sorted({s["plant"] for s in ctx.queries.sensors(scope) if s["sensor_id"] == sensor_id})
+        if not plants:
             raise HTTPException(404, f"no sensor {sensor_id!r}")
+        if len(plants) > 1:
+            raise unprocessable("plant", f"sensor {sensor_id!r} is in plants {', '.join(plants)}: name one with plant=")
 
     def series_buckets(
         scope: Scope, series: Series, start_ms: int, end_ms: int, seconds: int, tz: str | None
