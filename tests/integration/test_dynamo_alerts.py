@@ -288,3 +288,43 @@ def test_an_alert_the_table_can_never_take_is_quarantined_and_a_passing_failure_
     assert reason == f"alert store refused alert gw-1:s-1:anomaly:1: {code}: nope"
     kept = list((tmp_path / "archive").rglob("*"))
     assert any(p.is_file() for p in kept), "the refused event's bytes must be in the archive's quarantine"
+
+
+@pytest.mark.parametrize("backend", ["dynamodb", "duckdb"])
+@pytest.mark.parametrize("ack_event", ["delivered", "lost"])
+def test_an_acknowledgement_on_the_floor_reaches_the_stored_alert(
+    dynamodb_endpoint: str, tmp_path: Path, backend: str, ack_event: str
+) -> None:
+    """GIVEN a real engine's alert, acknowledged on the floor (its acknowledged event delivered, or lost and only
+    the clear carrying it), THEN the stored alert says who (``floor:<by>``) and when, and the API's acknowledge
+    answers that first acknowledgement instead of taking a second one."""
+    from plantwatch.contract.reading import Reading, ScoredReading
+    from plantwatch.domain.alerts import AlertEngine, encode_event
+
+    store: Any = (
+        alert_tables(dynamodb_endpoint) if backend == "dynamodb" else DuckDBAlerts(DuckDBStore(tmp_path / "db.duckdb"))
+    )
+    nothing = _NoQuarantine()
+    ingest = AlertIngest(store=store, sink=nothing, archive=nothing, clock=_Clock())  # type: ignore[arg-type]
+    engine = AlertEngine(gateway_id="gw-1", plant="plant-a", raise_after=1, clear_after=1)
+    reading = Reading(
+        plant="plant-a", line="line-1", asset="press-1", sensor_id="s-1", sensor_type="temperature", unit="degC",
+        ts_ms=NOW_MS, value=99.0,
+    )  # fmt: skip
+    [raised] = engine.observe(ScoredReading(reading=reading, score=0.9, anomaly=True, reasons=("threshold.high",)))
+    acked = engine.acknowledge(raised.alert.alert_id, by="shift-lead", now_ms=NOW_MS + 7_000)
+    normal = msgspec.structs.replace(reading, ts_ms=NOW_MS + 60_000, value=50.0)
+    [cleared] = engine.observe(ScoredReading(reading=normal, score=0.0, anomaly=False))
+    assert acked is not None
+    events = [raised, acked, cleared] if ack_event == "delivered" else [raised, cleared]
+    for event in events:
+        ingest.handle("plantwatch/gateways/gw-1/alerts", encode_event(event))
+    (row,) = store.alerts(A, state=None, limit=10)
+    assert (row["state"], row["acknowledged_by"], row["acknowledged_at_ms"]) == (
+        "cleared",
+        "floor:shift-lead",
+        NOW_MS + 7_000,
+    )
+    again = store.acknowledge(A, alert_id=raised.alert.alert_id, actor="op-1", note="", at_ms=NOW_MS + 90_000)
+    assert again is not None and again["acknowledged_by"] == "floor:shift-lead"
+    assert store.audit(A, limit=10)[0] == []  # the floor's acknowledgement is the alert's, not an API audit entry

@@ -34,7 +34,8 @@ _ALERT_COLUMNS = (
 
 
 def record_alerts(cursor: Any, alerts: Sequence[Alert]) -> int:
-    """Insert alerts, or update state, clearing time, reasons and score of known ones (acknowledgements stay).
+    """Insert alerts, or update state, clearing time, reasons and score of known ones; the first acknowledgement
+    (through the API, or on the floor as the alert's events tell) stays.
 
     A cleared alert is never reopened by a late or repeated event of its earlier state.
     """
@@ -55,15 +56,22 @@ def record_alerts(cursor: Any, alerts: Sequence[Alert]) -> int:
             "reasons": pa.array([list(a.reasons) for a in latest.values()], pa.list_(pa.string())),
             "score": pa.array([a.score for a in latest.values()], pa.float64()),
             "gateway_id": [a.gateway_id for a in latest.values()],
+            "acknowledged_by": pa.array([a.acknowledged_by for a in latest.values()], pa.string()),
+            "acknowledged_at_ms": pa.array([a.acknowledged_at_ms for a in latest.values()], pa.int64()),
         }
     )
     cursor.register("incoming_alerts", table)
     try:
         # a late or repeated event of a cleared alert leaves it as it is (as the DynamoDB store does)
         cursor.execute(
-            "INSERT INTO alerts SELECT *, NULL, NULL FROM incoming_alerts ON CONFLICT DO UPDATE SET "
+            "INSERT INTO alerts SELECT * FROM incoming_alerts ON CONFLICT DO UPDATE SET "
             "state = EXCLUDED.state, cleared_at_ms = EXCLUDED.cleared_at_ms, reasons = EXCLUDED.reasons, "
-            "score = EXCLUDED.score WHERE alerts.state <> 'cleared' OR EXCLUDED.state = 'cleared'"
+            "score = EXCLUDED.score, "
+            # the first acknowledgement stays, whether through the API or on the floor
+            "acknowledged_at_ms = CASE WHEN alerts.acknowledged_by IS NULL THEN EXCLUDED.acknowledged_at_ms "
+            "ELSE alerts.acknowledged_at_ms END, "
+            "acknowledged_by = COALESCE(alerts.acknowledged_by, EXCLUDED.acknowledged_by) "
+            "WHERE alerts.state <> 'cleared' OR EXCLUDED.state = 'cleared'"
         )
     finally:
         cursor.unregister("incoming_alerts")

@@ -72,7 +72,8 @@ class DynamoAlertWriter:
     # --- ingest -------------------------------------------------------------------------------------
 
     def record_alerts(self, alerts: Sequence[Alert]) -> int:
-        """Insert alerts or update known ones (acknowledgements stay); a cleared alert is never reopened."""
+        """Insert alerts or update known ones (the first acknowledgement stays, through the API or on the floor); a
+        cleared alert is never reopened."""
         stored = 0
         for alert in {a.alert_id: a for a in alerts}.values():
             values: dict[str, Any] = {
@@ -91,6 +92,13 @@ class DynamoAlertWriter:
                 "SET #line = :line, asset = :asset, sensor_id = :sensor, kind = :kind, #state = :state, "
                 "raised_at_ms = :raised, reasons = :reasons, score = :score, gateway_id = :gateway, order_key = :order"
             )
+            if alert.acknowledged_by is not None:  # on the floor; the first acknowledgement stays
+                update += (
+                    ", acknowledged_by = if_not_exists(acknowledged_by, :ack_by), "
+                    "acknowledged_at_ms = if_not_exists(acknowledged_at_ms, :ack_at)"
+                )
+                values[":ack_by"] = attr_s(alert.acknowledged_by)
+                values[":ack_at"] = attr_n(alert.acknowledged_at_ms or alert.raised_at_ms)
             if alert.cleared_at_ms is None:
                 update += " REMOVE cleared_at_ms"
             else:

@@ -43,3 +43,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     reasons: tuple[str, ...] = ()
     score: float = 0.0
     gateway_id: str = ""
+    #: who acknowledged it on the floor (``floor:<by>``) and when; an acknowledgement through the API is
+    #: recorded by the alert store itself, with its audit entry
+    acknowledged_by: str | None = None
+    acknowledged_at_ms: int | None = None

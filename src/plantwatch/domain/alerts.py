@@ -76,6 +76,8 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     score: float | None = None
     reasons: tuple[str, ...] = ()
     acknowledged_by: str | None = None
+    #: when it was acknowledged on the floor (later events of the alert keep it)
+    acknowledged_ms: int | None = None
 
 
 class AlertEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -253,7 +255,11 @@ class AlertEngine:
         if tracker is None or tracker.alert is None or tracker.alert.status is not AlertStatus.ACTIVE:
             return None
         tracker.alert = msgspec.structs.replace(
-            tracker.alert, status=AlertStatus.ACKNOWLEDGED, updated_ms=now_ms, acknowledged_by=by
+            tracker.alert,
+            status=AlertStatus.ACKNOWLEDGED,
+            updated_ms=now_ms,
+            acknowledged_by=by,
+            acknowledged_ms=now_ms,
         )
         return AlertEvent(event="acknowledged", alert=tracker.alert)
 

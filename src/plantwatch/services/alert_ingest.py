@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
@@ -23,6 +23,10 @@ from plantwatch.services.gateway_binding import origin_problem
 from plantwatch.services.quarantine import keep_refused
 
 log = logging.getLogger(__name__)
+
+
+#: How an acknowledgement made on the floor (at the gateway) is told from one made through the API.
+FLOOR_ACK_PREFIX: Final = "floor:"
 
 
 class AlertRefusedError(Exception):
@@ -38,9 +42,11 @@ class AlertStore(Protocol):
 
 
 def stored_alert(event: AlertEvent) -> StoredAlert:
-    """The stored form of an alert as of ``event``."""
+    """The stored form of an alert as of ``event``; one acknowledged on the floor says by whom (``floor:<by>``)
+    and when (the acknowledged event, and every later event of the alert, carry it)."""
     alert = event.alert
     cleared = alert.status is AlertStatus.CLEARED
+    floor_ack = alert.acknowledged_by is not None
     return StoredAlert(
         alert_id=alert.alert_id,
         plant=alert.plant,
@@ -54,6 +60,9 @@ def stored_alert(event: AlertEvent) -> StoredAlert:
         reasons=alert.reasons,
         score=alert.score or 0.0,
         gateway_id=alert.gateway_id,
+        acknowledged_by=f"{FLOOR_ACK_PREFIX}{alert.acknowledged_by}" if floor_ack else None,
+        # a gateway from before acknowledged_ms: the event's time, at most later than the acknowledgement
+        acknowledged_at_ms=(alert.acknowledged_ms or alert.updated_ms) if floor_ack else None,
     )
 
 
