@@ -50,6 +50,9 @@ class OpcUaSource:
         self._queue = ReadingQueue()
         self._seen: set[str] = set()
         self._online = threading.Event()
+        #: a connection attempt failed or the session dropped: until then a source that is still connecting
+        #: (every gateway start, every model rollout's restart) is not offline
+        self._failed = threading.Event()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name=f"opcua-{config.endpoint}", daemon=True)
@@ -72,8 +75,9 @@ class OpcUaSource:
         self._thread.start()
 
     def offline(self) -> list[SensorRef]:
-        """All sensors while the server is unreachable."""
-        return [] if self._online.is_set() else self.sensors()
+        """All sensors while the server is unreachable: once a connection attempt failed or the session dropped,
+        until it is back (not while the first connection is still being made)."""
+        return self.sensors() if self._failed.is_set() and not self._online.is_set() else []
 
     def poll(self, now_ms: int) -> list[Reading]:
         """Readings from the notifications received since the last poll."""
@@ -126,6 +130,7 @@ class OpcUaSource:
                 backoff = 0.5
             except Exception as exc:
                 self._online.clear()
+                self._failed.set()
                 log.warning("opcua %s offline (%s); retrying in %.1f s", self.config.endpoint, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.reconnect_max_s)

@@ -240,6 +240,10 @@ def test_opcua_subscription_delivers_every_data_type_and_changes(opcua_server: A
         OpcUaSourceConfig(endpoint=endpoint, line="line-1", nodes=nodes, publishing_interval_ms=50), plant="plant-1"
     )
     try:
+        # while the first connection is being made (every gateway start and rollout restart) nothing is offline:
+        # no offline alert per node at each start
+        source.start()
+        assert source.offline() == []
         initial = {r.sensor_id: r.value for r in source.read_once(timeout_s=15)}
         assert initial == {f"n-{name}": float(value) for name, (_, value) in OPC_VALUES.items()}
         assert source.offline() == []
@@ -253,6 +257,19 @@ def test_opcua_subscription_delivers_every_data_type_and_changes(opcua_server: A
             return got.get("n-double") == 99.0 and got.get("n-int32") == 5.0
 
         wait_for(changed, 10, "data-change notifications")
+    finally:
+        source.close()
+
+
+def test_opcua_server_unreachable_at_start_marks_sensors_offline_after_the_first_failed_attempt() -> None:
+    node = OpcUaNode(asset="a1", sensor_id="t1", sensor_type="temperature", unit="degC", node_id="ns=2;s=temp")
+    config = OpcUaSourceConfig(
+        endpoint=f"opc.tcp://127.0.0.1:{free_port()}/plantwatch/", line="line-1", nodes=[node], timeout_s=1.0
+    )
+    source = OpcUaSource(config, plant="plant-1")
+    try:
+        source.start()
+        wait_for(lambda: [s.sensor_id for s in source.offline()] == ["t1"], 15, "the sensor to be offline")
     finally:
         source.close()
 
