@@ -151,3 +151,37 @@ def test_table_names_are_allow_listed() -> None:
     fake = FakeTimestreamQuery(DB, TABLE)
     with pytest.raises(ValueError, match="not allowed"):
         TimestreamQueries(fake, database='db"; DROP', table=TABLE)
+
+
+def test_models_name_the_gateways_model_where_the_backend_keeps_none(backends: tuple[Any, ...], tmp_path: Path) -> None:
+    """Timestream keeps no model per reading: ``/v1/models`` names the one the line's gateways report scoring
+    with in their score summaries (so the dashboard matches it with its drift), as DuckDB names it from readings."""
+    from plantwatch.adapters.duckdb_drift import DuckDBDrift
+    from plantwatch.adapters.duckdb_store import DuckDBStore
+    from plantwatch.contract.batch import ModelRef
+    from plantwatch.contract.summaries import ScoreSummaryMessage
+
+    _, ts, _ = backends
+    drift = DuckDBDrift(DuckDBStore(tmp_path / "drift.duckdb"))
+    for hour in range(3):
+        start = NOW_MS - (3 - hour) * 3_600_000
+        drift.record_summary(
+            ScoreSummaryMessage(
+                gateway_id="gw-plant-a-line-1", plant="plant-a", line="line-1",
+                model=ModelRef(name="plant-a.line-1", version="4"), start_ms=start, end_ms=start + 3_600_000,
+                counts=[100] * 20, mean=0.5, p99=0.9, reference=[0.05] * 20,
+            )
+        )  # fmt: skip
+    app = create_app(ts, auth=LocalTokens(KEY), now=lambda: NOW, drift=drift, dashboard=False)
+    token = f"Bearer {create_token(KEY, plants=['plant-a'])}"
+    lines = {m["line"]: m for m in TestClient(app).get("/v1/models", headers={"Authorization": token}).json()}
+    [used] = lines["line-1"]["models"]
+    [reported] = lines["line-1"]["drift"]
+    assert (
+        (used["name"], used["version"])
+        == (reported["model_name"], reported["model_version"])
+        == ("plant-a.line-1", "4")
+    )
+    assert used["sensors"] == 7  # the line's sensors, as before
+    [unreported] = lines["line-2"]["models"]  # no summaries from line-2: the backend can't tell, and says so
+    assert (unreported["name"], unreported["version"]) == ("unknown", "")

@@ -16,14 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from plantwatch.contract.reading import IDENT_PATTERN, KNOWN_SENSOR_TYPES
-from plantwatch.services.analytics import Row, Scope, Series, TimeRange
+from plantwatch.services.analytics import UNKNOWN_MODEL, Row, Scope, Series, TimeRange
 
 _IDENT = re.compile(IDENT_PATTERN)
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{3,256}$")
-UNKNOWN_MODEL: Final = "unknown"
 _DIMS = "plant, line, asset, sensor_id, sensor_type"
 
 

@@ -22,7 +22,7 @@ from plantwatch.api.models import (
 )
 from plantwatch.api.params import Limit, OptionalIdent, dt, ms, narrow
 from plantwatch.contract.alerts import ALERT_ID_MAX, ALERT_ID_PATTERN
-from plantwatch.services.analytics import Row
+from plantwatch.services.analytics import UNKNOWN_MODEL, Row
 from plantwatch.services.dashboards import overview, split_model
 from plantwatch.services.drift_reports import LineDrift, drift_report
 
@@ -132,10 +132,14 @@ def register(app: FastAPI, ctx: ApiContext) -> None:
         out = []
         for (p, ln), by_model in sorted(per_line.items()):
             used = []
+            found = drift.get((p, ln))
             for model, sensors in sorted(by_model.items()):
                 name, version = split_model(model)
+                if model == UNKNOWN_MODEL and found is not None:
+                    # a backend that keeps no model per reading (Timestream): the one the line's gateways report
+                    # scoring with in their score summaries
+                    name, version = found.model.name, found.model.version
                 last = max(s["last_ts_ms"] for s in sensors)
                 used.append(ModelInUse(name=name, version=version, sensors=len(sensors), last_ts=dt(last)))
-            found = drift.get((p, ln))
             out.append(LineModels(plant=p, line=ln, models=used, drift=[_drift(found)] if found else []))
         return out

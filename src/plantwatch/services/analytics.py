@@ -7,13 +7,17 @@ so a caller can never see, or learn of, another plant's data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
 from plantwatch.contract.alerts import Alert
 
 Row = dict[str, Any]
+
+
+#: The ``model`` of a sensor row from a backend that does not store which model scored a reading (Timestream).
+UNKNOWN_MODEL: Final = "unknown"
 
 
 class TimeRange(msgspec.Struct, frozen=True, kw_only=True):
