@@ -109,7 +109,10 @@ class Gateway:
         self._unspooled: list[bytes] = []
         self._offline: set[SensorRef] = set()
         self._last_flush_ms: int | None = None
-        self._spool_ref = SensorRef(
+        #: the lines whose readings this gateway has spooled: a full spool loses data of each, so each line's
+        #: operators get the spool_full alert (one per line, on the line, not on a made-up one)
+        self._spool_lines: set[str] = set()
+        self._legacy_spool_ref = SensorRef(
             line="gateway", asset=config.gateway_id, sensor_id="spool", sensor_type="spool", unit="bytes"
         )
 
@@ -218,6 +221,12 @@ class Gateway:
             self._windows_changed = False
             self._windows_kept_ms = now_ms
 
+    def _spool_ref(self, line: str) -> SensorRef:
+        """What a line's spool_full alert is about: this gateway's spool, for that line's readings."""
+        return SensorRef(
+            line=line, asset=self.config.gateway_id, sensor_id=f"spool.{line}", sensor_type="spool", unit="bytes"
+        )
+
     def _check_offline(self, now_ms: int) -> None:
         offline: set[SensorRef] = set()
         for source in self.sources:
@@ -302,9 +311,16 @@ class Gateway:
                 rejected_readings=outcome.rejected_readings,
             )
             self._unspooled.append(encode_loss(loss))
-        event = self.alerts.condition(self._spool_ref, SPOOL_FULL, full, at_ms)
-        if event is not None:
-            self._events.append(event)
+        lines = {scored.reading.line for scored in pending}
+        if not lines <= self._spool_lines:
+            self._spool_lines |= lines
+        refs = [self._spool_ref(line) for line in sorted(lines if full else self._spool_lines)]
+        if not full:  # one raised before spool alerts were per line (restored with the alert state) clears too
+            refs.append(self._legacy_spool_ref)
+        for ref in refs:
+            event = self.alerts.condition(ref, SPOOL_FULL, full, at_ms)
+            if event is not None:
+                self._events.append(event)
         self.publish_alerts()
         if self.on_spooled:
             self.on_spooled()

@@ -116,7 +116,8 @@ def test_full_spool_keeps_its_policy_counts_exactly_and_alerts_still_fire(tmp_pa
         assert gateway.counters.dropped_readings == stats.dropped_readings
         # alerts still fire: the spool-full condition, and the anomaly raised late in the run
         events = [decode_event(p) for p in floor.payloads]
-        assert any(e.event == "raised" and e.alert.kind == SPOOL_FULL for e in events)
+        [full] = [e.alert for e in events if e.event == "raised" and e.alert.kind == SPOOL_FULL]
+        assert (full.line, full.asset, full.sensor_id) == ("line-1", "gw-full", "spool.line-1")  # on the line
         assert any(e.event == "raised" and e.alert.sensor_id == "oven-1-temp" for e in events)
         # and they are spooled for the cloud even though the batch budget is used up, with loss notices that
         # add up to the spool's own counts (so the cloud can tell a policy drop from a lost batch)

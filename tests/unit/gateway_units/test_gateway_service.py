@@ -13,7 +13,7 @@ from plantwatch.contract.decode import decode_payload
 from plantwatch.contract.reading import Reading, ScoredReading, SensorRef
 from plantwatch.contract.summaries import ScoreSummaryMessage, decode_summary
 from plantwatch.contract.topics import alert_topic, summary_topic
-from plantwatch.domain.alerts import OFFLINE, decode_event
+from plantwatch.domain.alerts import OFFLINE, SPOOL_FULL, decode_event
 from plantwatch.domain.decision import AnomalyDetector
 from plantwatch.domain.features import FeatureSpec
 from plantwatch.domain.thresholds import THRESHOLD_MODEL, ThresholdScorer
@@ -251,4 +251,42 @@ def test_the_gateway_counts_asset_alerts_on_the_scoring_models_first_feature_typ
     assert gateway.alerts.model_clock == BASELINE.feature_spec.sensor_types[0] == "temperature"
     gateway.set_model(ThresholdScorer(), THRESHOLD_MODEL)
     assert gateway.alerts.model_clock is None
+    spool.close()
+
+
+class TwoLines:
+    """One reading of line-1 and one of line-2 per poll."""
+
+    def poll(self, now_ms: int) -> list[Reading]:
+        return [
+            Reading(plant="p", line=line, asset=f"{line}-a", sensor_id=f"{line}-s", sensor_type="temperature",
+                    unit="degC", ts_ms=now_ms, value=50.0)
+            for line in ("line-1", "line-2")
+        ]  # fmt: skip
+
+
+def test_a_full_spool_alerts_on_every_line_it_loses_readings_of_and_clears_them_all(tmp_path: Path) -> None:
+    """GIVEN a gateway of two lines whose spool refuses their batches, THEN each line's operators get a spool_full
+    alert on their own line (a line view, a line-scoped token and the line's health all see it); when the spool
+    takes batches again both clear, and one raised before alerts were per line (restored state) clears too."""
+    spool = SqliteSpool(tmp_path / "spool.sqlite", budget_bytes=1, when_full="reject")
+    floor = Floor()
+    gateway = Gateway(
+        config=GatewayConfig(gateway_id="gw", plant="p", batch_interval_ms=0, summary_window_ms=0),
+        sources=[TwoLines()], scorer=ThresholdScorer(), model=THRESHOLD_MODEL, spool=spool, notifiers=[floor],
+    )  # fmt: skip
+    legacy = SensorRef(line="gateway", asset="gw", sensor_id="spool", sensor_type="spool", unit="bytes")
+    assert gateway.alerts.condition(legacy, SPOOL_FULL, True, NOW) is not None  # as an older gateway left it
+    gateway.step(NOW)
+    raised = [decode_event(p).alert for p in floor.payloads if decode_event(p).event == "raised"]
+    assert sorted((a.line, a.sensor_id, a.kind) for a in raised) == [
+        ("line-1", "spool.line-1", SPOOL_FULL),
+        ("line-2", "spool.line-2", SPOOL_FULL),
+    ]
+    assert len({a.alert_id for a in raised}) == 2
+    spool.budget_bytes = None  # room again
+    gateway.step(NOW + 1000)
+    cleared = [decode_event(p).alert for p in floor.payloads if decode_event(p).event == "cleared"]
+    assert sorted(a.sensor_id for a in cleared) == ["spool", "spool.line-1", "spool.line-2"]
+    assert gateway.alerts.active() == []
     spool.close()
