@@ -154,7 +154,7 @@ def test_platform_runs_detects_faults_accepts_raw_readings_and_restarts_losing_n
                 lambda line=line: platform.get("/v1/alerts", line=line), timeout=20, what=f"an alert on {line}"
             )
             faulty_sensor = f"{fault['asset']}-{fault_sensor(fault['kind'])[:4]}"
-            expected = {("anomaly", faulty_sensor), ("asset_anomaly", fault["asset"])}
+            expected = {("anomaly", faulty_sensor), ("asset_anomaly", f"{line}.{fault['asset']}")}
             assert {(a["kind"], a["sensor_id"]) for a in alerts} <= expected, alerts
             assert len(alerts) == len({(a["kind"], a["sensor_id"]) for a in alerts}), alerts  # one lifecycle each
             # raised while the fault was on (the model's may clear before the threshold's: its verdict is the

@@ -781,3 +781,28 @@ def test_a_registration_whose_claim_landed_but_was_answered_as_refused_goes_on(t
     require_sklearn()
     registry = _three_versions(LandedThenRefusedStore(tmp_path))
     assert [registry.entry("plant-1.line-2", v).status for v in ("1", "2", "3")] == ["candidate"] * 3
+
+
+def test_a_group_whose_model_name_no_batch_could_carry_is_reported_and_the_plants_other_lines_still_train(
+    tmp_path: Path,
+) -> None:
+    require_sklearn()
+    assets = simulator_training_assets(SIM, TRAIN, PERIODS)
+    long_line = "l" * 60  # plant-1.<60> is 68 characters
+    renamed = [
+        a if a.line == "line-1" else msgspec.structs.replace(a, line=long_line)
+        for a in assets
+        if a.line in ("line-1", "line-2")
+    ]
+    results = retrain(
+        renamed,
+        train=TRAIN,
+        registry=ModelRegistry(LocalObjectStore(tmp_path)),
+        evaluator=simulator_evaluator(SIM, TRAIN, PERIODS),
+        source={},
+    )
+    by_name = {r.name: r for r in results}
+    refused = by_name[f"plant-1.{long_line}"]
+    assert not refused.trained and not refused.promoted and refused.lines == [long_line]
+    assert "68 characters, over the 64 a batch may carry" in refused.reason
+    assert by_name["plant-1.line-1"].trained  # the plant's other line is not held back by it

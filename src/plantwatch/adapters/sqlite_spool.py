@@ -8,13 +8,17 @@ WAL mode with ``synchronous=FULL``: a committed row survives a crash or power lo
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 from plantwatch.ports import DroppedRange, PutOutcome, SpooledBatch, SpoolStats
+
+log = logging.getLogger(__name__)
 
 REJECT = "reject"
 DROP_OLDEST = "drop_oldest"
@@ -30,10 +34,25 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     return db
 
 
+#: 2026-11-29T00:00:00Z in epoch ms: no spool this code creates is older, whatever a box's clock says.
+SEQ_FLOOR_MS: Final = 1_795_910_400_000
+
+
 def fresh_seq() -> int:
     """The first sequence number for a gateway's new spool: now in epoch milliseconds. An earlier spool of the same
-    gateway would have had to seal more than a batch a millisecond, from its start on, to have reached it."""
-    return time.time_ns() // 1_000_000
+    gateway would have had to seal more than a batch a millisecond, from its start on, to have reached it.
+
+    A box without a real-time clock can start before NTP has set it (near 1970): the number is then at least
+    :data:`SEQ_FLOOR_MS`, past what any spool numbered from 1 reaches, and the clock is logged as wrong."""
+    now = time.time_ns() // 1_000_000
+    if now < SEQ_FLOOR_MS:
+        log.warning(
+            "the clock says %d ms since 1970, before this software was made: numbering the new spool from "
+            "%d; set the clock (NTP) before the gateway starts",
+            now,
+            SEQ_FLOOR_MS,
+        )
+    return max(now, SEQ_FLOOR_MS)
 
 
 class SqliteSpool:

@@ -29,8 +29,10 @@ ANOMALY: Final = "anomaly"
 ASSET_ANOMALY: Final = "asset_anomaly"
 #: Reasons that start with this are the model's verdict on the asset (``model.iforest``, ``model.envelope``).
 MODEL_REASON_PREFIX: Final = "model."
-#: The sensor type an asset alert carries (its ``sensor_id`` is the asset's).
+#: The sensor type an asset alert carries (its ``sensor_id`` is ``<line>.<asset>``).
 ASSET_SENSOR_TYPE: Final = "asset"
+#: Ends the tracker key of an asset alert; no sensor id holds it, so never a sensor's tracker.
+_ASSET_MARK: Final = "\x1f\x1e" + ASSET_ANOMALY
 OFFLINE: Final = "offline"
 SPOOL_FULL: Final = "spool_full"
 #: The anomaly lifecycle's counts until the scoring model names its own, and for a model that names none.
@@ -170,9 +172,9 @@ class AlertEngine:
         self._pinned = (raise_after, clear_after)
         self.raise_after = raise_after or DEFAULT_RAISE_AFTER
         self.clear_after = clear_after or DEFAULT_CLEAR_AFTER
-        self.model_clock = model_clock
         self._trackers: dict[str, _Tracker] = {}
         self._by_id: dict[str, str] = {}
+        self.model_clock = model_clock
 
     def follow(self, tuned: Debounce | None) -> bool:
         """For each count the operator left unset: the scoring model's tuned count (``tuned``; None: a model that
@@ -199,19 +201,34 @@ class AlertEngine:
         """Alerts raised and not yet cleared."""
         return [t.alert for t in self._trackers.values() if t.alert is not None]
 
-    def observe(self, scored: ScoredReading) -> tuple[AlertEvent, ...]:
+    @property
+    def model_clock(self) -> str | None:
+        """The sensor type whose readings step an asset's ``asset_anomaly`` tracker; None: no model scores."""
+        return self._model_clock
+
+    @model_clock.setter
+    def model_clock(self, clock: str | None) -> None:
+        self._model_clock = clock
+        self._orphaned = clock is None and any(_ASSET_MARK in key for key in self._trackers)
+
+    def observe(self, scored: ScoredReading, *, judged: bool = True) -> tuple[AlertEvent, ...]:
         """Feed one scored reading: its rule reasons into its sensor's ``anomaly`` tracker and, for a reading of
-        the model clock's type, the model's verdict into its asset's ``asset_anomaly`` tracker."""
+        the model clock's type whose asset the model judged in this call (``judged``: not while its windows
+        fill, nor across an outage), the model's verdict into its asset's ``asset_anomaly`` tracker.
+
+        With no model scoring any more (``model_clock`` None), asset alerts it raised are cleared at the next
+        reading: nothing would ever step them again."""
         r = scored.reading
         reasons = scored.reasons
+        clock = self._model_clock
+        events: tuple[AlertEvent, ...] = self._clear_assets(r.ts_ms) if self._orphaned else ()
         model_reasons: tuple[str, ...] = ()
-        if reasons and self.model_clock is not None:
+        if reasons and clock is not None:
             model_reasons = tuple(x for x in reasons if x.startswith(MODEL_REASON_PREFIX))
             if model_reasons:
                 reasons = tuple(x for x in reasons if not x.startswith(MODEL_REASON_PREFIX))
         # a reading flagged without any reason is the sensor's: nothing flagged goes unheard
         bad = bool(reasons) or (scored.anomaly and not model_reasons)
-        events: tuple[AlertEvent, ...] = ()
         key = f"{r.asset}\x1f{r.sensor_id}\x1f{ANOMALY}"
         tracker = self._trackers.get(key)
         if tracker is not None or bad:  # a normal reading of a quiet sensor costs one lookup
@@ -222,21 +239,35 @@ class AlertEngine:
                 self.raise_after, self.clear_after,
             )  # fmt: skip
             if event is not None:
-                events = (event,)
-        if r.sensor_type != self.model_clock:
+                events = (*events, event)
+        if r.sensor_type != clock or not judged:
             return events
-        key = f"{r.asset}\x1f\x1e{ASSET_ANOMALY}"  # no sensor id holds \x1e: never a sensor's tracker
+        key = f"{r.line}\x1f{r.asset}{_ASSET_MARK}"  # keyed by line too: two lines may name an asset alike
         tracker = self._trackers.get(key)
         if tracker is None and not model_reasons:
             return events
         if tracker is None:
             tracker = self._trackers[key] = _Tracker()
-        asset = SensorRef(line=r.line, asset=r.asset, sensor_id=r.asset, sensor_type=ASSET_SENSOR_TYPE, unit="")
+        asset = SensorRef(
+            line=r.line, asset=r.asset, sensor_id=f"{r.line}.{r.asset}", sensor_type=ASSET_SENSOR_TYPE, unit=""
+        )
         event = self._step(
             key, tracker, bool(model_reasons), asset, ASSET_ANOMALY, r.ts_ms, None, scored.score, model_reasons,
             self.raise_after, self.clear_after,
         )  # fmt: skip
         return events if event is None else (*events, event)
+
+    def _clear_assets(self, ts_ms: int) -> tuple[AlertEvent, ...]:
+        """Clear every asset alert (and run) at once: the model that raised them no longer scores."""
+        self._orphaned = False
+        out = []
+        for key in [k for k in self._trackers if _ASSET_MARK in k]:
+            alert = self._trackers.pop(key).alert
+            if alert is not None:
+                self._by_id.pop(alert.alert_id, None)
+                cleared = msgspec.structs.replace(alert, status=AlertStatus.CLEARED, updated_ms=ts_ms)
+                out.append(AlertEvent(event="cleared", alert=cleared))
+        return tuple(out)
 
     def condition(self, sensor: SensorRef, kind: str, present: bool, now_ms: int) -> AlertEvent | None:
         """Feed a condition (offline, spool full): raised at once when present, cleared at once when gone."""
@@ -321,3 +352,4 @@ class AlertEngine:
         snap = msgspec.json.decode(state, type=AlertSnapshot)
         self._trackers = snap.trackers
         self._by_id = {t.alert.alert_id: k for k, t in self._trackers.items() if t.alert is not None}
+        self.model_clock = self._model_clock  # asset alerts restored with no model to step them are cleared

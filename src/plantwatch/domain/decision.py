@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -105,6 +105,8 @@ class AnomalyDetector:
         self.thresholds = thresholds or ThresholdScorer()
         self.model = model
         self.windows = FeatureWindows(spec)
+        #: the assets the model judged in the last scoring call (none while windows fill, or across an outage)
+        self.judged: Collection[AssetKey] = ()
         self._kept: deque[ModelScores] | None = None
         #: (model name, version, line) already checked for a line's model scoring another line.
         self._checked_lines: set[tuple[str, str, str]] = set()
@@ -163,6 +165,7 @@ class AnomalyDetector:
         model = self.model  # one model for the whole call, even if another thread swaps it meanwhile
         keys = [self.windows.push(reading) for reading in readings]
         verdicts = self._asset_verdicts(model, keys) if model is not None else {}
+        self.judged = verdicts.keys()  # the assets the model judged in this call (alerts step only on those)
         if model is not None and verdicts and self._kept is not None:
             last_ts = {key: r.ts_ms for r, key in zip(readings, keys, strict=True) if key is not None}
             self._kept.append((model, [(k[0], last_ts[k], v[0]) for k, v in verdicts.items()]))

@@ -80,24 +80,31 @@ class TrainConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def model_name(plant: str, group: str) -> str:
-    """The registry name of a group's model, such as ``plant-1.line-2``.
-
-    Raises ValueError past :data:`~plantwatch.contract.batch.MODEL_REF_MAX` characters: every batch the model
-    scored would carry the name, and the cloud would refuse them all."""
+    """The registry name of a group's model, such as ``plant-1.line-2``; raises ValueError for one no batch could
+    carry (:func:`model_name_problem`)."""
     name = f"{plant}.{group}"
-    if len(name) > MODEL_REF_MAX:
-        raise ValueError(
-            f"model name {name!r} is {len(name)} characters, over the {MODEL_REF_MAX} a batch may carry: the plant "
-            "and line (or asset class) names together must be at most 63 characters"
-        )
+    problem = model_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
     return name
+
+
+def model_name_problem(name: str) -> str | None:
+    """Why ``name`` can't name a model (over :data:`~plantwatch.contract.batch.MODEL_REF_MAX` characters: every
+    batch the model scored would carry it, and the cloud would refuse them all), or None."""
+    if len(name) <= MODEL_REF_MAX:
+        return None
+    return (
+        f"model name {name!r} is {len(name)} characters, over the {MODEL_REF_MAX} a batch may carry: the plant "
+        "and line (or asset class) names together must be at most 63 characters"
+    )
 
 
 def group_assets(assets: Sequence[AssetFeatures], config: TrainConfig) -> dict[str, list[AssetFeatures]]:
     """Assets by model name, in first-seen order."""
     groups: dict[str, list[AssetFeatures]] = defaultdict(list)
-    for asset in assets:
-        groups[model_name(asset.plant, config.group_of(asset))].append(asset)
+    for asset in assets:  # unchecked here: each caller decides what a name no batch could carry stops
+        groups[f"{asset.plant}.{config.group_of(asset)}"].append(asset)
     return dict(groups)
 
 
@@ -178,8 +185,10 @@ def with_training(model: ForestModel, training: Mapping[str, Any], **info: Any) 
 def train_models(
     assets: Sequence[AssetFeatures], config: TrainConfig, *, version: str, source: Mapping[str, Any]
 ) -> dict[str, ForestModel]:
-    """One model per group (line or asset class), keyed by model name."""
-    return {
-        name: train_group(name, group, config, version=version, source=source)
-        for name, group in group_assets(assets, config).items()
-    }
+    """One model per group (line or asset class), keyed by model name; raises ValueError, before training any,
+    if a group's name could not name a model."""
+    groups = group_assets(assets, config)
+    for name in groups:
+        if (problem := model_name_problem(name)) is not None:
+            raise ValueError(problem)
+    return {name: train_group(name, group, config, version=version, source=source) for name, group in groups.items()}

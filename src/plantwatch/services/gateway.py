@@ -139,8 +139,9 @@ class Gateway:
         the operator set none (:meth:`AlertEngine.follow`): its threshold and its counts were chosen together.
         The model's verdicts alert per asset, once per tick of its first feature type (``model_clock``)."""
         spec = getattr(self.scorer, "spec", None)
-        self.alerts.model_clock = spec.sensor_types[0] if isinstance(spec, FeatureSpec) else None
         model = getattr(self.scorer, "model", None)
+        scoring = isinstance(spec, FeatureSpec) and isinstance(model, ForestModel)
+        self.alerts.model_clock = spec.sensor_types[0] if scoring else None  # type: ignore[union-attr]
         tuned = model.debounce if isinstance(model, ForestModel) else None
         if self.alerts.follow(tuned):
             log.info(
@@ -153,6 +154,7 @@ class Gateway:
     def stop(self) -> None:
         """Seal pending readings, spool finished summaries and keep the open summary windows for the next start."""
         self.flush()
+        self.publish_alerts()  # events the floor has had that a failed write kept from the spool
         self._summarise()
         if self.windows is not None:
             self.spool.put_state(WINDOWS_STATE, self.windows.snapshot())
@@ -172,12 +174,14 @@ class Gateway:
             self.counters.readings += len(readings)
             scored_readings = score_many(readings)
             pending.extend(scored_readings)
+            judged = getattr(self.scorer, "judged", None)  # assets the model judged in this call, if it says
             for scored in scored_readings:
                 if scored.anomaly:
                     self.counters.anomalies += 1
                 elif not alerts.tracking:
                     continue
-                events.extend(observe(scored))
+                r = scored.reading
+                events.extend(observe(scored, judged=judged is None or (r.line, r.asset) in judged))
         self._check_offline(now_ms)
         self.publish_alerts()
         self._summarise()

@@ -25,7 +25,7 @@ from plantwatch.models.pipeline import (
 )
 from plantwatch.models.registry import ModelRegistry, RegistryEntry
 from plantwatch.models.report import outcome_report
-from plantwatch.models.trainer import TrainConfig, group_assets, train_group
+from plantwatch.models.trainer import TrainConfig, group_assets, model_name_problem, train_group
 from plantwatch.services.drift_reports import DRIFT_EVENT_SOURCE
 
 log = logging.getLogger(__name__)
@@ -167,10 +167,16 @@ def retrain(
     for name, group in group_assets(assets, train).items():
         lines = sorted({a.line for a in group})
         ev = evaluator.for_assets({a.asset for a in group})
-        if not ev.labelled():  # a model nobody can judge must not be registered, let alone promoted
+        # a group whose name no batch could carry is reported, and the plant's other groups still train
+        problem = model_name_problem(name)
+        if problem is not None or not ev.labelled():  # a model nobody can judge must not be registered either
             reason = (
-                "not trained: the labelled evaluation set holds no fault episodes of its assets "
-                f"({', '.join(sorted({a.asset for a in group}))}), so no model of them can be judged"
+                f"not trained: {problem}"
+                if problem is not None
+                else (
+                    "not trained: the labelled evaluation set holds no fault episodes of its assets "
+                    f"({', '.join(sorted({a.asset for a in group}))}), so no model of them can be judged"
+                )
             )
             log.error("%s %s", name, reason, extra={"model": name})
             results.append(

@@ -87,3 +87,17 @@ def test_first_seq_numbers_a_new_spool_only_and_an_older_spool_reads_as_numbered
     older.close()
     with pytest.raises(ValueError, match="first_seq must be positive"):
         SqliteSpool(tmp_path / "t.sqlite", first_seq=0)
+
+
+def test_a_box_whose_clock_is_not_set_yet_still_numbers_past_any_spool_numbered_from_1(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    from plantwatch.adapters.sqlite_spool import SEQ_FLOOR_MS, fresh_seq
+
+    assert fresh_seq() >= SEQ_FLOOR_MS  # a set clock: now
+    monkeypatch.setattr(time, "time_ns", lambda: 42 * 1_000_000_000)  # booted without NTP: 1970
+    with caplog.at_level("WARNING", logger="plantwatch.adapters.sqlite_spool"):
+        assert fresh_seq() == SEQ_FLOOR_MS
+    assert "set the clock (NTP)" in caplog.text

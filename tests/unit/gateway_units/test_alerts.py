@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -181,13 +182,9 @@ def test_a_model_episode_raises_one_alert_for_the_asset_not_one_per_sensor() -> 
         ("cleared", ASSET_ANOMALY, 2000),
     ]
     raised = events[0].alert
-    assert (raised.asset, raised.sensor_id, raised.sensor_type, raised.reasons) == (
-        "a1",
-        "a1",
-        "asset",
-        ("model.iforest",),
-    )
-    assert raised.value is None and raised.alert_id == "gw:a1:asset_anomaly:2000"
+    assert (raised.line, raised.asset, raised.sensor_id, raised.sensor_type) == ("l1", "a1", "l1.a1", "asset")
+    assert raised.reasons == ("model.iforest",) and raised.value is None
+    assert raised.alert_id == "gw:l1.a1:asset_anomaly:2000"
     assert events[1].alert.updated_ms == 6000 and not engine.tracking
 
 
@@ -199,7 +196,7 @@ def test_rules_alert_on_their_sensor_and_the_model_on_the_asset_each_with_its_ow
             events += engine.observe(verdict(tick, sensor_type, model=True, rule=sensor_type == "vibration"))
     assert sorted((e.alert.kind, e.alert.sensor_id, e.alert.reasons) for e in events) == [
         (ANOMALY, "a1-vibr", ("threshold.high",)),
-        (ASSET_ANOMALY, "a1", ("model.iforest",)),
+        (ASSET_ANOMALY, "l1.a1", ("model.iforest",)),
     ]
     # without a model clock (a scorer without feature windows) a model verdict still alerts, per sensor
     plain = AlertEngine(gateway_id="gw", plant="p", raise_after=1, clear_after=1)
@@ -228,3 +225,34 @@ def test_the_asset_alert_raises_and_clears_where_the_evaluation_counts_one() -> 
                     else:
                         runs[-1] = (runs[-1][0], tick)
         assert runs == alert_runs(flags, n, m)
+
+
+def test_an_asset_alert_holds_while_the_model_gives_no_verdict_and_clears_when_no_model_scores() -> None:
+    """No verdict (windows filling after an outage or a restart) is not a normal verdict: the alert holds. When no
+    model scores any more (a failed load, a fall back to thresholds), nothing would step the alert again: it clears
+    at the next reading, also when it was restored from a snapshot."""
+    engine = AlertEngine(gateway_id="gw", plant="p", raise_after=2, clear_after=2, model_clock="temperature")
+    raised = [e for t in range(2) for e in engine.observe(verdict(t, "temperature", model=True))]
+    assert [e.event for e in raised] == ["raised"]
+    unjudged = [e for t in range(2, 40) for e in engine.observe(verdict(t, "temperature", model=False), judged=False)]
+    assert unjudged == [] and [a.kind for a in engine.active()] == [ASSET_ANOMALY]
+    snapshot = engine.snapshot()
+    engine.model_clock = None
+    [cleared] = engine.observe(verdict(40, "vibration", model=False))
+    assert (cleared.event, cleared.alert.kind, cleared.alert.updated_ms) == ("cleared", ASSET_ANOMALY, 40)
+    assert engine.active() == [] and not engine.tracking
+    restarted = AlertEngine(gateway_id="gw", plant="p")  # restored by a gateway that starts without a model
+    restarted.restore(snapshot)
+    assert [e.event for e in restarted.observe(verdict(41, "pressure", model=False))] == ["cleared"]
+
+
+def test_two_lines_that_name_an_asset_alike_have_an_asset_alert_each() -> None:
+    engine = AlertEngine(gateway_id="gw", plant="p", raise_after=3, clear_after=2, model_clock="temperature")
+    events = []
+    for tick in range(6):  # line l1's a1 is flagged, line l2's a1 is healthy, in the same calls
+        for line, flagged in (("l1", True), ("l2", False)):
+            events += engine.observe(msgspec.structs.replace(
+                verdict(tick, "temperature", model=flagged),
+                reading=msgspec.structs.replace(verdict(tick, "temperature", model=flagged).reading, line=line),
+            ))  # fmt: skip
+    assert [(e.event, e.alert.line, e.alert.sensor_id) for e in events] == [("raised", "l1", "l1.a1")]

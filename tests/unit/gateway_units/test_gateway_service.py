@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from plantwatch.adapters.sqlite_spool import SqliteSpool
@@ -32,8 +33,9 @@ class Ticker:
         self.down = False
 
     def poll(self, now_ms: int) -> list[Reading]:
-        if self.down:
-            return []
+        return [] if self.down else self.readings(now_ms)
+
+    def readings(self, now_ms: int) -> list[Reading]:
         return [
             Reading(
                 plant="p", line="l", asset="a", sensor_id="s", sensor_type="temperature", unit="degC",
@@ -290,3 +292,56 @@ def test_a_full_spool_alerts_on_every_line_it_loses_readings_of_and_clears_them_
     assert sorted(a.sensor_id for a in cleared) == ["spool", "spool.line-1", "spool.line-2"]
     assert gateway.alerts.active() == []
     spool.close()
+
+
+def test_a_stop_spools_the_alert_events_a_failed_write_kept_back(tmp_path: Path) -> None:
+    spool = FlakyOutbox(tmp_path / "spool.sqlite")
+    source = Ticker()
+    gateway = _watched(spool, source, Floor())
+    gateway.step(NOW)
+    source.down = True
+    spool.failures = 1
+    with pytest.raises(OSError, match="disk"):
+        gateway.step(NOW + 1000)  # the offline alert is raised on the floor; the spool refuses it
+    spool.failures = 1
+    with pytest.raises(OSError, match="disk"):
+        gateway.flush()  # the readings are sealed; the alert write fails once more
+    gateway.stop()  # nothing pending now: a rollout restarts the component before the next step
+    cloud = [decode_event(i.payload) for i in spool.peek(100) if i.topic == alert_topic("gw")]
+    assert [(e.event, e.alert.kind) for e in cloud] == [("raised", OFFLINE)]
+    spool.close()
+
+
+class Asset(Ticker):
+    """One asset's three sensors, a reading each a second, quiet while ``down``."""
+
+    def readings(self, now_ms: int) -> list[Reading]:
+        return [
+            Reading(plant="p", line="line-1", asset="a1", sensor_id=f"a1-{t[:4]}", sensor_type=t, unit="u",
+                    ts_ms=now_ms, value=50.0)
+            for t in ("temperature", "vibration", "pressure")
+        ]  # fmt: skip
+
+
+def test_an_outage_does_not_clear_the_asset_alert_the_model_still_raises(tmp_path: Path) -> None:
+    """GIVEN a model that flags every window it judges (threshold 0), WHEN the asset's sensors go quiet for five
+    minutes, THEN its asset alert holds through the readings after the outage that the model does not judge (its
+    windows span the outage) and stays the one alert: no clear and raise again under a new id."""
+    flagging = ForestModel(BASELINE.trees, msgspec.structs.replace(BASELINE.info, threshold=0.0))
+    spec = BASELINE.feature_spec or FeatureSpec()
+    source, floor = Asset(), Floor()
+    gateway = Gateway(
+        config=GatewayConfig(gateway_id="gw", plant="p", summary_window_ms=0),
+        sources=[source], scorer=AnomalyDetector(spec=spec, model=flagging), model=flagging.ref,
+        spool=SqliteSpool(tmp_path / "spool.sqlite"), notifiers=[floor],
+    )  # fmt: skip
+    for k in range(20):
+        gateway.step(NOW + k * 1000)
+    source.down = True
+    gateway.step(NOW + 200_000)
+    source.down = False
+    for k in range(30):
+        gateway.step(NOW + 320_000 + k * 1000)
+    events = [decode_event(p) for p in floor.payloads if decode_event(p).alert.kind == "asset_anomaly"]
+    assert [e.event for e in events] == ["raised"]
+    assert spec.window - 1 > gateway.alerts.clear_after  # enough unjudged readings to have cleared it before
