@@ -140,8 +140,8 @@ class Gateway:
         The model's verdicts alert per asset, once per tick of its first feature type (``model_clock``)."""
         spec = getattr(self.scorer, "spec", None)
         model = getattr(self.scorer, "model", None)
-        scoring = isinstance(spec, FeatureSpec) and isinstance(model, ForestModel)
-        self.alerts.model_clock = spec.sensor_types[0] if scoring else None  # type: ignore[union-attr]
+        clock = spec.sensor_types[0] if isinstance(spec, FeatureSpec) else None
+        self.alerts.model_clock = clock if isinstance(model, ForestModel) else None
         tuned = model.debounce if isinstance(model, ForestModel) else None
         if self.alerts.follow(tuned):
             log.info(
