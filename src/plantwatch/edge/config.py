@@ -65,10 +65,6 @@ class ModbusSourceConfig(msgspec.Struct, frozen=True, kw_only=True, tag="modbus"
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
 
-    def __post_init__(self) -> None:
-        """Refuse a line readings could not carry (every reading of the source would be refused downstream)."""
-        _check(self.line, IDENT_PATTERN, "line")
-
 
 class OpcUaNode(SensorSpec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A node id whose data changes become readings of one sensor."""
@@ -88,10 +84,6 @@ class OpcUaSourceConfig(msgspec.Struct, frozen=True, kw_only=True, tag="opcua", 
     timeout_s: float = 5.0
     reconnect_max_s: float = 30.0
 
-    def __post_init__(self) -> None:
-        """Refuse a line readings could not carry (every reading of the source would be refused downstream)."""
-        _check(self.line, IDENT_PATTERN, "line")
-
 
 class SimulatorSourceConfig(msgspec.Struct, frozen=True, kw_only=True, tag="simulator", tag_field="kind"):
     """The deterministic simulated plant, one line of it."""
@@ -106,10 +98,6 @@ class SimulatorSourceConfig(msgspec.Struct, frozen=True, kw_only=True, tag="simu
     fault_every_s: float = 300.0
     fault_duration_s: float = 60.0
 
-    def __post_init__(self) -> None:
-        """Refuse a line readings could not carry (every reading of the source would be refused downstream)."""
-        _check(self.line, IDENT_PATTERN, "line")
-
 
 class MqttSensorsSourceConfig(msgspec.Struct, frozen=True, kw_only=True, tag="mqtt", tag_field="kind"):
     """Sensors that publish the original raw reading themselves to a broker the gateway subscribes to."""
@@ -119,10 +107,6 @@ class MqttSensorsSourceConfig(msgspec.Struct, frozen=True, kw_only=True, tag="mq
     topic_filter: str = "manufacturing/sensors/+/data"
     asset: str = "unassigned"
     once_wait_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        """Refuse an asset readings could not carry (every reading of the source would be refused downstream)."""
-        _check(self.asset, IDENT_PATTERN, "asset")
 
 
 SourceConfig = ModbusSourceConfig | OpcUaSourceConfig | SimulatorSourceConfig | MqttSensorsSourceConfig
@@ -198,9 +182,15 @@ class GatewayFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """Refuse identifiers that topics and readings could not carry."""
         _check(self.gateway_id, IDENT_PATTERN, "gateway_id")
         _check(self.plant, IDENT_PATTERN, "plant")
-        # A sensor id names one sensor: readings, alert ids and the API's sensor lookups rely on it
+        # A source's line (or a raw-MQTT source's asset) is every reading's unless a sensor sets its own: one the
+        # cloud refuses would lose them all there. A sensor id names one sensor: readings, alert ids and the API's
+        # sensor lookups rely on it.
         seen: set[str] = set()
         for source in self.sources:
+            if isinstance(source, MqttSensorsSourceConfig):
+                _check(source.asset, IDENT_PATTERN, "asset")
+            else:
+                _check(source.line, IDENT_PATTERN, "line")
             specs = source.sensors if isinstance(source, ModbusSourceConfig) else getattr(source, "nodes", [])
             for spec in specs:
                 if spec.sensor_id in seen:

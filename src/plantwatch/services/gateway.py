@@ -316,8 +316,7 @@ class Gateway:
             )
             self._unspooled.append(encode_loss(loss))
         lines = {scored.reading.line for scored in pending}
-        if not lines <= self._spool_lines:
-            self._spool_lines |= lines
+        self._spool_lines |= lines
         refs = [self._spool_ref(line) for line in sorted(lines if full else self._spool_lines)]
         if not full:  # one raised before spool alerts were per line (restored with the alert state) clears too
             refs.append(self._legacy_spool_ref)
