@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import shutil
 import socket
 import time
@@ -47,14 +48,35 @@ def require_module(name: str) -> None:
         missing(f"the Python module {name!r}")
 
 
+#: Ports handed out already: two servers of one test never get the same one before either binds it.
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (32768 where it can't be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on now (never 1883 or 8080)."""
+    """A TCP port on loopback that nothing listens on now (never 1883 or 8080), below the kernel's range for
+    outgoing connections: a port from that range could be taken by an outgoing connection (the server's own
+    MQTT clients, say) between this check and the server's bind."""
+    rng = random.SystemRandom()
+    high = _ephemeral_low()
     while True:
+        port = rng.randrange(20_000, high)
+        if port in (1883, 8080) or port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in (1883, 8080):
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
